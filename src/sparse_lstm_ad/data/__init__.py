@@ -1,0 +1,27 @@
+"""Data: the seed notebook's synthetic series, standardisation and sliding windows."""
+
+from sparse_lstm_ad.data.scaling import Standardizer, fit_standardizer
+from sparse_lstm_ad.data.seed import (
+    SEED_ANOMALY_FROM,
+    SEED_ROWS,
+    SEED_TRAIN_ROWS,
+    seed_f1,
+    seed_f2,
+    seed_labels,
+    seed_series,
+)
+from sparse_lstm_ad.data.windows import make_windows, window_starts
+
+__all__ = [
+    "SEED_ANOMALY_FROM",
+    "SEED_ROWS",
+    "SEED_TRAIN_ROWS",
+    "Standardizer",
+    "fit_standardizer",
+    "make_windows",
+    "seed_f1",
+    "seed_f2",
+    "seed_labels",
+    "seed_series",
+    "window_starts",
+]

@@ -1,0 +1,206 @@
+"""`run_experiment`: one straight path from the data config to scores and MLflow metrics.
+
+    series -> standardise -> windows -> model -> fit -> reconstruction errors
+           -> error model (mu, inverse covariance) -> per-row scores -> metrics -> MLflow
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sparse_lstm_ad import plots, tracking
+from sparse_lstm_ad.config import Config, ConfigError, FitOn, ModelKind
+from sparse_lstm_ad.data import fit_standardizer, make_windows, window_starts
+from sparse_lstm_ad.data.sources import load_series, split_validation
+from sparse_lstm_ad.metrics import evaluate, quantile_threshold
+from sparse_lstm_ad.scoring import (
+    ErrorModel,
+    fit_error_model,
+    mahalanobis_scores,
+    reconstruction_errors,
+    time_step_scores,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """What the launcher knows about this job, handed down by the CLI."""
+
+    run_name: str
+    config: dict[str, Any]  # the resolved config, logged as params
+    config_files: list[Path] = field(default_factory=list)  # composed config, overrides
+    sweep: str = ""  # the multirun this job belongs to, "" for a single run
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: str
+    metrics: dict[str, float]
+    artifact_uri: str
+
+
+@dataclass(frozen=True)
+class Rows:
+    """The standardised series, split into the three parts a run uses."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    test_labels: np.ndarray | None
+    channels: list[str]
+
+
+@dataclass(frozen=True)
+class Scored:
+    val: np.ndarray  # per validation row
+    test: np.ndarray  # per test row
+    threshold: float
+    error_model: ErrorModel
+    reconstruction_mse: dict[str, float]
+
+
+def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
+    import keras  # here, not at import time: `train.py --help` must stay instant
+
+    keras.utils.set_random_seed(cfg.seed)
+    rows = prepare_rows(cfg)
+    windows = {part: make_windows(getattr(rows, part), cfg.data.window, cfg.data.stride)
+               for part in ("train", "val", "test")}
+    tags = {**tracking.git_tags(), tracking.SWEEP_TAG: job.sweep,
+            "model": cfg.model.kind.value, "data": cfg.data.name}
+    with tracking.tracked_run(cfg.tracking, job.run_name, tags) as run_id:
+        tracking.log_params(job.config)
+        tracking.log_files(job.config_files, "config")
+        model, fit = train_model(cfg, rows, windows)
+        scored = score_rows(model, cfg, rows, windows)
+        metrics = final_metrics(scored, rows, fit)
+        tracking.log_metrics(metrics)
+        log_outputs(cfg, model, rows, scored, fit.history, windows["test"])
+        summary = RunSummary(run_id, metrics, tracking.artifact_uri())
+    log.info("run %s finished: %s", run_id, _format(metrics))
+    log.info("artifacts: %s", summary.artifact_uri)
+    return summary
+
+
+def prepare_rows(cfg: Config) -> Rows:
+    series = load_series(cfg.data)
+    standardizer = fit_standardizer(series.train, series.channels)
+    train, val = split_validation(standardizer.transform(series.train),
+                                  cfg.train.validation_split)
+    test = standardizer.transform(series.test)
+    shortest = min(len(train), len(val), len(test))
+    if cfg.data.window > shortest:
+        raise ConfigError(
+            f"data.window={cfg.data.window} is longer than the shortest part of the series "
+            f"({shortest} rows; train {len(train)}, validation {len(val)}, test {len(test)})"
+        )
+    return Rows(train, val, test, series.test_labels, series.channels)
+
+
+def train_model(cfg: Config, rows: Rows, windows: dict[str, np.ndarray]) -> tuple[Any, Any]:
+    from sparse_lstm_ad.models import build_model
+    from sparse_lstm_ad.training import fit_autoencoder
+
+    model = build_model(cfg.model, cfg.data.window, len(rows.channels))
+    fit = fit_autoencoder(model, windows["train"], windows["val"], cfg.train,
+                          on_epoch=_epoch_logger(model, cfg))
+    log.info("fit: %d epochs (best %d) in %.1f s", fit.epochs_run, fit.best_epoch, fit.seconds)
+    return model, fit
+
+
+def _epoch_logger(model: Any, cfg: Config):
+    from sparse_lstm_ad.models import sparse_weights, weight_sparsity
+
+    def on_epoch(epoch: int, figures: dict[str, float]) -> None:
+        weights = sparse_weights(model)
+        if weights is not None:
+            sparsity = weight_sparsity(weights, cfg.model.sparsity_tolerance)
+            figures = {**figures, "sparsity": sparsity.zero_share, "sparse_l1": sparsity.l1_norm}
+        tracking.log_metrics(figures, step=epoch)
+        log.info("epoch %d/%d %s", epoch, cfg.train.epochs, _format(figures))
+
+    return on_epoch
+
+
+def score_rows(model: Any, cfg: Config, rows: Rows, windows: dict[str, np.ndarray]) -> Scored:
+    from sparse_lstm_ad.training import reconstruct
+
+    errors = {part: reconstruction_errors(w, reconstruct(model, w)) for part, w in windows.items()}
+    normal = errors["train"] if cfg.scoring.fit_on == FitOn.TRAIN else errors["val"]
+    error_model = fit_error_model(normal, cfg.scoring.inverse, cfg.scoring.shrinkage)
+
+    def per_row(part: str) -> np.ndarray:
+        n_rows = len(getattr(rows, part))
+        starts = window_starts(n_rows, cfg.data.window, cfg.data.stride)
+        return time_step_scores(mahalanobis_scores(errors[part], error_model), starts, n_rows)
+
+    val, test = per_row("val"), per_row("test")
+    return Scored(
+        val=val,
+        test=test,
+        threshold=quantile_threshold(val, cfg.scoring.threshold_quantile),
+        error_model=error_model,
+        reconstruction_mse={part: float(np.mean(e**2)) for part, e in errors.items()},
+    )
+
+
+def final_metrics(scored: Scored, rows: Rows, fit: Any) -> dict[str, float]:
+    metrics = {f"{part}_reconstruction_mse": mse for part, mse in scored.reconstruction_mse.items()}
+    metrics.update(epochs_run=fit.epochs_run, best_epoch=fit.best_epoch, fit_seconds=fit.seconds,
+                   threshold=scored.threshold)
+    if rows.test_labels is not None:
+        metrics.update(evaluate(scored.test, rows.test_labels, scored.threshold).as_dict())
+    return metrics
+
+
+def log_outputs(cfg: Config, model: Any, rows: Rows, scored: Scored,
+                history: dict[str, list[float]], test_windows: np.ndarray) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        figures = [
+            plots.learning_curves(history, folder / "learning_curves.png"),
+            plots.score_series(scored.test, rows.test_labels, scored.threshold,
+                               folder / "test_scores.png"),
+            plots.error_histogram(scored.val, scored.test, scored.threshold,
+                                  folder / "score_histogram.png"),
+        ]
+        figures += _sparse_layer_plot(cfg, model, rows.channels, folder)
+        tracking.log_files(figures, "plots")
+        tracking.log_files([_scores_table(scored, rows, folder / "test_scores.csv")], "scores")
+    if cfg.tracking.log_model:
+        tracking.log_keras_model(model, np.asarray(test_windows[:32], dtype=np.float32))
+
+
+def _sparse_layer_plot(cfg: Config, model: Any, channels: list[str], folder: Path) -> list[Path]:
+    from sparse_lstm_ad.models import sparse_weights
+
+    weights = sparse_weights(model)
+    if weights is None:
+        return []
+    gate = cfg.model.kind == ModelKind.GATE
+    rows_label, cols_label = ("time step", "channel") if gate else ("channel", "unit")
+    return [plots.sparse_weights_heatmap(weights, rows_label, cols_label, channels,
+                                         folder / "sparse_weights.png")]
+
+
+def _scores_table(scored: Scored, rows: Rows, path: Path) -> Path:
+    import pandas as pd
+
+    table = pd.DataFrame({"row": np.arange(len(scored.test)), "score": scored.test,
+                          "flag": (scored.test > scored.threshold).astype(np.int8)})
+    if rows.test_labels is not None:
+        table["label"] = rows.test_labels
+    table.to_csv(path, index=False)
+    return path
+
+
+def _format(figures: dict[str, float]) -> str:
+    return " ".join(f"{key} {value:.4g}" for key, value in figures.items())

@@ -1,0 +1,84 @@
+"""The figures a run logs, each written to a PNG file whose path is returned."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: runs are headless, often in worker processes
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def learning_curves(history: dict[str, list[float]], path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 4))
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    for key, style in [("loss", "-"), ("val_loss", "-"), ("mse", "--"), ("val_mse", "--")]:
+        if key in history:
+            ax.plot(epochs, history[key], style, label=key)
+    ax.set(xlabel="epoch", ylabel="loss", yscale="log", title="Learning curves")
+    ax.legend()
+    return _save(fig, path)
+
+
+def _shade_anomalies(ax: plt.Axes, labels: np.ndarray) -> None:
+    edges = np.diff(np.concatenate([[0], labels.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    for i, (start, end) in enumerate(zip(starts, ends, strict=True)):
+        ax.axvspan(start, end, color="tab:red", alpha=0.15, label="anomaly" if i == 0 else None)
+
+
+def score_series(
+    scores: np.ndarray, labels: np.ndarray | None, threshold: float, path: Path
+) -> Path:
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    ax.plot(scores, lw=0.8, label="score")
+    if labels is not None:
+        _shade_anomalies(ax, labels)
+    ax.axhline(threshold, color="black", ls="--", lw=1, label=f"threshold {threshold:.3g}")
+    ax.set(xlabel="test row", ylabel="Mahalanobis distance", title="Anomaly score")
+    ax.legend(loc="upper left")
+    return _save(fig, path)
+
+
+def error_histogram(
+    normal_scores: np.ndarray, test_scores: np.ndarray, threshold: float, path: Path
+) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 4))
+    both = np.concatenate([normal_scores, test_scores])
+    bins = np.linspace(np.nanmin(both), np.nanmax(both), 80)
+    ax.hist(normal_scores[np.isfinite(normal_scores)], bins, alpha=0.6, density=True,
+            label="validation (normal)")
+    ax.hist(test_scores[np.isfinite(test_scores)], bins, alpha=0.6, density=True, label="test")
+    ax.axvline(threshold, color="black", ls="--", lw=1, label="threshold")
+    ax.set(xlabel="Mahalanobis distance", ylabel="density", yscale="log",
+           title="Score distribution")
+    ax.legend()
+    return _save(fig, path)
+
+
+def sparse_weights_heatmap(
+    weights: np.ndarray, row_label: str, col_label: str, channels: Sequence[str], path: Path
+) -> Path:
+    """Gate (time step x channel) or projection kernel (channel x unit)."""
+    fig, ax = plt.subplots(figsize=(max(4, 0.5 * weights.shape[1] + 2), 4))
+    limit = float(np.abs(weights).max()) or 1.0
+    image = ax.imshow(weights, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+    ax.set(xlabel=col_label, ylabel=row_label, title="Sparse layer weights")
+    if col_label == "channel":
+        ax.set_xticks(range(len(channels)), channels, rotation=90)
+    else:
+        ax.set_yticks(range(len(channels)), channels)
+    fig.colorbar(image, ax=ax)
+    return _save(fig, path)

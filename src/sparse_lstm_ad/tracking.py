@@ -1,0 +1,147 @@
+"""The only module that talks to MLflow: the store, a run's life, and what it logs."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from sparse_lstm_ad.config import TrackingConfig
+
+log = logging.getLogger(__name__)
+
+SWEEP_TAG = "sweep"
+_PARAM_BATCH = 100  # MLflow's limit of params per log_params call
+
+
+def tracking_uri(cfg: TrackingConfig) -> str:
+    if cfg.uri:
+        return cfg.uri
+    return f"sqlite:///{(Path(cfg.dir) / 'mlflow.db').resolve()}"
+
+
+def prepare_store(cfg: TrackingConfig) -> str:
+    """Create the store and the experiment if needed; return the experiment id.
+
+    Called once before any job: first writers racing on a fresh SQLite file were seen to
+    break it, and racing `set_experiment` calls to file runs under "Default".
+    """
+    if not cfg.uri:
+        Path(cfg.dir).mkdir(parents=True, exist_ok=True)
+    # The store's schema migrations log at INFO on every first connection.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    mlflow.set_tracking_uri(tracking_uri(cfg))
+    experiment = mlflow.get_experiment_by_name(cfg.experiment)
+    if experiment is not None:
+        return experiment.experiment_id
+    artifacts = None if cfg.uri else (Path(cfg.dir) / "artifacts").resolve().as_uri()
+    return mlflow.create_experiment(cfg.experiment, artifact_location=artifacts)
+
+
+def git_tags() -> dict[str, str]:
+    """The commit the code ran from, and whether the work tree had uncommitted changes."""
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+
+    try:
+        dirty = bool(git("status", "--porcelain"))
+        return {"git_commit": git("rev-parse", "HEAD"), "git_dirty": str(dirty)}
+    except (OSError, subprocess.SubprocessError):
+        return {"git_commit": "unknown", "git_dirty": "unknown"}
+
+
+@contextmanager
+def tracked_run(
+    cfg: TrackingConfig, run_name: str, tags: Mapping[str, str]
+) -> Iterator[str]:
+    """A run that ends FINISHED, FAILED (error recorded as a tag) or KILLED, never RUNNING."""
+    experiment_id = prepare_store(cfg)
+    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=dict(tags))
+    try:
+        yield run.info.run_id
+    except KeyboardInterrupt:
+        mlflow.end_run(status="KILLED")
+        raise
+    except BaseException as error:
+        mlflow.set_tag("error", f"{type(error).__name__}: {error}"[:5000])
+        mlflow.end_run(status="FAILED")
+        raise
+    mlflow.end_run(status="FINISHED")
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def log_params(config: Mapping[str, Any]) -> None:
+    items = list(flatten(config).items())
+    for i in range(0, len(items), _PARAM_BATCH):
+        mlflow.log_params(dict(items[i : i + _PARAM_BATCH]))
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+
+def log_files(paths: list[Path], artifact_path: str) -> None:
+    for path in paths:
+        mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+
+def log_keras_model(model: Any, example_windows: np.ndarray) -> str:
+    """Log the network with MLflow's Keras flavour; it loads back with mlflow.pyfunc."""
+    import mlflow.keras
+    from mlflow.models import infer_signature
+
+    signature = infer_signature(example_windows, model.predict(example_windows, verbose=0))
+    info = mlflow.keras.log_model(
+        model,
+        name="model",
+        signature=signature,
+        # Naming the requirements spares MLflow from importing and probing the environment.
+        pip_requirements=["sparse-lstm-ad", f"keras=={_version('keras')}",
+                          f"tensorflow-cpu=={_version('tensorflow-cpu')}"],
+    )
+    return info.model_uri
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package)
+
+
+def artifact_uri() -> str:
+    return mlflow.get_artifact_uri()
+
+
+def sweep_runs(cfg: TrackingConfig, sweep: str) -> pd.DataFrame:
+    """All runs of one multirun, oldest first, with their params, metrics and tags."""
+    experiment_id = prepare_store(cfg)
+    return mlflow.search_runs(
+        experiment_ids=[experiment_id],
+        filter_string=f"tags.{SWEEP_TAG} = '{sweep}'",
+        order_by=["attributes.start_time ASC"],
+    )
+
+
+def run_status(cfg: TrackingConfig, run_id: str) -> str:
+    mlflow.set_tracking_uri(tracking_uri(cfg))
+    return MlflowClient().get_run(run_id).info.status

@@ -1,0 +1,145 @@
+"""Tests of the error model and the Mahalanobis scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import mahalanobis
+
+from sparse_lstm_ad.data import window_starts
+from sparse_lstm_ad.scoring import (
+    CovarianceInverse,
+    channel_contributions,
+    fit_error_model,
+    mahalanobis_scores,
+    reconstruction_errors,
+    time_step_scores,
+    window_scores,
+)
+
+
+def _correlated_errors(n: int = 4_000, k: int = 4, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    mixing = rng.normal(size=(k, k))
+    return rng.normal(size=(n, k)) @ mixing + rng.normal(size=k)
+
+
+def _naive_row_means(step: np.ndarray, starts: np.ndarray, n_rows: int) -> np.ndarray:
+    out = np.full(n_rows, np.nan)
+    for row in range(n_rows):
+        hits = [step[w, row - s] for w, s in enumerate(starts) if s <= row < s + step.shape[1]]
+        if hits:
+            out[row] = np.mean(hits)
+    return out
+
+
+def test_reconstruction_errors_sign_and_shape() -> None:
+    x = np.zeros((2, 3, 1), dtype=np.float32)
+    x_hat = np.ones((2, 3, 1), dtype=np.float32)
+    errors = reconstruction_errors(x, x_hat)
+    assert errors.dtype == np.float64
+    np.testing.assert_array_equal(errors, 1.0)
+    with pytest.raises(ValueError, match="differ in shape"):
+        reconstruction_errors(x, x_hat[:1])
+
+
+def test_mahalanobis_matches_scipy() -> None:
+    errors = _correlated_errors().reshape(400, 10, 4)
+    model = fit_error_model(errors)
+    np.testing.assert_allclose(model.inv_cov, np.linalg.inv(np.cov(errors.reshape(-1, 4).T)))
+    scores = mahalanobis_scores(errors, model)
+    assert scores.shape == (400, 10)
+    flat = errors.reshape(-1, 4)
+    expected = [mahalanobis(e, model.mean, model.inv_cov) for e in flat[:300]]
+    np.testing.assert_allclose(scores.ravel()[:300], expected, rtol=0, atol=1e-9)
+
+
+def test_shrinkage_zero_is_plain_inverse() -> None:
+    errors = _correlated_errors()
+    model = fit_error_model(errors, CovarianceInverse.SHRINKAGE, shrinkage=0.0)
+    np.testing.assert_allclose(model.inv_cov, np.linalg.inv(np.cov(errors.T)))
+    with pytest.raises(ValueError, match="shrinkage"):
+        fit_error_model(errors, "shrinkage", shrinkage=1.5)
+    with pytest.raises(ValueError):
+        fit_error_model(errors, "cholesky")
+
+
+@pytest.mark.parametrize("inverse", ["pinv", "shrinkage"])
+def test_duplicate_channel_gives_finite_scores(inverse: str) -> None:
+    base = _correlated_errors(k=2)
+    errors = np.column_stack([base, base[:, 1], base[:, 1]])  # exact copies: singular cov
+    scores = mahalanobis_scores(errors, fit_error_model(errors, inverse))
+    assert np.isfinite(scores).all()
+    assert (scores >= 0).all()
+
+
+def test_pinv_ignores_exact_copies() -> None:
+    # Mahalanobis distance is invariant to an injective linear map; pinv keeps that for
+    # the rank-deficient covariance of duplicated channels.
+    base = _correlated_errors(k=2)
+    errors = np.column_stack([base, base[:, 1]])
+    duplicated = mahalanobis_scores(errors, fit_error_model(errors, "pinv"))
+    plain = mahalanobis_scores(base, fit_error_model(base, "pinv"))
+    np.testing.assert_allclose(duplicated, plain, atol=1e-8)
+
+
+def test_single_channel() -> None:
+    errors = np.random.default_rng(1).normal(3.0, 2.0, size=(1_000, 1))
+    model = fit_error_model(errors)
+    assert model.inv_cov.shape == (1, 1)
+    expected = np.abs(errors[:, 0] - errors.mean()) / errors.std(ddof=1)
+    np.testing.assert_allclose(mahalanobis_scores(errors, model), expected)
+
+
+def test_contributions_sum_to_squared_distance() -> None:
+    errors = _correlated_errors().reshape(100, 40, 4)
+    model = fit_error_model(errors, "shrinkage", shrinkage=0.3)
+    contributions = channel_contributions(errors, model)
+    assert contributions.shape == errors.shape
+    np.testing.assert_allclose(
+        contributions.sum(axis=-1), mahalanobis_scores(errors, model) ** 2, rtol=1e-10
+    )
+
+
+def test_window_scores_is_mean_over_steps() -> None:
+    step = np.array([[1.0, 2.0, 3.0], [4.0, 4.0, 7.0]])
+    np.testing.assert_array_equal(window_scores(step), [2.0, 5.0])
+    with pytest.raises(ValueError):
+        window_scores(step[0])
+
+
+@pytest.mark.parametrize(("length", "stride"), [(5, 1), (5, 3), (4, 4), (1, 2)])
+def test_time_step_scores_matches_naive_loop(length: int, stride: int) -> None:
+    n_rows = 23
+    starts = window_starts(n_rows, length, stride)
+    step = np.random.default_rng(2).normal(size=(len(starts), length))
+    got = time_step_scores(step, starts, n_rows)
+    np.testing.assert_allclose(got, _naive_row_means(step, starts, n_rows), equal_nan=True)
+    covered = np.zeros(n_rows, dtype=bool)
+    for s in starts:
+        covered[s : s + length] = True
+    np.testing.assert_array_equal(np.isnan(got), ~covered)
+
+
+def test_time_step_scores_leaves_uncovered_tail_nan() -> None:
+    starts = window_starts(10, 4, 4)  # windows at rows 0 and 4 cover rows 0..7 only
+    got = time_step_scores(np.ones((len(starts), 4)), starts, 10)
+    assert np.isnan(got[8:]).all()
+    np.testing.assert_array_equal(got[:8], 1.0)
+
+
+def test_time_step_scores_per_channel() -> None:
+    n_rows, length = 30, 6
+    starts = window_starts(n_rows, length, 2)
+    values = np.random.default_rng(3).normal(size=(len(starts), length, 3))
+    got = time_step_scores(values, starts, n_rows)
+    assert got.shape == (n_rows, 3)
+    for c in range(3):
+        np.testing.assert_allclose(
+            got[:, c], time_step_scores(values[..., c], starts, n_rows), equal_nan=True
+        )
+
+
+def test_time_step_scores_rejects_windows_outside_series() -> None:
+    with pytest.raises(ValueError, match="outside"):
+        time_step_scores(np.ones((2, 5)), np.array([0, 8]), 10)
