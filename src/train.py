@@ -8,6 +8,7 @@ without ever seeing test labels.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +19,23 @@ from omegaconf import DictConfig, OmegaConf
 
 from sparse_lstm_ad.config import Config, register_configs, validate
 
+# TensorFlow's C++ start-up chatter (oneDNN, CPU features) drowns the epoch lines.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 log = logging.getLogger("train")
 
 register_configs()
+
+_NOT_IN_NAMES = ("tracking.", "hydra.", "hydra/")
 
 
 def job_info(cfg: DictConfig) -> Any:
     from sparse_lstm_ad.pipeline import JobInfo
 
     hydra_cfg = HydraConfig.get()
-    overrides = list(hydra_cfg.overrides.task)
-    choices = hydra_cfg.runtime.choices
+    # Where the store is and where Hydra writes say nothing about the experiment.
+    overrides = [o for o in hydra_cfg.overrides.task if not o.startswith(_NOT_IN_NAMES)]
+    choices = {group: str(option) for group, option in hydra_cfg.runtime.choices.items()
+               if not group.startswith("hydra")}
     hydra_dir = Path(hydra_cfg.runtime.output_dir) / hydra_cfg.output_subdir
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     return JobInfo(
@@ -37,6 +44,7 @@ def job_info(cfg: DictConfig) -> Any:
         config=OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
         config_files=[hydra_dir / name for name in ("config.yaml", "overrides.yaml")],
         sweep=str(Path(hydra_cfg.sweep.dir)) if multirun else "",
+        choices=choices,
     )
 
 

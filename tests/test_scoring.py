@@ -56,7 +56,7 @@ def test_mahalanobis_matches_scipy() -> None:
 
 def test_shrinkage_zero_is_plain_inverse() -> None:
     errors = _correlated_errors()
-    model = fit_error_model(errors, CovarianceInverse.SHRINKAGE, shrinkage=0.0)
+    model = fit_error_model(errors, CovarianceInverse.shrinkage, shrinkage=0.0)
     np.testing.assert_allclose(model.inv_cov, np.linalg.inv(np.cov(errors.T)))
     with pytest.raises(ValueError, match="shrinkage"):
         fit_error_model(errors, "shrinkage", shrinkage=1.5)

@@ -15,35 +15,36 @@ from omegaconf import MISSING
 from sparse_lstm_ad.scoring import CovarianceInverse
 
 
+# Member names are what users type: OmegaConf matches an enum field by name, not value.
 class DataSource(StrEnum):
-    SEED = "seed"
+    seed = "seed"
 
 
 class ModelKind(StrEnum):
-    STANDARD = "standard"  # LSTM encoder -> repeat -> LSTM decoder -> per-step Dense
-    GATE = "gate"  # the seed notebook's sparse form: an L1 gate per (time step, channel)
-    PROJECTION = "projection"  # the paper's form: an L1-sparse Dense reducing the channels
+    standard = "standard"  # LSTM encoder -> repeat -> LSTM decoder -> per-step Dense
+    sparse_gate = "sparse_gate"  # the seed's sparse form: an L1 gate per (time step, channel)
+    sparse_projection = "sparse_projection"  # the paper's: an L1-sparse Dense reducing channels
 
 
 class GateInit(StrEnum):
-    ONES = "ones"  # every channel passes at first; L1 then closes the ones not needed
-    RANDOM_UNIFORM = "random_uniform"  # the seed's uniform(-0.05, 0.05): did not learn
+    ones = "ones"  # every channel passes at first; L1 then closes the ones not needed
+    random_uniform = "random_uniform"  # the seed's uniform(-0.05, 0.05): did not learn
 
 
 class GateActivation(StrEnum):
-    LINEAR = "linear"
-    RELU = "relu"  # the seed's choice: zeroes every negative standardised input
+    linear = "linear"
+    relu = "relu"  # the seed's choice: zeroes every negative standardised input
 
 
 class FitOn(StrEnum):
-    TRAIN = "train"  # the seed: errors of the training windows
-    VAL = "val"  # EncDec-AD: errors of held-out normal windows
+    train = "train"  # the seed: errors of the training windows
+    val = "val"  # EncDec-AD: errors of held-out normal windows
 
 
 @dataclass
 class DataConfig:
     name: str = MISSING
-    source: DataSource = DataSource.SEED
+    source: DataSource = DataSource.seed
     n_f2: int = 4  # seed data: channels F1 then n_f2 exact copies of F2
     every: int = 1  # keep every n-th row: shrinks a run for tests and quick tries
     window: int = 15
@@ -52,12 +53,12 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    kind: ModelKind = ModelKind.STANDARD
+    kind: ModelKind = ModelKind.standard
     hidden: int = 5
     layers: int = 1  # stacked LSTM layers on each side
     l1: float = 1e-3  # L1 coefficient of the sparse layer; unused by `standard`
-    gate_init: GateInit = GateInit.ONES
-    gate_activation: GateActivation = GateActivation.LINEAR
+    gate_init: GateInit = GateInit.ones
+    gate_activation: GateActivation = GateActivation.linear
     projection_units: int | None = None  # width of the paper's layer; None: half the channels
     sparsity_tolerance: float = 1e-2  # a sparse weight below this magnitude counts as zero
 
@@ -74,8 +75,8 @@ class TrainConfig:
 
 @dataclass
 class ScoringConfig:
-    fit_on: FitOn = FitOn.TRAIN
-    inverse: CovarianceInverse = CovarianceInverse.PINV
+    fit_on: FitOn = FitOn.train
+    inverse: CovarianceInverse = CovarianceInverse.pinv
     shrinkage: float = 0.1
     threshold_quantile: float = 0.99  # of the per-step scores of normal validation rows
 

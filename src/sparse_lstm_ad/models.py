@@ -66,14 +66,14 @@ def build_model(cfg: ModelConfig, window: int, n_channels: int) -> keras.Model:
     """The autoencoder for windows of shape (window, n_channels)."""
     inputs = keras.Input(shape=(window, n_channels), name="window")
     x = inputs
-    if cfg.kind == ModelKind.GATE:
+    if cfg.kind == ModelKind.sparse_gate:
         x = FeatureGate(
             l1=cfg.l1,
             initializer=cfg.gate_init.value,
             activation=cfg.gate_activation.value,
             name=GATE_LAYER,
         )(x)
-    elif cfg.kind == ModelKind.PROJECTION:
+    elif cfg.kind == ModelKind.sparse_projection:
         # Dense on a 3-D tensor acts per time step: each reduced unit mixes a few channels.
         x = keras.layers.Dense(
             projection_width(cfg, n_channels),
@@ -117,5 +117,5 @@ def weight_sparsity(weights: np.ndarray, tolerance: float) -> Sparsity:
 def channel_mass(weights: np.ndarray, kind: ModelKind) -> np.ndarray:
     """How much of each input channel the sparse layer lets through (L1 mass per channel)."""
     # A gate is (time step, channel); a projection kernel is (channel, unit).
-    axis = 0 if kind == ModelKind.GATE else 1
+    axis = 0 if kind == ModelKind.sparse_gate else 1
     return np.abs(weights).sum(axis=axis)

@@ -38,6 +38,7 @@ class JobInfo:
     config: dict[str, Any]  # the resolved config, logged as params
     config_files: list[Path] = field(default_factory=list)  # composed config, overrides
     sweep: str = ""  # the multirun this job belongs to, "" for a single run
+    choices: dict[str, str] = field(default_factory=dict)  # config group -> option chosen
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,8 @@ def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
     windows = {part: make_windows(getattr(rows, part), cfg.data.window, cfg.data.stride)
                for part in ("train", "val", "test")}
     tags = {**tracking.git_tags(), tracking.SWEEP_TAG: job.sweep,
-            "model": cfg.model.kind.value, "data": cfg.data.name}
+            "model": job.choices.get("model", cfg.model.kind.value),
+            "data": job.choices.get("data", cfg.data.name)}
     with tracking.tracked_run(cfg.tracking, job.run_name, tags) as run_id:
         tracking.log_params(job.config)
         tracking.log_files(job.config_files, "config")
@@ -134,7 +136,7 @@ def score_rows(model: Any, cfg: Config, rows: Rows, windows: dict[str, np.ndarra
     from sparse_lstm_ad.training import reconstruct
 
     errors = {part: reconstruction_errors(w, reconstruct(model, w)) for part, w in windows.items()}
-    normal = errors["train"] if cfg.scoring.fit_on == FitOn.TRAIN else errors["val"]
+    normal = errors["train"] if cfg.scoring.fit_on == FitOn.train else errors["val"]
     error_model = fit_error_model(normal, cfg.scoring.inverse, cfg.scoring.shrinkage)
 
     def per_row(part: str) -> np.ndarray:
@@ -185,7 +187,7 @@ def _sparse_layer_plot(cfg: Config, model: Any, channels: list[str], folder: Pat
     weights = sparse_weights(model)
     if weights is None:
         return []
-    gate = cfg.model.kind == ModelKind.GATE
+    gate = cfg.model.kind == ModelKind.sparse_gate
     rows_label, cols_label = ("time step", "channel") if gate else ("channel", "unit")
     return [plots.sparse_weights_heatmap(weights, rows_label, cols_label, channels,
                                          folder / "sparse_weights.png")]

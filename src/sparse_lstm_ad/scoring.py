@@ -15,8 +15,8 @@ import numpy as np
 class CovarianceInverse(StrEnum):
     """How to invert the error covariance (a str Enum, so config strings compare equal)."""
 
-    PINV = "pinv"
-    SHRINKAGE = "shrinkage"
+    pinv = "pinv"
+    shrinkage = "shrinkage"
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def fit_error_model(
     flat = _flatten_errors(errors)
     mean = flat.mean(axis=0)
     cov = np.atleast_2d(np.cov(flat, rowvar=False))
-    if method is CovarianceInverse.PINV:
+    if method is CovarianceInverse.pinv:
         inv_cov = np.linalg.pinv(cov, hermitian=True)
     else:
         inv_cov = _shrunk_inverse(cov, shrinkage)

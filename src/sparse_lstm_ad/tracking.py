@@ -37,7 +37,8 @@ def prepare_store(cfg: TrackingConfig) -> str:
     if not cfg.uri:
         Path(cfg.dir).mkdir(parents=True, exist_ok=True)
     # The store's schema migrations log at INFO on every first connection.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    for name in ("alembic", "mlflow.store.db.utils"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     mlflow.set_tracking_uri(tracking_uri(cfg))
     experiment = mlflow.get_experiment_by_name(cfg.experiment)
     if experiment is not None:

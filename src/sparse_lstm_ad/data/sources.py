@@ -19,7 +19,7 @@ class SeriesSplit:
 
 
 def load_series(cfg: DataConfig) -> SeriesSplit:
-    if cfg.source == DataSource.SEED:
+    if cfg.source == DataSource.seed:
         return _seed_split(cfg)
     raise ValueError(f"data.source={cfg.source}: no loader for it")
 

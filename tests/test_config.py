@@ -1,0 +1,65 @@
+"""The real conf/ composes, and wrong values fail with the key's name."""
+
+from __future__ import annotations
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ValidationError
+
+from sparse_lstm_ad.config import ConfigError, ModelKind
+from tests.conftest import compose_config
+
+
+def test_defaults_compose_to_the_seed_experiment() -> None:
+    cfg = compose_config()
+    assert cfg.data.name == "case2" and cfg.data.n_f2 == 4
+    assert cfg.model.kind == ModelKind.standard
+    assert (cfg.train.epochs, cfg.train.batch_size, cfg.data.window) == (30, 128, 15)
+
+
+@pytest.mark.parametrize(
+    ("group", "kind"),
+    [
+        ("standard", "standard"),
+        ("sparse", "sparse_gate"),
+        ("sparse_projection", "sparse_projection"),
+    ],
+)
+def test_model_groups(group: str, kind: str) -> None:
+    assert compose_config(f"model={group}").model.kind == ModelKind(kind)
+
+
+def test_fast_preset_is_small() -> None:
+    cfg = compose_config("+experiment=fast")
+    assert cfg.train.epochs <= 2 and cfg.data.every == 20
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("model.l1=-1", "model.l1"),
+        ("data.window=1", "data.window"),
+        ("train.validation_split=1.5", "train.validation_split"),
+        ("train.batch_size=0", "train.batch_size"),
+        ("train.epochs=0", "train.epochs"),
+        ("model.hidden=0", "model.hidden"),
+        ("scoring.threshold_quantile=1", "scoring.threshold_quantile"),
+    ],
+)
+def test_bad_values_name_the_key(override: str, key: str) -> None:
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        compose_config(override)
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["model.hiden=5", "train.epochs=many", "model.gate_activation=softmax", "data.extra=1"],
+)
+def test_unknown_keys_and_wrong_types_fail_at_compose(override: str) -> None:
+    with pytest.raises((ConfigCompositionException, ValidationError)):
+        compose_config(override)
+
+
+def test_unknown_group_option_fails_at_compose() -> None:
+    with pytest.raises(ConfigCompositionException, match="model"):
+        compose_config("model=transformer")
