@@ -34,8 +34,11 @@ def job_info(cfg: DictConfig) -> Any:
     hydra_cfg = HydraConfig.get()
     # Where the store is and where Hydra writes say nothing about the experiment.
     overrides = [o for o in hydra_cfg.overrides.task if not o.startswith(_NOT_IN_NAMES)]
-    choices = {group: str(option) for group, option in hydra_cfg.runtime.choices.items()
-               if not group.startswith("hydra")}
+    choices = {
+        group: str(option)
+        for group, option in hydra_cfg.runtime.choices.items()
+        if not group.startswith("hydra")
+    }
     hydra_dir = Path(hydra_cfg.runtime.output_dir) / hydra_cfg.output_subdir
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     return JobInfo(

@@ -35,7 +35,9 @@ def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         command = [
-            sys.executable, str(TRAIN), *args,
+            sys.executable,
+            str(TRAIN),
+            *args,
             f"tracking.dir={tmp_path / 'mlruns'}",
             f"hydra.run.dir={tmp_path / 'outputs'}",
             f"hydra.sweep.dir={tmp_path / 'multirun'}",

@@ -34,5 +34,7 @@ class TrackingCallback(Callback):
         cfg = _tracking_config(config)
         runs = tracking.sweep_runs(cfg, str(Path(config.hydra.sweep.dir)))
         print(report.format_table(report.sweep_table(runs)))
-        print(f"\nOpen the MLflow UI: make ui   (or: mlflow ui --backend-store-uri "
-              f"{tracking.tracking_uri(cfg)} --host 127.0.0.1)")
+        print(
+            f"\nOpen the MLflow UI: make ui   (or: mlflow ui --backend-store-uri "
+            f"{tracking.tracking_uri(cfg)} --host 127.0.0.1)"
+        )

@@ -52,9 +52,7 @@ class FeatureGate(keras.layers.Layer):
 
     def get_config(self) -> dict[str, object]:
         config = super().get_config()
-        config.update(
-            l1=self.l1, initializer=self.initializer, activation=self.activation_name
-        )
+        config.update(l1=self.l1, initializer=self.initializer, activation=self.activation_name)
         return config
 
 

@@ -1,7 +1,7 @@
 """`run_experiment`: one straight path from the data config to scores and MLflow metrics.
 
-    series -> standardise -> windows -> model -> fit -> reconstruction errors
-           -> error model (mu, inverse covariance) -> per-row scores -> metrics -> MLflow
+series -> standardise -> windows -> model -> fit -> reconstruction errors
+       -> error model (mu, inverse covariance) -> per-row scores -> metrics -> MLflow
 """
 
 from __future__ import annotations
@@ -13,18 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from sparse_lstm_ad import plots, tracking
 from sparse_lstm_ad.config import Config, ConfigError, FitOn, ModelKind
-from sparse_lstm_ad.data import fit_standardizer, make_windows, window_starts
+from sparse_lstm_ad.data import Standardizer, fit_standardizer, make_windows, window_starts
 from sparse_lstm_ad.data.sources import load_series, split_validation
 from sparse_lstm_ad.metrics import evaluate, quantile_threshold
 from sparse_lstm_ad.scoring import (
     ErrorModel,
+    RowScores,
     fit_error_model,
-    mahalanobis_scores,
     reconstruction_errors,
-    time_step_scores,
+    score_rows,
 )
 
 log = logging.getLogger(__name__)
@@ -57,12 +58,14 @@ class Rows:
     test: np.ndarray
     test_labels: np.ndarray | None
     channels: list[str]
+    standardizer: Standardizer
 
 
 @dataclass(frozen=True)
 class Scored:
     val: np.ndarray  # per validation row
     test: np.ndarray  # per test row
+    test_contributions: np.ndarray  # (test rows, channels): shares of the squared score
     threshold: float
     error_model: ErrorModel
     reconstruction_mse: dict[str, float]
@@ -73,19 +76,24 @@ def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
 
     keras.utils.set_random_seed(cfg.seed)
     rows = prepare_rows(cfg)
-    windows = {part: make_windows(getattr(rows, part), cfg.data.window, cfg.data.stride)
-               for part in ("train", "val", "test")}
-    tags = {**tracking.git_tags(), tracking.SWEEP_TAG: job.sweep,
-            "model": job.choices.get("model", cfg.model.kind.value),
-            "data": job.choices.get("data", cfg.data.name)}
+    windows = {
+        part: make_windows(getattr(rows, part), cfg.data.window, cfg.data.stride)
+        for part in ("train", "val", "test")
+    }
+    tags = {
+        **tracking.git_tags(),
+        tracking.SWEEP_TAG: job.sweep,
+        "model": job.choices.get("model", cfg.model.kind.value),
+        "data": job.choices.get("data", cfg.data.name),
+    }
     with tracking.tracked_run(cfg.tracking, job.run_name, tags) as run_id:
         tracking.log_params(job.config)
         tracking.log_files(job.config_files, "config")
         model, fit = train_model(cfg, rows, windows)
-        scored = score_rows(model, cfg, rows, windows)
+        scored = score_parts(model, cfg, rows, windows)
         metrics = final_metrics(scored, rows, fit)
         tracking.log_metrics(metrics)
-        log_outputs(cfg, model, rows, scored, fit.history, windows["test"])
+        log_outputs(cfg, model, rows, scored, fit.history)
         summary = RunSummary(run_id, metrics, tracking.artifact_uri())
     log.info("run %s finished: %s", run_id, _format(metrics))
     log.info("artifacts: %s", summary.artifact_uri)
@@ -95,8 +103,7 @@ def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
 def prepare_rows(cfg: Config) -> Rows:
     series = load_series(cfg.data)
     standardizer = fit_standardizer(series.train, series.channels)
-    train, val = split_validation(standardizer.transform(series.train),
-                                  cfg.train.validation_split)
+    train, val = split_validation(standardizer.transform(series.train), cfg.train.validation_split)
     test = standardizer.transform(series.test)
     shortest = min(len(train), len(val), len(test))
     if cfg.data.window > shortest:
@@ -104,7 +111,7 @@ def prepare_rows(cfg: Config) -> Rows:
             f"data.window={cfg.data.window} is longer than the shortest part of the series "
             f"({shortest} rows; train {len(train)}, validation {len(val)}, test {len(test)})"
         )
-    return Rows(train, val, test, series.test_labels, series.channels)
+    return Rows(train, val, test, series.test_labels, series.channels, standardizer)
 
 
 def train_model(cfg: Config, rows: Rows, windows: dict[str, np.ndarray]) -> tuple[Any, Any]:
@@ -112,8 +119,9 @@ def train_model(cfg: Config, rows: Rows, windows: dict[str, np.ndarray]) -> tupl
     from sparse_lstm_ad.training import fit_autoencoder
 
     model = build_model(cfg.model, cfg.data.window, len(rows.channels))
-    fit = fit_autoencoder(model, windows["train"], windows["val"], cfg.train,
-                          on_epoch=_epoch_logger(model, cfg))
+    fit = fit_autoencoder(
+        model, windows["train"], windows["val"], cfg.train, on_epoch=_epoch_logger(model, cfg)
+    )
     log.info("fit: %d epochs (best %d) in %.1f s", fit.epochs_run, fit.best_epoch, fit.seconds)
     return model, fit
 
@@ -132,23 +140,24 @@ def _epoch_logger(model: Any, cfg: Config):
     return on_epoch
 
 
-def score_rows(model: Any, cfg: Config, rows: Rows, windows: dict[str, np.ndarray]) -> Scored:
+def score_parts(model: Any, cfg: Config, rows: Rows, windows: dict[str, np.ndarray]) -> Scored:
     from sparse_lstm_ad.training import reconstruct
 
     errors = {part: reconstruction_errors(w, reconstruct(model, w)) for part, w in windows.items()}
     normal = errors["train"] if cfg.scoring.fit_on == FitOn.train else errors["val"]
     error_model = fit_error_model(normal, cfg.scoring.inverse, cfg.scoring.shrinkage)
 
-    def per_row(part: str) -> np.ndarray:
+    def per_row(part: str) -> RowScores:
         n_rows = len(getattr(rows, part))
         starts = window_starts(n_rows, cfg.data.window, cfg.data.stride)
-        return time_step_scores(mahalanobis_scores(errors[part], error_model), starts, n_rows)
+        return score_rows(errors[part], starts, n_rows, error_model)
 
     val, test = per_row("val"), per_row("test")
     return Scored(
-        val=val,
-        test=test,
-        threshold=quantile_threshold(val, cfg.scoring.threshold_quantile),
+        val=val.scores,
+        test=test.scores,
+        test_contributions=test.contributions,
+        threshold=quantile_threshold(val.scores, cfg.scoring.threshold_quantile),
         error_model=error_model,
         reconstruction_mse={part: float(np.mean(e**2)) for part, e in errors.items()},
     )
@@ -156,29 +165,68 @@ def score_rows(model: Any, cfg: Config, rows: Rows, windows: dict[str, np.ndarra
 
 def final_metrics(scored: Scored, rows: Rows, fit: Any) -> dict[str, float]:
     metrics = {f"{part}_reconstruction_mse": mse for part, mse in scored.reconstruction_mse.items()}
-    metrics.update(epochs_run=fit.epochs_run, best_epoch=fit.best_epoch, fit_seconds=fit.seconds,
-                   threshold=scored.threshold)
+    metrics.update(
+        epochs_run=fit.epochs_run,
+        best_epoch=fit.best_epoch,
+        fit_seconds=fit.seconds,
+        threshold=scored.threshold,
+    )
     if rows.test_labels is not None:
         metrics.update(evaluate(scored.test, rows.test_labels, scored.threshold).as_dict())
     return metrics
 
 
-def log_outputs(cfg: Config, model: Any, rows: Rows, scored: Scored,
-                history: dict[str, list[float]], test_windows: np.ndarray) -> None:
+def log_outputs(
+    cfg: Config,
+    model: Any,
+    rows: Rows,
+    scored: Scored,
+    history: dict[str, list[float]],
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         figures = [
             plots.learning_curves(history, folder / "learning_curves.png"),
-            plots.score_series(scored.test, rows.test_labels, scored.threshold,
-                               folder / "test_scores.png"),
-            plots.error_histogram(scored.val, scored.test, scored.threshold,
-                                  folder / "score_histogram.png"),
+            plots.score_series(
+                scored.test, rows.test_labels, scored.threshold, folder / "test_scores.png"
+            ),
+            plots.error_histogram(
+                scored.val, scored.test, scored.threshold, folder / "score_histogram.png"
+            ),
         ]
         figures += _sparse_layer_plot(cfg, model, rows.channels, folder)
         tracking.log_files(figures, "plots")
         tracking.log_files([_scores_table(scored, rows, folder / "test_scores.csv")], "scores")
     if cfg.tracking.log_model:
-        tracking.log_keras_model(model, np.asarray(test_windows[:32], dtype=np.float32))
+        log_scoring_model(cfg, model, rows, scored)
+
+
+def log_scoring_model(cfg: Config, network: Any, rows: Rows, scored: Scored) -> None:
+    from sparse_lstm_ad import serving
+    from sparse_lstm_ad.serving import ScoringState, score_frame
+
+    state = ScoringState(
+        channels=rows.channels,
+        mean=rows.standardizer.mean.tolist(),
+        std=rows.standardizer.std.tolist(),
+        window=cfg.data.window,
+        stride=cfg.data.stride,
+        error_mean=scored.error_model.mean.tolist(),
+        inv_cov=scored.error_model.inv_cov.tolist(),
+        threshold=scored.threshold,
+    )
+    # An example in raw units: the first validation rows, un-standardised.
+    example = pd.DataFrame(
+        rows.val[: 2 * cfg.data.window] * rows.standardizer.std + rows.standardizer.mean,
+        columns=rows.channels,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        network_path = Path(tmp) / "autoencoder.keras"
+        network.save(network_path)
+        artifacts = {"network": network_path, "scoring": state.save(Path(tmp) / "scoring.json")}
+        tracking.log_pyfunc_model(
+            serving.MODEL_CODE, artifacts, example, score_frame(network, state, example)
+        )
 
 
 def _sparse_layer_plot(cfg: Config, model: Any, channels: list[str], folder: Path) -> list[Path]:
@@ -189,15 +237,23 @@ def _sparse_layer_plot(cfg: Config, model: Any, channels: list[str], folder: Pat
         return []
     gate = cfg.model.kind == ModelKind.sparse_gate
     rows_label, cols_label = ("time step", "channel") if gate else ("channel", "unit")
-    return [plots.sparse_weights_heatmap(weights, rows_label, cols_label, channels,
-                                         folder / "sparse_weights.png")]
+    return [
+        plots.sparse_weights_heatmap(
+            weights, rows_label, cols_label, channels, folder / "sparse_weights.png"
+        )
+    ]
 
 
 def _scores_table(scored: Scored, rows: Rows, path: Path) -> Path:
     import pandas as pd
 
-    table = pd.DataFrame({"row": np.arange(len(scored.test)), "score": scored.test,
-                          "flag": (scored.test > scored.threshold).astype(np.int8)})
+    table = pd.DataFrame(
+        {
+            "row": np.arange(len(scored.test)),
+            "score": scored.test,
+            "flag": (scored.test > scored.threshold).astype(np.int8),
+        }
+    )
     if rows.test_labels is not None:
         table["label"] = rows.test_labels
     table.to_csv(path, index=False)

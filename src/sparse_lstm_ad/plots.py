@@ -58,12 +58,18 @@ def error_histogram(
     fig, ax = plt.subplots(figsize=(7, 4))
     both = np.concatenate([normal_scores, test_scores])
     bins = np.linspace(np.nanmin(both), np.nanmax(both), 80)
-    ax.hist(normal_scores[np.isfinite(normal_scores)], bins, alpha=0.6, density=True,
-            label="validation (normal)")
+    ax.hist(
+        normal_scores[np.isfinite(normal_scores)],
+        bins,
+        alpha=0.6,
+        density=True,
+        label="validation (normal)",
+    )
     ax.hist(test_scores[np.isfinite(test_scores)], bins, alpha=0.6, density=True, label="test")
     ax.axvline(threshold, color="black", ls="--", lw=1, label="threshold")
-    ax.set(xlabel="Mahalanobis distance", ylabel="density", yscale="log",
-           title="Score distribution")
+    ax.set(
+        xlabel="Mahalanobis distance", ylabel="density", yscale="log", title="Score distribution"
+    )
     ax.legend()
     return _save(fig, path)
 

@@ -124,3 +124,17 @@ def time_step_scores(step_scores: np.ndarray, starts: np.ndarray, n_rows: int) -
     means = np.full(n_rows * k, np.nan)
     np.divide(sums, counts, out=means, where=counts > 0)
     return means.reshape(n_rows, k) if values.ndim == 3 else means
+
+
+@dataclass(frozen=True)
+class RowScores:
+    scores: np.ndarray  # (n_rows,) Mahalanobis distance per row, NaN where no window covers it
+    contributions: np.ndarray  # (n_rows, k) each channel's share of the squared distance
+
+
+def score_rows(errors: np.ndarray, starts: np.ndarray, n_rows: int, model: ErrorModel) -> RowScores:
+    """Window errors (n_windows, length, k) -> scores and contributions aligned to the rows."""
+    return RowScores(
+        scores=time_step_scores(mahalanobis_scores(errors, model), starts, n_rows),
+        contributions=time_step_scores(channel_contributions(errors, model), starts, n_rows),
+    )

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
@@ -49,6 +48,7 @@ def prepare_store(cfg: TrackingConfig) -> str:
 
 def git_tags() -> dict[str, str]:
     """The commit the code ran from, and whether the work tree had uncommitted changes."""
+
     def git(*args: str) -> str:
         return subprocess.run(
             ["git", *args], capture_output=True, text=True, check=True, timeout=10
@@ -62,9 +62,7 @@ def git_tags() -> dict[str, str]:
 
 
 @contextmanager
-def tracked_run(
-    cfg: TrackingConfig, run_name: str, tags: Mapping[str, str]
-) -> Iterator[str]:
+def tracked_run(cfg: TrackingConfig, run_name: str, tags: Mapping[str, str]) -> Iterator[str]:
     """A run that ends FINISHED, FAILED (error recorded as a tag) or KILLED, never RUNNING."""
     experiment_id = prepare_store(cfg)
     run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=dict(tags))
@@ -106,19 +104,26 @@ def log_files(paths: list[Path], artifact_path: str) -> None:
         mlflow.log_artifact(str(path), artifact_path=artifact_path)
 
 
-def log_keras_model(model: Any, example_windows: np.ndarray) -> str:
-    """Log the network with MLflow's Keras flavour; it loads back with mlflow.pyfunc."""
-    import mlflow.keras
+def log_pyfunc_model(
+    model_code: Path, artifacts: Mapping[str, Path], example: pd.DataFrame, output: pd.DataFrame
+) -> str:
+    """Log the scoring model under `model`; returns its URI for mlflow.pyfunc.load_model.
+
+    Logged from code, not pickled: loading it never unpickles anything.
+    """
     from mlflow.models import infer_signature
 
-    signature = infer_signature(example_windows, model.predict(example_windows, verbose=0))
-    info = mlflow.keras.log_model(
-        model,
+    info = mlflow.pyfunc.log_model(
         name="model",
-        signature=signature,
-        # Naming the requirements spares MLflow from importing and probing the environment.
-        pip_requirements=["sparse-lstm-ad", f"keras=={_version('keras')}",
-                          f"tensorflow-cpu=={_version('tensorflow-cpu')}"],
+        python_model=str(model_code),
+        artifacts={key: str(path) for key, path in artifacts.items()},
+        signature=infer_signature(example, output),
+        input_example=example,
+        # Naming the requirements spares MLflow from probing the environment for them.
+        pip_requirements=[
+            f"{package}=={_version(package)}"
+            for package in ("sparse-lstm-ad", "keras", "tensorflow-cpu", "mlflow", "pandas")
+        ],
     )
     return info.model_uri
 

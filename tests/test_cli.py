@@ -1,0 +1,113 @@
+"""Integration: `src/train.py` with the real config and tiny overrides, in a temp MLflow store."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+pytestmark = pytest.mark.slow
+
+RunCli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def _client(tmp_path: Path) -> MlflowClient:
+    return MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+
+
+def _runs(tmp_path: Path) -> list[mlflow.entities.Run]:
+    client = _client(tmp_path)
+    experiment = client.get_experiment_by_name("sparse-lstm-ad")
+    return client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+
+
+def test_single_run_logs_everything(run_cli: RunCli, tmp_path: Path) -> None:
+    result = run_cli("+experiment=fast", "model=sparse")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = _runs(tmp_path)
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "+experiment=fast model=sparse"
+
+    params = run.data.params
+    assert params["model.kind"] == "sparse_gate" and params["data.window"] == "15"
+    assert params["train.epochs"] == "2" and params["data.every"] == "20"
+    assert run.data.tags["model"] == "sparse" and run.data.tags["data"] == "case2"
+    assert len(run.data.tags["git_commit"]) in (40, len("unknown"))
+
+    metrics = run.data.metrics
+    for key in ("auc_roc", "auc_pr", "f1", "precision", "recall", "threshold", "fit_seconds"):
+        assert np.isfinite(metrics[key]), key
+    assert metrics["epochs_run"] == 2 and 0.5 <= metrics["auc_roc"] <= 1
+
+    client = _client(tmp_path)
+    for key in ("loss", "val_loss", "mse", "val_mse", "sparsity", "sparse_l1", "epoch_seconds"):
+        history = client.get_metric_history(run.info.run_id, key)
+        assert [point.step for point in history] == [1, 2], key
+
+    artifacts = {
+        a.path
+        for folder in ("plots", "config", "scores")
+        for a in client.list_artifacts(run.info.run_id, folder)
+    }
+    assert artifacts == {
+        "plots/learning_curves.png",
+        "plots/test_scores.png",
+        "plots/score_histogram.png",
+        "plots/sparse_weights.png",
+        "config/config.yaml",
+        "config/overrides.yaml",
+        "scores/test_scores.csv",
+    }
+    assert "epoch 2/2" in result.stdout and run.info.run_id in result.stdout
+
+
+def test_logged_model_scores_identically_in_a_fresh_process(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    assert run_cli("+experiment=fast", "model=sparse_projection").returncode == 0
+    (run,) = _runs(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    # The fresh process knows the store and the run id only: no config, no training data.
+    script = textwrap.dedent(f"""
+        import mlflow, pandas as pd
+        from sparse_lstm_ad.data import seed_series
+        mlflow.set_tracking_uri({uri!r})
+        model = mlflow.pyfunc.load_model("runs:/{run.info.run_id}/model")
+        values, channels = seed_series(4)
+        frame = pd.DataFrame(values[10_000:][::20], columns=channels)
+        model.predict(frame).to_csv({str(tmp_path / "pyfunc.csv")!r}, index=False)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    logged = pd.read_csv(
+        mlflow.artifacts.download_artifacts(
+            f"runs:/{run.info.run_id}/scores/test_scores.csv", tracking_uri=uri
+        )
+    )
+    reloaded = pd.read_csv(tmp_path / "pyfunc.csv")
+    assert len(reloaded) == len(logged)
+    np.testing.assert_array_equal(reloaded["score"], logged["score"])
+    np.testing.assert_array_equal(reloaded["flag"].astype(int), logged["flag"])
+    assert {"contribution_F1", "contribution_F2_4"} <= set(reloaded.columns)
+
+
+def test_multirun_lands_one_run_per_job_under_one_sweep(run_cli: RunCli, tmp_path: Path) -> None:
+    result = run_cli("-m", "+experiment=fast", "model=standard,sparse", "tracking.log_model=false")
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = _runs(tmp_path)
+    assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
+    assert [r.data.tags["model"] for r in runs] == ["standard", "sparse"]
+    sweeps = {r.data.tags["sweep"] for r in runs}
+    assert len(sweeps) == 1 and sweeps != {""}
+    # The comparison table printed at the end names both runs.
+    assert "AUC-ROC" in result.stdout
+    assert "standard" in result.stdout and "sparse" in result.stdout
