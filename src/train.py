@@ -17,9 +17,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from sparse_lstm_ad.config import Config, register_configs, validate
+from sparse_lstm_ad.config import Config, ConfigError, register_configs, validate
 
-# TensorFlow's C++ start-up chatter (oneDNN, CPU features) drowns the epoch lines.
+# Quiets TensorFlow's C++ info and warnings once its logging is up (a few start-up lines
+# from absl are printed before any setting applies).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 log = logging.getLogger("train")
 
@@ -53,10 +54,16 @@ def job_info(cfg: DictConfig) -> Any:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
-    config: Config = validate(OmegaConf.to_object(cfg))  # type: ignore[arg-type]
-    from sparse_lstm_ad.pipeline import run_experiment
+    try:
+        config: Config = validate(OmegaConf.to_object(cfg))  # type: ignore[arg-type]
+        from sparse_lstm_ad.pipeline import run_experiment
 
-    summary = run_experiment(config, job_info(cfg))
+        summary = run_experiment(config, job_info(cfg))
+    except ConfigError as error:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # the other jobs of the sweep still run; Hydra reports this one at the end
+        log.error("%s", error)  # a user's mistake: one line, no traceback
+        raise SystemExit(2) from None
     return summary.metrics["val_reconstruction_mse"]
 
 

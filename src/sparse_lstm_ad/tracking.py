@@ -35,8 +35,8 @@ def prepare_store(cfg: TrackingConfig) -> str:
     """
     if not cfg.uri:
         Path(cfg.dir).mkdir(parents=True, exist_ok=True)
-    # The store's schema migrations log at INFO on every first connection.
-    for name in ("alembic", "mlflow.store.db.utils"):
+    # Schema migrations and model validation log at INFO on every run: noise in a sweep log.
+    for name in ("alembic", "mlflow.store.db.utils", "mlflow.pyfunc"):
         logging.getLogger(name).setLevel(logging.WARNING)
     mlflow.set_tracking_uri(tracking_uri(cfg))
     experiment = mlflow.get_experiment_by_name(cfg.experiment)
