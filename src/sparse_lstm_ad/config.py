@@ -71,6 +71,7 @@ class TrainConfig:
     validation_split: float = 0.1  # the last share of the training rows, held out
     patience: int = 5
     shuffle: bool = False
+    deterministic: bool = True  # TF op determinism: a CPU re-run repeats the run's metrics
 
 
 @dataclass
@@ -87,6 +88,7 @@ class TrackingConfig:
     uri: str | None = None  # a tracking server or database URI; overrides `dir`
     experiment: str = "sparse-lstm-ad"
     log_model: bool = True
+    register_as: str | None = None  # also register the run's model under this name
 
 
 @dataclass

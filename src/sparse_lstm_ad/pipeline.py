@@ -40,6 +40,7 @@ class JobInfo:
     config_files: list[Path] = field(default_factory=list)  # composed config, overrides
     sweep: str = ""  # the multirun this job belongs to, "" for a single run
     choices: dict[str, str] = field(default_factory=dict)  # config group -> option chosen
+    tags: dict[str, str] = field(default_factory=dict)  # any further tags for the run
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,9 @@ class Scored:
 
 
 def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
-    import keras  # here, not at import time: `train.py --help` must stay instant
+    from sparse_lstm_ad.training import make_repeatable  # TensorFlow loads here, not on --help
 
-    keras.utils.set_random_seed(cfg.seed)
+    make_repeatable(cfg.seed, cfg.train.deterministic)
     rows = prepare_rows(cfg)
     windows = {
         part: make_windows(getattr(rows, part), cfg.data.window, cfg.data.stride)
@@ -85,6 +86,7 @@ def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
         tracking.SWEEP_TAG: job.sweep,
         "model": job.choices.get("model", cfg.model.kind.value),
         "data": job.choices.get("data", cfg.data.name),
+        **job.tags,
     }
     with tracking.tracked_run(cfg.tracking, job.run_name, tags) as run_id:
         tracking.log_params(job.config)
@@ -199,6 +201,10 @@ def log_outputs(
         tracking.log_files([_scores_table(scored, rows, folder / "test_scores.csv")], "scores")
     if cfg.tracking.log_model:
         log_scoring_model(cfg, model, rows, scored)
+        if cfg.tracking.register_as:
+            tracking.register_model(
+                cfg.tracking, tracking.active_run_id(), cfg.tracking.register_as
+            )
 
 
 def log_scoring_model(cfg: Config, network: Any, rows: Rows, scored: Scored) -> None:

@@ -6,6 +6,7 @@ import logging
 import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,10 @@ def _version(package: str) -> str:
     return version(package)
 
 
+def active_run_id() -> str:
+    return mlflow.active_run().info.run_id
+
+
 def artifact_uri() -> str:
     return mlflow.get_artifact_uri()
 
@@ -151,3 +156,48 @@ def sweep_runs(cfg: TrackingConfig, sweep: str) -> pd.DataFrame:
 def run_status(cfg: TrackingConfig, run_id: str) -> str:
     mlflow.set_tracking_uri(tracking_uri(cfg))
     return MlflowClient().get_run(run_id).info.status
+
+
+@dataclass(frozen=True)
+class LoggedRun:
+    run_id: str
+    name: str
+    status: str
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    config_yaml: str  # the composed config the run logged
+
+
+def load_run(cfg: TrackingConfig, run_id: str) -> LoggedRun:
+    """A run's record and its logged config; a clear error when either is missing."""
+    mlflow.set_tracking_uri(tracking_uri(cfg))
+    try:
+        run = MlflowClient().get_run(run_id)
+    except mlflow.exceptions.MlflowException as error:
+        raise LookupError(f"run {run_id} is not in {tracking_uri(cfg)}") from error
+    try:
+        config_yaml = mlflow.artifacts.load_text(f"runs:/{run_id}/config/config.yaml")
+    except Exception as error:  # MLflow raises several types for a missing artifact
+        raise LookupError(f"run {run_id} has no config/config.yaml artifact") from error
+    return LoggedRun(
+        run_id=run_id,
+        name=run.info.run_name,
+        status=run.info.status,
+        metrics=dict(run.data.metrics),
+        tags=dict(run.data.tags),
+        config_yaml=config_yaml,
+    )
+
+
+def register_model(cfg: TrackingConfig, run_id: str, name: str) -> str:
+    """Register a run's scoring model; returns the new version number."""
+    mlflow.set_tracking_uri(tracking_uri(cfg))
+    try:
+        return mlflow.register_model(f"runs:/{run_id}/model", name).version
+    except mlflow.exceptions.MlflowException as error:
+        raise LookupError(f"cannot register run {run_id}'s model: {error.message}") from error
+
+
+def load_scoring_model(cfg: TrackingConfig, model_uri: str) -> Any:
+    mlflow.set_tracking_uri(tracking_uri(cfg))
+    return mlflow.pyfunc.load_model(model_uri)

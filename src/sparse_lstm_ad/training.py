@@ -52,6 +52,18 @@ class _EpochReporter(keras.callbacks.Callback):
             self.hook(epoch + 1, figures)
 
 
+def make_repeatable(seed: int, deterministic: bool) -> None:
+    """Seed Python, NumPy and TensorFlow; with `deterministic`, also pin TF's op choices.
+
+    Op determinism stays on for the rest of the process once set: TF offers no way back.
+    """
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
 def compile_model(model: keras.Model, learning_rate: float) -> None:
     # `loss` includes the sparse layer's L1 term; the `mse` metric is the reconstruction alone.
     model.compile(
