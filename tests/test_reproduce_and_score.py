@@ -1,0 +1,194 @@
+"""Reproduce a logged run; score new data with its model by URI; register it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from sparse_lstm_ad import register, reproduce, score
+from sparse_lstm_ad.data import seed_labels, seed_series
+from tests.conftest import ROOT, TRAIN
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A temp store holding one fast sparse run."""
+    folder = tmp_path_factory.mktemp("store")
+    command = [
+        sys.executable,
+        str(TRAIN),
+        "+experiment=fast",
+        "model=sparse",
+        f"tracking.dir={folder}",
+        f"hydra.run.dir={folder / 'outputs'}",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return folder
+
+
+def _client(store: Path) -> MlflowClient:
+    return MlflowClient(tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
+
+
+def _first_run_id(store: Path) -> str:
+    client = _client(store)
+    experiment = client.get_experiment_by_name("sparse-lstm-ad")
+    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+    return runs[0].info.run_id
+
+
+@pytest.fixture(scope="module")
+def new_data(store: Path) -> Path:
+    """The run's test rows as a user's CSV: a time column, the channels, a label."""
+    values, channels = seed_series(4)
+    frame = pd.DataFrame(values[10_000:][::20], columns=channels)
+    frame.insert(0, "t", np.arange(10_000, 15_000, 20))
+    frame["label"] = seed_labels()[::20]
+    path = store / "new.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_reproduce_matches_and_then_catches_a_tampered_metric(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_id = _first_run_id(store)
+    assert reproduce.main([run_id, "--tracking-dir", str(store)]) == 0
+    assert f"run {run_id} reproduced" in capsys.readouterr().out
+    runs = mlflow.search_runs(
+        experiment_names=["sparse-lstm-ad"], filter_string=f"tags.reproduces = '{run_id}'"
+    )
+    assert list(runs["status"]) == ["FINISHED"]
+
+    _client(store).log_metric(run_id, "auc_pr", 0.123)  # a newer value: the tampered one
+    assert reproduce.main([run_id, "--tracking-dir", str(store)]) == 1
+    out = capsys.readouterr().out
+    assert "NOT reproduced: auc_pr differ" in out
+
+
+def test_reproduce_unknown_run_is_one_clear_line(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert reproduce.main(["0" * 32, "--tracking-dir", str(store)]) == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == f"error: run {'0' * 32} is not in sqlite:///{store / 'mlflow.db'}"
+    )
+
+
+def test_score_cli_in_a_fresh_process_matches_the_run(store: Path, new_data: Path) -> None:
+    run_id = _first_run_id(store)
+    output = store / "scores.csv"
+    command = [
+        sys.executable,
+        "-m",
+        "sparse_lstm_ad.score",
+        "--model",
+        f"runs:/{run_id}/model",
+        "--input",
+        str(new_data),
+        "--output",
+        str(output),
+        "--plot",
+        str(store / "s.png"),
+        "--tracking-dir",
+        str(store),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    scores = pd.read_csv(output)
+    assert list(scores.columns) == ["t", "score", "flag", "top_channels"]
+    assert len(scores) == len(pd.read_csv(new_data))
+    np.testing.assert_array_equal(scores["t"], np.arange(10_000, 15_000, 20))
+    logged = pd.read_csv(
+        mlflow.artifacts.download_artifacts(
+            f"runs:/{run_id}/scores/test_scores.csv",
+            tracking_uri=f"sqlite:///{store / 'mlflow.db'}",
+        )
+    )
+    np.testing.assert_array_equal(scores["score"], logged["score"])
+    np.testing.assert_array_equal(scores["flag"], logged["flag"])
+    assert (store / "s.png").stat().st_size > 0
+
+
+def _bad_csvs(folder: Path, new_data: Path) -> dict[str, tuple[Path, str]]:
+    good = pd.read_csv(new_data)
+    cases = {
+        "missing channel": (good.drop(columns=["F2_3"]), "lacks the training channel(s) ['F2_3']"),
+        "non-numeric": (good.assign(F1="x"), "channel(s) ['F1'] are not numeric"),
+        "NaN": (
+            good.assign(F2=np.where(good.index == 5, np.nan, good["F2"])),
+            "channel(s) ['F2'] hold NaN or infinite values",
+        ),
+        "too short": (good.head(10), "window length 15 is longer than the series (10 rows)"),
+    }
+    paths = {}
+    for name, (frame, message) in cases.items():
+        path = folder / f"{name.replace(' ', '_')}.csv"
+        frame.to_csv(path, index=False)
+        paths[name] = (path, message)
+    paths["no file"] = (folder / "absent.csv", "absent.csv: no such file")
+    return paths
+
+
+def test_score_bad_inputs_give_one_clear_line(
+    store: Path, new_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_id = _first_run_id(store)
+    for name, (path, message) in _bad_csvs(tmp_path, new_data).items():
+        output = tmp_path / f"{name}.out.csv"
+        code = score.main(
+            [
+                "--model",
+                f"runs:/{run_id}/model",
+                "--input",
+                str(path),
+                "--output",
+                str(output),
+                "--tracking-dir",
+                str(store),
+            ]
+        )
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2, name
+        assert len(err) == 1 and message in err[0], (name, err)
+        assert not output.exists(), name
+
+
+def test_register_then_score_by_registry_uri(
+    store: Path, new_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_id = _first_run_id(store)
+    assert (
+        register.main(["--name", "seed-detector", "--run", run_id, "--tracking-dir", str(store)])
+        == 0
+    )
+    assert "as models:/seed-detector/1" in capsys.readouterr().out
+    output = tmp_path / "by_registry.csv"
+    assert (
+        score.main(
+            [
+                "--model",
+                "models:/seed-detector/latest",
+                "--input",
+                str(new_data),
+                "--output",
+                str(output),
+                "--tracking-dir",
+                str(store),
+            ]
+        )
+        == 0
+    )
+    assert len(pd.read_csv(output)) == len(pd.read_csv(new_data))
