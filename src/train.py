@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from sparse_lstm_ad.config import Config, ConfigError, register_configs, validate
+from sparse_lstm_ad.config import Config, ConfigError, config_identity, register_configs, validate
 
 # Quiets TensorFlow's C++ info and warnings once its logging is up (a few start-up lines
 # from absl are printed before any setting applies).
@@ -26,10 +29,24 @@ log = logging.getLogger("train")
 
 register_configs()
 
-_NOT_IN_NAMES = ("tracking.", "hydra.", "hydra/")
+_NOT_IN_NAMES = ("tracking.", "hydra.", "hydra/", "rerun=", "threads=")
+OBJECTIVE = "val_reconstruction_mse"
 
 
-def job_info(cfg: DictConfig) -> Any:
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Mistakes in the input (config, data, store): one line, no traceback."""
+    from sparse_lstm_ad.tracking import StoreError
+    from sparse_lstm_ad.training import TrainingDiverged
+
+    return (ConfigError, StoreError, TrainingDiverged, ValueError, FileNotFoundError)
+
+
+def _terminate_as_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def job_info(config: Config) -> Any:
+    from sparse_lstm_ad import tracking
     from sparse_lstm_ad.pipeline import JobInfo
 
     hydra_cfg = HydraConfig.get()
@@ -41,30 +58,93 @@ def job_info(cfg: DictConfig) -> Any:
         if not group.startswith("hydra")
     }
     hydra_dir = Path(hydra_cfg.runtime.output_dir) / hydra_cfg.output_subdir
-    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    # From the checked dataclasses, so values set at run time (threads) are what is logged.
+    container = OmegaConf.to_container(OmegaConf.structured(config), enum_to_str=True)
+    sweep = str(Path(hydra_cfg.sweep.dir)) if _multirun() else ""
     return JobInfo(
         # The name says what differs from the defaults; with none, which model on which data.
         run_name=" ".join(overrides) or f"model={choices['model']} data={choices['data']}",
-        config=OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
+        config=container,
         config_files=[hydra_dir / name for name in ("config.yaml", "overrides.yaml")],
-        sweep=str(Path(hydra_cfg.sweep.dir)) if multirun else "",
+        sweep=sweep,
         choices=choices,
+        identity=config_identity(container),
+        parent_run_id=tracking.sweep_parent(config.tracking, sweep) if sweep else None,
     )
+
+
+def _multirun() -> bool:
+    return HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def _earlier_run(config: Config, job: Any) -> Any:
+    """In a multirun, the FINISHED run of this same config, unless `rerun=true`."""
+    from sparse_lstm_ad import tracking
+
+    if not job.sweep or config.rerun:
+        return None
+    done = tracking.finished_run(config.tracking, job.identity)
+    if done is None:
+        for run_id in tracking.close_orphans(config.tracking, job.identity):
+            log.warning("run %s of this config was left RUNNING by a dead process: KILLED", run_id)
+        return None
+    log.info("skipping %s: this config already FINISHED as run %s", job.run_name, done.run_id)
+    if job.parent_run_id:
+        job_num = str(HydraConfig.get().job.num)
+        tracking.note_job(config.tracking, job.parent_run_id, "skipped", job_num, done.run_id)
+    return done
+
+
+def _note_failure(cfg: DictConfig, error: Exception) -> None:
+    """Count the failure on the sweep's parent run, even if the job's own run never started."""
+    from sparse_lstm_ad import tracking
+
+    try:
+        store = OmegaConf.to_object(cfg.tracking)
+        parent = tracking.sweep_parent(store, str(Path(HydraConfig.get().sweep.dir)))
+        job_num = str(HydraConfig.get().job.num)
+        if parent:
+            tracking.note_job(store, parent, "failed", job_num, f"{type(error).__name__}: {error}")
+    except Exception:  # the store itself may be what failed: the log line above still stands
+        log.warning("could not record this failure on the sweep's parent run")
+
+
+def run_job(cfg: DictConfig) -> float:
+    config: Config = validate(OmegaConf.to_object(cfg))  # type: ignore[arg-type]
+    if config.threads == 0 and "Joblib" in str(HydraConfig.get().launcher.get("_target_")):
+        config = replace(config, threads=1)  # the workers share the cores: one thread each
+    job = job_info(config)
+    done = _earlier_run(config, job)
+    if done is not None:
+        return float(done.metrics.get(OBJECTIVE, float("nan")))
+    from sparse_lstm_ad.pipeline import run_experiment
+
+    return run_experiment(config, job).metrics[OBJECTIVE]
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate_as_interrupt)  # ends the run KILLED, as Ctrl-C
     try:
-        config: Config = validate(OmegaConf.to_object(cfg))  # type: ignore[arg-type]
-        from sparse_lstm_ad.pipeline import run_experiment
-
-        summary = run_experiment(config, job_info(cfg))
-    except ConfigError as error:
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise  # the other jobs of the sweep still run; Hydra reports this one at the end
-        log.error("%s", error)  # a user's mistake: one line, no traceback
-        raise SystemExit(2) from None
-    return summary.metrics["val_reconstruction_mse"]
+        return run_job(cfg)
+    except KeyboardInterrupt:
+        raise
+    except Exception as error:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        user_error = isinstance(error, _user_errors())
+        # The run, if one started, is already FAILED with the reason recorded on it.
+        log.error(
+            "%s%s",
+            "" if user_error else f"{type(error).__name__}: ",
+            error,
+            exc_info=not user_error,
+        )
+        if _multirun():
+            _note_failure(cfg, error)
+            return float("nan")  # the other jobs go on; the sweep's end reports the failure
+        raise SystemExit(2 if user_error else 1) from None
 
 
 if __name__ == "__main__":

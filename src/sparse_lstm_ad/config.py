@@ -7,6 +7,9 @@ wrong type or an unknown key fail at compose time with the key's name.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -99,6 +102,8 @@ class Config:
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     seed: int = 0
+    rerun: bool = False  # in a multirun, run jobs again even if their config already FINISHED
+    threads: int = 0  # TensorFlow intra- and inter-op threads; 0: TF's choice (1 under joblib)
 
 
 class ConfigError(ValueError):
@@ -126,6 +131,7 @@ _CHECKS: list[tuple[str, object, str]] = [
     ("train.patience", lambda c: c.train.patience >= 0, ">= 0"),
     ("scoring.shrinkage", lambda c: 0 <= c.scoring.shrinkage <= 1, "in [0, 1]"),
     ("scoring.threshold_quantile", lambda c: 0 < c.scoring.threshold_quantile < 1, "in (0, 1)"),
+    ("threads", lambda c: c.threads >= 0, ">= 0 (0: TensorFlow's choice)"),
 ]
 
 
@@ -133,10 +139,26 @@ def validate(cfg: Config) -> Config:
     """Raise ConfigError with one line naming the first key whose value is not allowed."""
     for key, check, allowed in _CHECKS:
         if not check(cfg):  # type: ignore[operator]
-            section, name = key.split(".")
-            value = getattr(getattr(cfg, section), name)
+            value = functools.reduce(getattr, key.split("."), cfg)
             raise ConfigError(f"{key}={value} is not allowed: must be {allowed}")
     return cfg
+
+
+# Keys that say where and how a run is executed, not what it computes.
+_NOT_IDENTITY = ("tracking", "rerun", "threads")
+# Model keys that only the sparse forms use: a standard model ignores them.
+_SPARSE_ONLY = ("l1", "gate_init", "gate_activation", "projection_units", "sparsity_tolerance")
+
+
+def config_identity(config: dict) -> str:
+    """A short hash of what a run computes: equal configs give equal hashes across sweeps."""
+    kept = {key: value for key, value in config.items() if key not in _NOT_IDENTITY}
+    model = dict(kept.get("model", {}))
+    if model.get("kind") == "standard":
+        model = {key: value for key, value in model.items() if key not in _SPARSE_ONLY}
+    kept["model"] = model
+    text = json.dumps(kept, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def register_configs() -> None:

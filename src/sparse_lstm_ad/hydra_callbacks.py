@@ -1,40 +1,92 @@
-"""Hydra callbacks: work done once per invocation around the jobs, whatever the launcher."""
+"""Hydra callbacks: work done once per invocation around the jobs, whatever the launcher.
+
+Before any job: the config's values and the store are checked (one line and exit 2 on a
+mistake), the store and experiment are created, and a multirun gets its parent run. After a
+multirun: the parent records how many jobs finished, failed or were skipped, the comparison
+table is printed, and the exit code is 1 if any job failed.
+"""
 
 from __future__ import annotations
 
+import atexit
+import copy
+import logging
+import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from sparse_lstm_ad.config import TrackingConfig
+from sparse_lstm_ad.config import Config, ConfigError, TrackingConfig, validate
+
+log = logging.getLogger(__name__)
 
 
-def _tracking_config(config: DictConfig) -> TrackingConfig:
-    return OmegaConf.to_object(config.tracking)  # type: ignore[return-value]
+def _checked_config(config: DictConfig) -> Config:
+    """The composed config without Hydra's own node, its values checked."""
+    task = copy.deepcopy(config)
+    with open_dict(task):
+        task.pop("hydra", None)
+    return validate(OmegaConf.to_object(task))  # type: ignore[arg-type]
+
+
+def _prepare(config: DictConfig) -> TrackingConfig:
+    from sparse_lstm_ad import tracking
+
+    try:
+        checked = _checked_config(config)
+        tracking.prepare_store(checked.tracking)
+    except (ConfigError, tracking.StoreError) as error:
+        log.error("%s", error)
+        sys.exit(2)  # a user's mistake: nothing ran, nothing was logged
+    return checked.tracking
 
 
 class TrackingCallback(Callback):
-    """Prepares the MLflow store before any job; after a sweep, prints its comparison table."""
+    def __init__(self) -> None:
+        self.parent_id: str | None = None
+        self.tracking: TrackingConfig | None = None
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from sparse_lstm_ad import tracking
-
-        tracking.prepare_store(_tracking_config(config))
+        _prepare(config)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from sparse_lstm_ad import tracking
 
-        tracking.prepare_store(_tracking_config(config))
+        self.tracking = _prepare(config)
+        sweep = str(Path(config.hydra.sweep.dir))
+        self.parent_id = tracking.start_sweep(self.tracking, sweep, f"sweep {sweep}")
+        atexit.register(self._abandon)  # Ctrl-C or a crash between jobs: close the parent KILLED
+        log.info("sweep %s: parent run %s", sweep, self.parent_id)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from sparse_lstm_ad import report, tracking
 
-        cfg = _tracking_config(config)
-        runs = tracking.sweep_runs(cfg, str(Path(config.hydra.sweep.dir)))
-        print(report.format_table(report.sweep_table(runs)))
-        print(
-            f"\nOpen the MLflow UI: make ui   (or: mlflow ui --backend-store-uri "
-            f"{tracking.tracking_uri(cfg)} --host 127.0.0.1)"
+        assert self.tracking is not None and self.parent_id is not None
+        runs = tracking.sweep_runs(self.tracking, str(Path(config.hydra.sweep.dir)))
+        failed, skipped = (
+            tracking.noted_jobs(self.tracking, self.parent_id, outcome)
+            for outcome in ("failed", "skipped")
         )
+        counts = report.job_counts(runs, {"failed": len(failed), "skipped": len(skipped)})
+        # Skipped jobs are answered by earlier runs: the table shows those too.
+        earlier = tracking.runs_by_id(self.tracking, list(skipped.values()))
+        table = report.format_table(report.sweep_table(pd.concat([runs, earlier])))
+        status = tracking.end_sweep(self.tracking, self.parent_id, counts, [])
+        atexit.unregister(self._abandon)
+        print(table)
+        print(f"\nsweep {status}: " + ", ".join(f"{n} {key}" for key, n in counts.items()))
+        print(
+            f"Open the MLflow UI: make ui   (or: mlflow ui --backend-store-uri "
+            f"{tracking.tracking_uri(self.tracking)} --host 127.0.0.1)"
+        )
+        if status != "FINISHED":
+            sys.exit(1)
+
+    def _abandon(self) -> None:
+        from sparse_lstm_ad import tracking
+
+        if self.tracking is not None and self.parent_id is not None:
+            tracking.abandon_sweep(self.tracking, self.parent_id)

@@ -41,6 +41,8 @@ class JobInfo:
     sweep: str = ""  # the multirun this job belongs to, "" for a single run
     choices: dict[str, str] = field(default_factory=dict)  # config group -> option chosen
     tags: dict[str, str] = field(default_factory=dict)  # any further tags for the run
+    identity: str = ""  # config hash: what the run computes (see config.config_identity)
+    parent_run_id: str | None = None  # the sweep's parent run
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class Scored:
 def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
     from sparse_lstm_ad.training import make_repeatable  # TensorFlow loads here, not on --help
 
+    fresh_tensorflow(cfg.threads)
     make_repeatable(cfg.seed, cfg.train.deterministic)
     rows = prepare_rows(cfg)
     windows = {
@@ -86,6 +89,8 @@ def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
         tracking.SWEEP_TAG: job.sweep,
         "model": job.choices.get("model", cfg.model.kind.value),
         "data": job.choices.get("data", cfg.data.name),
+        tracking.IDENTITY_TAG: job.identity,
+        **({"mlflow.parentRunId": job.parent_run_id} if job.parent_run_id else {}),
         **job.tags,
     }
     with tracking.tracked_run(cfg.tracking, job.run_name, tags) as run_id:
@@ -100,6 +105,20 @@ def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
     log.info("run %s finished: %s", run_id, _format(metrics))
     log.info("artifacts: %s", summary.artifact_uri)
     return summary
+
+
+def fresh_tensorflow(threads: int) -> None:
+    """A clean Keras state and a thread budget: worker processes are reused between jobs."""
+    import keras
+    import tensorflow as tf
+
+    keras.backend.clear_session()
+    if threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:  # TF already started in this process: the first job's limit holds
+            log.debug("TensorFlow threads already fixed in this process")
 
 
 def prepare_rows(cfg: Config) -> Rows:

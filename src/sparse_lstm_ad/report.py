@@ -30,3 +30,18 @@ def format_table(table: pd.DataFrame) -> str:
     if table.empty:
         return "(no runs recorded for this sweep)"
     return table.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+
+
+def job_counts(runs: pd.DataFrame, noted: dict[str, int]) -> dict[str, int]:
+    """How the sweep's jobs ended: the runs' statuses plus jobs noted on the parent run.
+
+    A job is noted "failed" whatever the stage it failed at (some fail before their run
+    starts) and "skipped" when an earlier run of its config had FINISHED.
+    """
+    statuses = runs["status"].value_counts() if not runs.empty else pd.Series(dtype=int)
+    return {
+        "finished": int(statuses.get("FINISHED", 0)),
+        "failed": noted.get("failed", 0),
+        "killed": int(statuses.get("KILLED", 0)),
+        "skipped": noted.get("skipped", 0),
+    }

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
+import random
+import socket
 import subprocess
-from collections.abc import Iterator, Mapping
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +24,27 @@ from sparse_lstm_ad.config import TrackingConfig
 
 log = logging.getLogger(__name__)
 
-SWEEP_TAG = "sweep"
+SWEEP_TAG = "sweep"  # on each job's run: the multirun directory
+PARENT_TAG = "sweep_parent"  # on a sweep's parent run: the multirun directory
+IDENTITY_TAG = "config_hash"  # what a run computes; equal hashes, equal runs
 _PARAM_BATCH = 100  # MLflow's limit of params per log_params call
+_LOCK_RETRIES = 8
+
+
+class StoreError(RuntimeError):
+    """The tracking store cannot be reached, created or written."""
+
+
+def _retrying(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call, retrying with jittered backoff while the store reports a lock (busy SQLite)."""
+    for attempt in range(_LOCK_RETRIES):
+        try:
+            return call(*args, **kwargs)
+        except Exception as error:
+            if "locked" not in str(error).lower() or attempt == _LOCK_RETRIES - 1:
+                raise
+            time.sleep(0.05 * 2**attempt * (1 + random.random()))
+    raise AssertionError("unreachable")
 
 
 def tracking_uri(cfg: TrackingConfig) -> str:
@@ -34,17 +59,41 @@ def prepare_store(cfg: TrackingConfig) -> str:
     Called once before any job: first writers racing on a fresh SQLite file were seen to
     break it, and racing `set_experiment` calls to file runs under "Default".
     """
-    if not cfg.uri:
-        Path(cfg.dir).mkdir(parents=True, exist_ok=True)
+    check_store(cfg)
     # Schema migrations and model validation log at INFO on every run: noise in a sweep log.
     for name in ("alembic", "mlflow.store.db.utils", "mlflow.pyfunc"):
         logging.getLogger(name).setLevel(logging.WARNING)
     mlflow.set_tracking_uri(tracking_uri(cfg))
-    experiment = mlflow.get_experiment_by_name(cfg.experiment)
-    if experiment is not None:
-        return experiment.experiment_id
-    artifacts = None if cfg.uri else (Path(cfg.dir) / "artifacts").resolve().as_uri()
-    return mlflow.create_experiment(cfg.experiment, artifact_location=artifacts)
+    try:
+        experiment = _retrying(mlflow.get_experiment_by_name, cfg.experiment)
+        if experiment is not None:
+            return experiment.experiment_id
+        artifacts = None if cfg.uri else (Path(cfg.dir) / "artifacts").resolve().as_uri()
+        return _retrying(mlflow.create_experiment, cfg.experiment, artifact_location=artifacts)
+    except Exception as error:  # MLflow and SQLAlchemy raise many types for a bad store
+        first_line = (str(error).strip() or repr(error)).splitlines()[0]
+        message = f"tracking store {tracking_uri(cfg)} cannot be used: {first_line}"
+        raise StoreError(message) from error
+
+
+def check_store(cfg: TrackingConfig) -> None:
+    """Fail fast, in one line, when the store is unreachable or cannot be created."""
+    if cfg.uri and cfg.uri.startswith(("http://", "https://")):
+        try:
+            urllib.request.urlopen(f"{cfg.uri.rstrip('/')}/health", timeout=5).close()
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise StoreError(f"tracking.uri={cfg.uri} is not reachable: {reason}") from error
+    elif not cfg.uri:
+        folder = Path(cfg.dir)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            if not os.access(folder, os.W_OK):
+                raise PermissionError(13, "not writable")
+        except OSError as error:
+            raise StoreError(
+                f"tracking.dir={cfg.dir} cannot hold the store: {error.strerror or error}"
+            ) from error
 
 
 def git_tags() -> dict[str, str]:
@@ -62,21 +111,35 @@ def git_tags() -> dict[str, str]:
         return {"git_commit": "unknown", "git_dirty": "unknown"}
 
 
+def process_tags() -> dict[str, str]:
+    """Which process runs the job: lets a later sweep tell a dead run from a live one."""
+    return {"host": socket.gethostname(), "pid": str(os.getpid())}
+
+
 @contextmanager
 def tracked_run(cfg: TrackingConfig, run_name: str, tags: Mapping[str, str]) -> Iterator[str]:
-    """A run that ends FINISHED, FAILED (error recorded as a tag) or KILLED, never RUNNING."""
+    """A run that ends FINISHED, FAILED (error recorded as a tag) or KILLED, never RUNNING.
+
+    FINISHED is set last, after every artifact was logged.
+    """
     experiment_id = prepare_store(cfg)
-    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=dict(tags))
+    run = _retrying(
+        mlflow.start_run,
+        experiment_id=experiment_id,
+        run_name=run_name,
+        tags={**tags, **process_tags()},
+    )
     try:
         yield run.info.run_id
     except KeyboardInterrupt:
-        mlflow.end_run(status="KILLED")
+        _retrying(mlflow.set_tag, "error", "interrupted (Ctrl-C or SIGTERM)")
+        _retrying(mlflow.end_run, status="KILLED")
         raise
     except BaseException as error:
-        mlflow.set_tag("error", f"{type(error).__name__}: {error}"[:5000])
-        mlflow.end_run(status="FAILED")
+        _retrying(mlflow.set_tag, "error", f"{type(error).__name__}: {error}"[:5000])
+        _retrying(mlflow.end_run, status="FAILED")
         raise
-    mlflow.end_run(status="FINISHED")
+    _retrying(mlflow.end_run, status="FINISHED")
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -93,16 +156,16 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def log_params(config: Mapping[str, Any]) -> None:
     items = list(flatten(config).items())
     for i in range(0, len(items), _PARAM_BATCH):
-        mlflow.log_params(dict(items[i : i + _PARAM_BATCH]))
+        _retrying(mlflow.log_params, dict(items[i : i + _PARAM_BATCH]))
 
 
 def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
-    mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+    _retrying(mlflow.log_metrics, {k: float(v) for k, v in metrics.items()}, step=step)
 
 
 def log_files(paths: list[Path], artifact_path: str) -> None:
     for path in paths:
-        mlflow.log_artifact(str(path), artifact_path=artifact_path)
+        _retrying(mlflow.log_artifact, str(path), artifact_path=artifact_path)
 
 
 def log_pyfunc_model(
@@ -144,13 +207,8 @@ def artifact_uri() -> str:
 
 
 def sweep_runs(cfg: TrackingConfig, sweep: str) -> pd.DataFrame:
-    """All runs of one multirun, oldest first, with their params, metrics and tags."""
-    experiment_id = prepare_store(cfg)
-    return mlflow.search_runs(
-        experiment_ids=[experiment_id],
-        filter_string=f"tags.{SWEEP_TAG} = '{sweep}'",
-        order_by=["attributes.start_time ASC"],
-    )
+    """All job runs of one multirun, oldest first, with their params, metrics and tags."""
+    return _search(cfg, f"tags.{SWEEP_TAG} = '{sweep}'")
 
 
 def run_status(cfg: TrackingConfig, run_id: str) -> str:
@@ -201,3 +259,115 @@ def register_model(cfg: TrackingConfig, run_id: str, name: str) -> str:
 def load_scoring_model(cfg: TrackingConfig, model_uri: str) -> Any:
     mlflow.set_tracking_uri(tracking_uri(cfg))
     return mlflow.pyfunc.load_model(model_uri)
+
+
+def finished_run(cfg: TrackingConfig, identity: str) -> LoggedRun | None:
+    """The newest FINISHED run that computed the same config, if any."""
+    runs = _search(cfg, f"tags.{IDENTITY_TAG} = '{identity}' and attributes.status = 'FINISHED'")
+    if runs.empty:
+        return None
+    row = runs.iloc[-1]
+    metrics = {k.removeprefix("metrics."): v for k, v in row.items() if k.startswith("metrics.")}
+    tags = {k.removeprefix("tags."): v for k, v in row.items() if k.startswith("tags.")}
+    return LoggedRun(row["run_id"], tags.get("mlflow.runName", ""), "FINISHED", metrics, tags, "")
+
+
+def close_orphans(cfg: TrackingConfig, identity: str) -> list[str]:
+    """Mark KILLED the RUNNING runs of this config whose process on this host is gone.
+
+    A worker killed with SIGKILL cannot end its own run; the next sweep that wants the same
+    config ends it for it.
+    """
+    runs = _search(cfg, f"tags.{IDENTITY_TAG} = '{identity}' and attributes.status = 'RUNNING'")
+    closed = []
+    client = MlflowClient()
+    for _, row in runs.iterrows():
+        if row.get("tags.host") != socket.gethostname() or _alive(row.get("tags.pid")):
+            continue
+        client.set_tag(row["run_id"], "error", "its process died (killed?) while it ran")
+        client.set_terminated(row["run_id"], status="KILLED")
+        closed.append(row["run_id"])
+    return closed
+
+
+def _alive(pid: str | None) -> bool:
+    try:
+        os.kill(int(pid or ""), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _search(cfg: TrackingConfig, filter_string: str) -> pd.DataFrame:
+    experiment_id = prepare_store(cfg)
+    return _retrying(
+        mlflow.search_runs,
+        experiment_ids=[experiment_id],
+        filter_string=filter_string,
+        order_by=["attributes.start_time ASC"],
+    )
+
+
+def start_sweep(cfg: TrackingConfig, sweep: str, name: str) -> str:
+    """Open the parent run that groups a multirun's jobs; returns its id."""
+    experiment_id = prepare_store(cfg)
+    tags = {PARENT_TAG: sweep, **git_tags(), **process_tags()}
+    run = _retrying(MlflowClient().create_run, experiment_id, tags=tags, run_name=name)
+    return run.info.run_id
+
+
+def sweep_parent(cfg: TrackingConfig, sweep: str) -> str | None:
+    runs = _search(cfg, f"tags.{PARENT_TAG} = '{sweep}'")
+    return None if runs.empty else str(runs.iloc[-1]["run_id"])
+
+
+def end_sweep(
+    cfg: TrackingConfig, parent_id: str, counts: Mapping[str, int], files: list[Path]
+) -> str:
+    """Record the jobs' outcome on the parent and close it: FAILED if any job failed."""
+    mlflow.set_tracking_uri(tracking_uri(cfg))
+    client = MlflowClient()
+    for key, value in counts.items():
+        _retrying(client.log_metric, parent_id, f"jobs_{key}", value)
+    for path in files:
+        _retrying(client.log_artifact, parent_id, str(path), artifact_path="report")
+    status = "FAILED" if counts.get("failed", 0) or counts.get("killed", 0) else "FINISHED"
+    _retrying(client.set_terminated, parent_id, status=status)
+    return status
+
+
+def abandon_sweep(cfg: TrackingConfig, parent_id: str) -> None:
+    """Close a parent run left open by an interrupted multirun."""
+    mlflow.set_tracking_uri(tracking_uri(cfg))
+    client = MlflowClient()
+    if client.get_run(parent_id).info.status == "RUNNING":
+        client.set_tag(parent_id, "error", "the multirun was interrupted")
+        client.set_terminated(parent_id, status="KILLED")
+
+
+def note_job(cfg: TrackingConfig, parent_id: str, outcome: str, job: str, detail: str) -> None:
+    """Record on the parent how a job ended without a run of its own ("skipped", "failed").
+
+    One tag per job, so parallel workers never overwrite each other.
+    """
+    mlflow.set_tracking_uri(tracking_uri(cfg))
+    _retrying(MlflowClient().set_tag, parent_id, f"{outcome}.{job}", detail[:5000])
+
+
+def noted_jobs(cfg: TrackingConfig, parent_id: str, outcome: str) -> dict[str, str]:
+    """job number -> detail, for the jobs noted with this outcome."""
+    mlflow.set_tracking_uri(tracking_uri(cfg))
+    tags = MlflowClient().get_run(parent_id).data.tags
+    prefix = f"{outcome}."
+    return {
+        key.removeprefix(prefix): value for key, value in tags.items() if key.startswith(prefix)
+    }
+
+
+def runs_by_id(cfg: TrackingConfig, run_ids: list[str]) -> pd.DataFrame:
+    if not run_ids:
+        return pd.DataFrame()
+    quoted = ", ".join(f"'{run_id}'" for run_id in sorted(set(run_ids)))
+    return _search(cfg, f"attributes.run_id IN ({quoted})")
