@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -36,9 +37,11 @@ OBJECTIVE = "val_reconstruction_mse"
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Mistakes in the input (config, data, store): one line, no traceback."""
     from sparse_lstm_ad.tracking import StoreError
-    from sparse_lstm_ad.training import TrainingDiverged
 
-    return (ConfigError, StoreError, TrainingDiverged, ValueError, FileNotFoundError)
+    # Not imported here if the job never got as far: importing it would load TensorFlow.
+    training = sys.modules.get("sparse_lstm_ad.training")
+    diverged = (training.TrainingDiverged,) if training else ()
+    return (ConfigError, StoreError, ValueError, FileNotFoundError, *diverged)
 
 
 def _terminate_as_interrupt(signum: int, frame: Any) -> None:

@@ -8,8 +8,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import mlflow
 import pytest
 from hydra import compose, initialize_config_dir
+from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from sparse_lstm_ad.config import Config, register_configs, validate
@@ -29,19 +31,28 @@ def compose_config(*overrides: str) -> Config:
     return validate(OmegaConf.to_object(cfg))  # type: ignore[arg-type]
 
 
+def train_command(tmp_path: Path, *args: str, store: bool = True) -> list[str]:
+    """`python src/train.py ARGS` with outputs, and unless told otherwise the store, in tmp_path."""
+    command = [sys.executable, str(TRAIN), *args]
+    command += [f"hydra.run.dir={tmp_path / 'outputs'}", f"hydra.sweep.dir={tmp_path / 'multirun'}"]
+    return command + ([f"tracking.dir={tmp_path / 'mlruns'}"] if store else [])
+
+
+def store_runs(store: Path) -> list[mlflow.entities.Run]:
+    """Every run in a local store, oldest first; [] when the store was never created."""
+    if not (store / "mlflow.db").exists():
+        return []
+    client = MlflowClient(tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(experiments, order_by=["attributes.start_time ASC"])
+
+
 @pytest.fixture
 def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run `python src/train.py` in a subprocess against a temp store, outputs in tmp_path."""
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        command = [
-            sys.executable,
-            str(TRAIN),
-            *args,
-            f"tracking.dir={tmp_path / 'mlruns'}",
-            f"hydra.run.dir={tmp_path / 'outputs'}",
-            f"hydra.sweep.dir={tmp_path / 'multirun'}",
-        ]
+    def run(*args: str, store: bool = True) -> subprocess.CompletedProcess[str]:
+        command = train_command(tmp_path, *args, store=store)
         return subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
 
     return run

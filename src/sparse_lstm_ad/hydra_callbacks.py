@@ -65,7 +65,7 @@ class TrackingCallback(Callback):
         from sparse_lstm_ad import report, tracking
 
         assert self.tracking is not None and self.parent_id is not None
-        runs = tracking.sweep_runs(self.tracking, str(Path(config.hydra.sweep.dir)))
+        runs = tracking.child_runs(self.tracking, self.parent_id)
         failed, skipped = (
             tracking.noted_jobs(self.tracking, self.parent_id, outcome)
             for outcome in ("failed", "skipped")

@@ -75,11 +75,11 @@ class Scored:
 
 
 def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
+    rows = prepare_rows(cfg)  # before TensorFlow loads: a data mistake fails in a second
     from sparse_lstm_ad.training import make_repeatable  # TensorFlow loads here, not on --help
 
     fresh_tensorflow(cfg.threads)
     make_repeatable(cfg.seed, cfg.train.deterministic)
-    rows = prepare_rows(cfg)
     windows = {
         part: make_windows(getattr(rows, part), cfg.data.window, cfg.data.stride)
         for part in ("train", "val", "test")

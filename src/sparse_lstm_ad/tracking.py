@@ -366,6 +366,11 @@ def noted_jobs(cfg: TrackingConfig, parent_id: str, outcome: str) -> dict[str, s
     }
 
 
+def child_runs(cfg: TrackingConfig, parent_id: str) -> pd.DataFrame:
+    """The job runs of one multirun invocation (a re-run of a sweep has a parent of its own)."""
+    return _search(cfg, f"tags.mlflow.parentRunId = '{parent_id}'")
+
+
 def runs_by_id(cfg: TrackingConfig, run_ids: list[str]) -> pd.DataFrame:
     if not run_ids:
         return pd.DataFrame()
