@@ -12,7 +12,7 @@ from tests.conftest import compose_config
 
 def test_defaults_compose_to_the_seed_experiment() -> None:
     cfg = compose_config()
-    assert cfg.data.name == "case2" and cfg.data.n_f2 == 4
+    assert cfg.data.name == "case2" and cfg.data.seed.n_f2 == 4
     assert cfg.model.kind == ModelKind.standard
     assert (cfg.train.epochs, cfg.train.batch_size, cfg.data.window) == (30, 128, 15)
 

@@ -7,11 +7,18 @@ import pytest
 
 from sparse_lstm_ad.metrics import (
     DetectionMetrics,
+    RangeMetrics,
+    attribution_metrics,
     auc_pr,
     auc_roc,
     evaluate,
+    evaluate_ranges,
+    hit_rate,
+    point_adjusted_f1,
     precision_recall_f1,
     quantile_threshold,
+    range_auc,
+    vus,
 )
 
 
@@ -91,3 +98,169 @@ def test_evaluate_ignores_nan_rows() -> None:
     as_dict = result.as_dict()
     assert set(as_dict) == {"auc_roc", "auc_pr", "precision", "recall", "f1", "threshold"}
     assert all(isinstance(v, float) for v in as_dict.values())
+
+
+# --- VUS ----------------------------------------------------------------------------------
+
+
+def _range_auc_by_definition(
+    scores: np.ndarray, labels: np.ndarray, buffer: int
+) -> tuple[float, float]:
+    """Range-AUC written loop by loop from the paper's definition, every score a threshold."""
+    n = len(labels)
+    ranges, start = [], None
+    for t in range(n + 1):
+        inside = t < n and labels[t] == 1
+        if inside and start is None:
+            start = t
+        if not inside and start is not None:
+            ranges.append((start, t - 1))
+            start = None
+    weight = labels.astype(float)
+    for s, e in ranges:
+        for d in range(1, buffer // 2 + 1):
+            for t in (s - d, e + d):
+                if 0 <= t < n:
+                    weight[t] += np.sqrt(1 - d / buffer)
+    weight = np.minimum(weight, 1.0)
+    segments, start = [], None
+    for t in range(n + 1):
+        inside = t < n and weight[t] > 0
+        if inside and start is None:
+            start = t
+        if not inside and start is not None:
+            segments.append((start, t))
+            start = None
+    positives = (labels.sum() + weight.sum()) / 2
+    tpr, fpr, precision = [0.0], [0.0], [1.0]
+    for threshold in sorted(scores, reverse=True):
+        flagged = scores >= threshold
+        true_pos = float(np.sum(weight * flagged))
+        existence = np.mean([flagged[a:b].any() for a, b in segments])
+        tpr.append(min(true_pos / positives, 1.0) * existence)
+        fpr.append((flagged.sum() - true_pos) / (n - positives))
+        precision.append(true_pos / flagged.sum())
+    roc = sum((fpr[i + 1] - fpr[i]) * (tpr[i + 1] + tpr[i]) / 2 for i in range(len(fpr) - 1))
+    roc += (1 - fpr[-1]) * (1 + tpr[-1]) / 2
+    pr = sum(
+        (tpr[i + 1] - tpr[i]) * (precision[i + 1] + precision[i]) / 2 for i in range(len(tpr) - 1)
+    )
+    return roc, pr
+
+
+def test_vus_of_a_perfect_score_is_one_without_buffer() -> None:
+    labels = np.array([0, 0, 1, 1, 0, 0, 0, 1, 0, 0])
+    assert vus(labels * 1.0, labels, max_buffer=0) == (1.0, 1.0)
+    # Buffer lengths 0 and 1 add no buffer row (a buffer of l has l // 2 rows each side).
+    assert vus(labels + 0.1, labels, max_buffer=1, n_thresholds=None) == (1.0, 1.0)
+    # With buffer rows, a point-perfect score is charged for not flagging them: below 1.
+    assert all(value < 1 for value in vus(labels * 1.0, labels, max_buffer=4))
+
+
+def test_range_auc_by_hand() -> None:
+    labels = np.array([0, 0, 0, 1, 1, 0, 0, 0])
+    scores = np.array([0, 0, 1, 1, 0, 0, 0, 0], dtype=float)  # one row early, half the range
+    # Buffer 0: at score >= 1 rows 2, 3 flagged: TP 1 of P' = 2, one range hit, TPR 1/2,
+    # FPR 1/6, precision 1/2; at >= 0 all: TPR 1, FPR 1, precision 2/8.
+    roc, pr = range_auc(scores, labels, buffer=0, n_thresholds=None)
+    assert roc == pytest.approx(1 / 6 * (1 / 2) / 2 + 5 / 6 * (1 / 2 + 1) / 2)
+    assert pr == pytest.approx(1 / 2 * (1 + 1 / 2) / 2 + 1 / 2 * (1 / 2 + 1 / 4) / 2)
+    # Buffer 4: two rows each side weigh sqrt(3/4) (d = 1) and sqrt(1/2) (d = 2).
+    w1, w2 = np.sqrt(3 / 4), np.sqrt(1 / 2)
+    buffered = 2 + 2 * (w1 + w2)
+    positives = (2 + buffered) / 2
+    negatives = 8 - positives
+    tp = w1 + 1  # rows 2 (d = 1 before the range) and 3
+    tpr, fpr, prec = tp / positives, (2 - tp) / negatives, tp / 2
+    fpr_all, prec_all = (8 - buffered) / negatives, buffered / 8
+    roc, pr = range_auc(scores, labels, buffer=4, n_thresholds=None)
+    assert roc == pytest.approx(
+        fpr * tpr / 2 + (fpr_all - fpr) * (tpr + 1) / 2 + (1 - fpr_all) * 1.0
+    )
+    assert pr == pytest.approx(tpr * (1 + prec) / 2 + (1 - tpr) * (prec + prec_all) / 2)
+    # VUS is the mean of these slices over buffers 0..L.
+    slices = [range_auc(scores, labels, b, n_thresholds=None) for b in range(5)]
+    assert vus(scores, labels, 4, n_thresholds=None) == pytest.approx(np.mean(slices, axis=0))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_range_auc_matches_the_definition_loop(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    labels = np.zeros(60, dtype=int)
+    # Ranges at an edge, close together (buffers merge) and alone.
+    for start, length in ((0, 2), (20, 3), (26, 2), (45, 4), (58, 2)):
+        labels[start : start + length] = rng.random() < 0.8
+    labels[21] = 1
+    scattered = (rng.random(60) < 0.15).astype(int)  # many short ranges, buffers overlapping
+    for truth in (labels, scattered):
+        scores = rng.integers(0, 8, 60) + 2.0 * truth  # ties and some signal
+        for buffer in (0, 1, 2, 5, 8, 13, 30):
+            expected = _range_auc_by_definition(scores, truth, buffer)
+            assert range_auc(scores, truth, buffer, None) == pytest.approx(expected)
+
+
+def test_vus_samples_thresholds_and_is_undefined_with_one_class() -> None:
+    rng = np.random.default_rng(0)
+    labels = (np.arange(2000) % 400 > 370).astype(int)
+    scores = rng.random(2000) + labels
+    sampled, exact = vus(scores, labels, 20), vus(scores, labels, 20, n_thresholds=None)
+    assert sampled == pytest.approx(exact, abs=0.02)
+    assert all(np.isnan(vus(scores, np.zeros(2000, dtype=int))))
+    with pytest.raises(ValueError, match="NaN"):
+        vus(np.r_[scores[:-1], np.nan], labels)
+
+
+# --- Point-adjusted F1, hit rate ------------------------------------------------------------
+
+
+def test_point_adjusted_f1_by_hand() -> None:
+    labels = np.array([0, 1, 1, 1, 0, 0, 1, 1, 0, 0])
+    scores = np.array([0, 0, 1, 0, 0, 1, 0, 0, 0, 0], dtype=float)
+    # Point-wise at > 0.5: flags rows 2 (+) and 5 (-): P 1/2, R 1/5, F1 2/7.
+    assert precision_recall_f1(scores, labels, 0.5)[2] == pytest.approx(2 / 7)
+    # Row 2 hits the first range: all 3 of its rows count; the second range stays missed:
+    # TP 3, flagged 4, P 3/4, R 3/5, F1 2/3.
+    assert point_adjusted_f1(scores, labels, 0.5) == pytest.approx(2 / 3)
+
+
+def test_evaluate_ranges_drops_nan_rows_and_keeps_evaluate() -> None:
+    labels = np.array([0, 1, 1, 0, 0, 0])
+    scores = np.array([0.1, 0.9, 0.2, 0.3, 0.0, np.nan])
+    result = evaluate_ranges(scores, labels, threshold=0.5, max_buffer=0, n_thresholds=None)
+    assert isinstance(result, RangeMetrics)
+    assert result.point_adjusted_f1 == 1.0
+    assert set(result.as_dict()) == {"vus_roc", "vus_pr", "point_adjusted_f1"}
+    assert result.vus_roc == pytest.approx(range_auc(scores[:5], labels[:5], 0, None).roc)
+    assert set(evaluate(scores, labels, 0.5).as_dict()) == {
+        "auc_roc",
+        "auc_pr",
+        "precision",
+        "recall",
+        "f1",
+        "threshold",
+    }
+
+
+def test_hit_rate_by_hand() -> None:
+    contributions = np.array(
+        [
+            [0.9, 0.1, 0.5, 0.3],  # truth {0, 2}: top 2 = {0, 2}: 2/2; top 3 = {0, 2, 3}: 2/2
+            [0.1, 0.2, 0.3, 0.4],  # truth {0, 1}: top 2 = {3, 2}: 0/2; top 3 adds 1: 1/2
+            [0.5, 0.5, 0.0, 0.0],  # no truth: not counted
+            [0.2, 0.1, 0.7, 0.0],  # truth {1}: top 1 = {2}: 0/1; floor(1.5) = 1: 0/1
+            [np.nan, 1.0, 1.0, 1.0],  # no window covered it: not counted
+        ]
+    )
+    truth = np.array(
+        [[1, 0, 1, 0], [1, 1, 0, 0], [0, 0, 0, 0], [0, 1, 0, 0], [1, 0, 0, 0]], dtype=np.int8
+    )
+    assert hit_rate(contributions, truth, 1.0) == pytest.approx((1 + 0 + 0) / 3)
+    assert hit_rate(contributions, truth, 1.5) == pytest.approx((1 + 0.5 + 0) / 3)
+    assert attribution_metrics(contributions, truth) == pytest.approx(
+        {"hit_rate_100": 1 / 3, "hit_rate_150": 1.5 / 3}
+    )
+    # Ties go to the lower channel index: channel 0 before channel 1.
+    assert hit_rate(np.array([[1.0, 1.0, 0.0]]), np.array([[1, 0, 0]]), 1.0) == 1.0
+    assert np.isnan(hit_rate(contributions, np.zeros_like(truth), 1.0))
+    with pytest.raises(ValueError, match="n_rows, k"):
+        hit_rate(contributions, truth[:, :3], 1.0)

@@ -20,7 +20,20 @@ from sparse_lstm_ad.scoring import CovarianceInverse
 
 # Member names are what users type: OmegaConf matches an enum field by name, not value.
 class DataSource(StrEnum):
-    seed = "seed"
+    seed = "seed"  # the seed notebook's generated series (`data.seed`)
+    correlated = "correlated"  # generated groups of correlated channels (`data.correlated`)
+    csv = "csv"  # a train and a test CSV file, or one file and a split row (`data.csv`)
+
+
+class NanPolicy(StrEnum):
+    error = "error"  # a NaN or inf stops the load, naming the file, column and row
+    ffill = "ffill"  # carry the last finite value forward (leading gaps take the first one)
+    zero = "zero"
+
+
+class ConstantPolicy(StrEnum):
+    error = "error"  # a column constant on the training rows stops the load
+    drop = "drop"  # drop it (it carries nothing a model can learn), with a warning
 
 
 class ModelKind(StrEnum):
@@ -45,13 +58,77 @@ class FitOn(StrEnum):
 
 
 @dataclass
+class SeedDataConfig:
+    n_f2: int = 4  # channels F1 then n_f2 exact copies of F2
+
+
+@dataclass
+class AnomalyTypeConfig:
+    """One kind of injected anomaly; `size` means what its kind says (see correlated.yaml)."""
+
+    count: int = 0  # how many go into the test part; 0 turns the kind off
+    length: int = 50  # rows each
+    size: float = 3.0
+    channels: int = 1  # channels each one touches, all from one group
+
+
+def _anomaly(count: int, length: int, size: float, channels: int) -> AnomalyTypeConfig:
+    return AnomalyTypeConfig(count=count, length=length, size=size, channels=channels)
+
+
+@dataclass
+class CorrelatedAnomaliesConfig:
+    # size: spike, level_shift, drift (at its end), noise_burst (noise std): in channel stds.
+    spike: AnomalyTypeConfig = field(default_factory=lambda: _anomaly(3, 1, 6.0, 1))
+    level_shift: AnomalyTypeConfig = field(default_factory=lambda: _anomaly(2, 30, 3.0, 2))
+    # size: factor on the frequency of the channels' periodic part.
+    frequency_change: AnomalyTypeConfig = field(default_factory=lambda: _anomaly(2, 60, 2.0, 2))
+    noise_burst: AnomalyTypeConfig = field(default_factory=lambda: _anomaly(2, 30, 3.0, 2))
+    drift: AnomalyTypeConfig = field(default_factory=lambda: _anomaly(2, 60, 4.0, 2))
+    # size: phase shift in periods of the group's signal (0.5: the opposite phase).
+    correlation_break: AnomalyTypeConfig = field(default_factory=lambda: _anomaly(3, 60, 0.5, 1))
+    gap: int = 50  # normal rows at least between anomalies and at the test part's ends
+
+
+@dataclass
+class CorrelatedDataConfig:
+    seed: int = 0  # of the numpy Generator; independent of the top-level seed
+    channels: int = 32
+    groups: int = 4  # each group's channels follow one shared latent signal
+    length: int = 10_000  # rows, train then test
+    train_share: float = 0.6
+    period: float = 100.0  # mean period of the latent signals (rows); each group's differs
+    latent_noise: float = 0.3  # std of the noise shared by a group (sine amplitude 1)
+    noise: float = 0.1  # std of each channel's own noise, added after its gain
+    anomalies: CorrelatedAnomaliesConfig = field(default_factory=CorrelatedAnomaliesConfig)
+
+
+@dataclass
+class CsvDataConfig:
+    dir: str = "."  # the file paths below are relative to it; it to the current directory
+    train: str = ""  # the training file, or the only file with `test_from`
+    test: str | None = None  # the test file; null: split `train` at `test_from`
+    test_from: int | None = None  # with one file: its first test row (0-based, after header)
+    time_column: str | None = None  # never a feature
+    features: list[str] | None = None  # null: every numeric column but time and label
+    label_column: str | None = None  # in the test rows, 1 = anomalous; null: no metrics
+    channel_labels: str | None = None  # `start-end:channels` lines, rows from the first test row
+    nan_policy: NanPolicy = NanPolicy.error  # NaN and inf alike
+    constant: ConstantPolicy = ConstantPolicy.error
+
+
+@dataclass
 class DataConfig:
     name: str = MISSING
     source: DataSource = DataSource.seed
-    n_f2: int = 4  # seed data: channels F1 then n_f2 exact copies of F2
+    entity: str = ""  # one part of a data set (ASD: omi-1 ... omi-4), named in preset paths
     every: int = 1  # keep every n-th row: shrinks a run for tests and quick tries
     window: int = 15
     stride: int = 1
+    # Only the block of `source` is read; the others keep their defaults.
+    seed: SeedDataConfig = field(default_factory=SeedDataConfig)
+    correlated: CorrelatedDataConfig = field(default_factory=CorrelatedDataConfig)
+    csv: CsvDataConfig = field(default_factory=CsvDataConfig)
 
 
 @dataclass
@@ -110,11 +187,63 @@ class ConfigError(ValueError):
     """A value the user set that the schema's types cannot reject on their own."""
 
 
-_CHECKS: list[tuple[str, object, str]] = [
-    ("data.n_f2", lambda c: c.data.n_f2 >= 1, ">= 1"),
+# The fields of CorrelatedAnomaliesConfig that are anomaly kinds, in injection-config order.
+ANOMALY_KINDS = (
+    "spike",
+    "level_shift",
+    "frequency_change",
+    "noise_burst",
+    "drift",
+    "correlation_break",
+)
+_ANOMALY_SIZES = {
+    "frequency_change": (lambda size: size > 0 and size != 1, "> 0 and not 1"),
+    "correlation_break": (lambda size: 0 < size < 1, "in (0, 1)"),
+}
+
+
+def _anomaly_checks(kind: str) -> list[tuple[str, object, str]]:
+    key = f"data.correlated.anomalies.{kind}"
+    size_ok, size_allowed = _ANOMALY_SIZES.get(kind, (lambda size: size > 0, "> 0"))
+
+    def kind_of(c: Config) -> AnomalyTypeConfig:
+        return getattr(c.data.correlated.anomalies, kind)
+
+    return [
+        (f"{key}.count", lambda c: kind_of(c).count >= 0, ">= 0"),
+        (f"{key}.length", lambda c: kind_of(c).length >= 1, ">= 1"),
+        (f"{key}.size", lambda c: size_ok(kind_of(c).size), size_allowed),
+        (f"{key}.channels", lambda c: kind_of(c).channels >= 1, ">= 1"),
+    ]
+
+
+_DATA_CHECKS: list[tuple[str, object, str]] = [
     ("data.every", lambda c: c.data.every >= 1, ">= 1"),
     ("data.window", lambda c: c.data.window >= 2, ">= 2"),
     ("data.stride", lambda c: c.data.stride >= 1, ">= 1"),
+    ("data.seed.n_f2", lambda c: c.data.seed.n_f2 >= 1, ">= 1"),
+    ("data.correlated.channels", lambda c: c.data.correlated.channels >= 1, ">= 1"),
+    (
+        "data.correlated.groups",
+        lambda c: 1 <= c.data.correlated.groups <= c.data.correlated.channels,
+        "in [1, data.correlated.channels]",
+    ),
+    ("data.correlated.length", lambda c: c.data.correlated.length >= 4, ">= 4"),
+    ("data.correlated.train_share", lambda c: 0 < c.data.correlated.train_share < 1, "in (0, 1)"),
+    ("data.correlated.period", lambda c: c.data.correlated.period >= 2, ">= 2 (rows)"),
+    ("data.correlated.latent_noise", lambda c: c.data.correlated.latent_noise >= 0, ">= 0"),
+    ("data.correlated.noise", lambda c: c.data.correlated.noise >= 0, ">= 0"),
+    ("data.correlated.anomalies.gap", lambda c: c.data.correlated.anomalies.gap >= 0, ">= 0"),
+    *(check for kind in ANOMALY_KINDS for check in _anomaly_checks(kind)),
+    (
+        "data.csv.test_from",
+        lambda c: c.data.csv.test_from is None or c.data.csv.test_from >= 1,
+        ">= 1 or null",
+    ),
+]
+
+_CHECKS: list[tuple[str, object, str]] = [
+    *_DATA_CHECKS,
     ("model.hidden", lambda c: c.model.hidden >= 1, ">= 1"),
     ("model.layers", lambda c: c.model.layers >= 1, ">= 1"),
     ("model.l1", lambda c: c.model.l1 >= 0, ">= 0"),

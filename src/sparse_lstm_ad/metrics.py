@@ -1,4 +1,7 @@
-"""Point-wise detection metrics, without scikit-learn (it is not a dependency).
+"""Detection metrics, without scikit-learn (it is not a dependency).
+
+Point-wise: AUC-ROC, AUC-PR, precision, recall, F1 (`evaluate`). Range-aware: VUS-ROC and
+VUS-PR, point-adjusted F1 (`evaluate_ranges`). Attribution: HitRate@P% (`hit_rate`).
 
 ``auc_pr`` follows sklearn's ``average_precision_score`` exactly, so numbers compare with
 the literature; the tests check both AUCs against sklearn where it is installed.
@@ -7,6 +10,7 @@ the literature; the tests check both AUCs against sklearn where it is installed.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy.stats import rankdata
@@ -114,3 +118,234 @@ def evaluate(scores: np.ndarray, labels: np.ndarray, threshold: float) -> Detect
         f1=f1,
         threshold=float(threshold),
     )
+
+
+# --- Range-aware metrics: VUS (Paparrizos et al., VLDB 2022) and point-adjusted F1 ----------
+
+
+class Vus(NamedTuple):
+    """Range-based areas: under the ROC curve and the precision-recall curve."""
+
+    roc: float
+    pr: float
+
+
+@dataclass(frozen=True)
+class RangeMetrics:
+    """Range-aware metrics; point-adjusted F1 inflates results: log it only beside `f1`."""
+
+    vus_roc: float
+    vus_pr: float
+    point_adjusted_f1: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {name: float(value) for name, value in asdict(self).items()}
+
+
+def _label_ranges(positive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start (inclusive) and end (exclusive) rows of each run of True."""
+    edges = np.diff(np.concatenate([[0], positive.astype(np.int8), [0]]))
+    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+
+
+def _gaps_to_labels(positive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows since the last labelled row at or before each row, and until the next one at or
+    after it (inf where there is none)."""
+    rows = np.arange(positive.size, dtype=np.float64)
+    last = np.maximum.accumulate(np.where(positive, rows, -np.inf))
+    following = np.minimum.accumulate(np.where(positive, rows, np.inf)[::-1])[::-1]
+    return rows - last, following - rows
+
+
+class _RangeCurves:
+    """Everything the range-based curves of one (scores, labels) share across buffer lengths.
+
+    Thresholds are scores taken at evenly spaced ranks (the reference implementation's 250),
+    or every score with ``n_thresholds=None``; a row is flagged when its score >= threshold.
+    """
+
+    def __init__(self, scores: np.ndarray, positive: np.ndarray, n_thresholds: int | None):
+        self.scores, self.positive = scores, positive
+        self.n_pos = float(positive.sum())
+        self.descending = np.argsort(-scores, kind="mergesort")
+        ranked = scores[self.descending]
+        ranks = np.arange(scores.size)
+        if n_thresholds is not None:
+            ranks = np.linspace(0, scores.size - 1, n_thresholds).astype(np.int64)
+        self.thresholds = ranked[ranks]
+        # Flagged rows at each threshold: every score >= it, ties included.
+        self.n_flagged = scores.size - np.searchsorted(np.sort(scores), self.thresholds, "left")
+        self.after_end, self.before_start = _gaps_to_labels(positive)
+        # Counts of range starts and (inclusive) ends at rows < i, for i in 0..n.
+        starts, ends = _label_ranges(positive)
+        self.range_starts = np.r_[0, np.cumsum(np.bincount(starts, minlength=scores.size))]
+        self.range_ends = np.r_[0, np.cumsum(np.bincount(ends - 1, minlength=scores.size))]
+
+    def weights(self, buffer: int) -> np.ndarray:
+        """The continuous label: 1 on labelled rows, sqrt(1 - d / buffer) on the buffer//2 rows
+        at distance d on each side of a range, summed where buffers meet, at most 1."""
+        reach = buffer // 2
+        if reach == 0:
+            return self.positive.astype(np.float64)
+        ramp = np.zeros(self.scores.size)
+        for gap in (self.after_end, self.before_start):
+            near = (gap >= 1) & (gap <= reach)
+            ramp[near] += np.sqrt(1.0 - gap[near] / buffer)
+        # Each term is >= sqrt(1/2): two ranges reaching a row from one side (only the nearest
+        # is in `ramp`) already make it 1.
+        ramp[self._reached_twice(reach)] = 1.0
+        return np.where(self.positive, 1.0, np.minimum(ramp, 1.0))
+
+    def _reached_twice(self, reach: int) -> np.ndarray:
+        n = self.scores.size
+        rows = np.arange(n)
+        ends_before = self.range_ends[rows] - self.range_ends[np.maximum(rows - reach, 0)]
+        starts_after = (
+            self.range_starts[np.minimum(rows + reach + 1, n)] - self.range_starts[rows + 1]
+        )
+        return (ends_before >= 2) | (starts_after >= 2)
+
+    def existence(self, weights: np.ndarray) -> np.ndarray:
+        """Share of buffered ranges holding at least one flagged row, per threshold."""
+        starts, ends = _label_ranges(weights > 0)
+        padded = np.append(self.scores, -np.inf)
+        # reduceat over [start, end) pairs: every other result is a range's top score.
+        tops = np.maximum.reduceat(padded, np.ravel(np.column_stack([starts, ends])))[::2]
+        hit = tops.size - np.searchsorted(np.sort(tops), self.thresholds, "left")
+        return hit / tops.size
+
+    def areas(self, buffer: int) -> Vus:
+        weights = self.weights(buffer)
+        true_pos = np.cumsum(weights[self.descending])[self.n_flagged - 1]
+        # The paper's compromise between the labelled and the buffered positives.
+        positives = (self.n_pos + weights.sum()) / 2
+        tpr = np.minimum(true_pos / positives, 1.0) * self.existence(weights)
+        fpr = (self.n_flagged - true_pos) / (self.scores.size - positives)
+        precision = true_pos / self.n_flagged
+        roc_x, roc_y = np.r_[0.0, fpr, 1.0], np.r_[0.0, tpr, 1.0]
+        pr_x, pr_y = np.r_[0.0, tpr], np.r_[1.0, precision]
+        return Vus(roc=_trapezoid(roc_x, roc_y), pr=_trapezoid(pr_x, pr_y))
+
+
+def _trapezoid(x: np.ndarray, y: np.ndarray) -> float:
+    return float(np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2))
+
+
+def _range_curves(
+    scores: np.ndarray, labels: np.ndarray, n_thresholds: int | None
+) -> _RangeCurves | None:
+    scores, positive = _scores_and_labels(scores, labels)
+    _require_finite(scores)
+    if n_thresholds is not None and n_thresholds < 1:
+        raise ValueError(f"n_thresholds must be >= 1 or None, got {n_thresholds}")
+    if not positive.any() or positive.all():
+        return None  # undefined without both classes, as the AUCs
+    return _RangeCurves(scores, positive, n_thresholds)
+
+
+def range_auc(
+    scores: np.ndarray, labels: np.ndarray, buffer: int, n_thresholds: int | None = 250
+) -> Vus:
+    """Range-AUC-ROC and Range-AUC-PR with one buffer length (one slice of the VUS surface).
+
+    Per threshold: TPR = min(TP / P', 1) * existence, FPR = FP / (n - P'), precision =
+    TP / flagged, with TP the continuous label summed over flagged rows, P' the mean of the
+    labelled and the buffered positives, and existence the share of buffered ranges (merged
+    where they overlap or touch) with a flagged row. Both curves are integrated by trapezoids,
+    ROC from (0, 0) to (1, 1), PR from (recall 0, precision 1). NaN without both classes.
+    """
+    if buffer < 0:
+        raise ValueError(f"buffer must be >= 0, got {buffer}")
+    curves = _range_curves(scores, labels, n_thresholds)
+    return Vus(float("nan"), float("nan")) if curves is None else curves.areas(buffer)
+
+
+def vus(
+    scores: np.ndarray, labels: np.ndarray, max_buffer: int = 100, n_thresholds: int | None = 250
+) -> Vus:
+    """VUS-ROC and VUS-PR: the range AUCs averaged over buffer lengths 0, 1, ..., max_buffer.
+
+    100 is TSB-AD's default; it is meant to be about an anomaly's (or a period's) length. With
+    max_buffer > 1 even a perfect point-wise score gets less than 1: its buffer rows count
+    against it (the definition's, not a rounding, effect).
+    """
+    if max_buffer < 0:
+        raise ValueError(f"max_buffer must be >= 0, got {max_buffer}")
+    curves = _range_curves(scores, labels, n_thresholds)
+    if curves is None:
+        return Vus(float("nan"), float("nan"))
+    # One pass per buffer length, each vectorised over rows and thresholds: memory O(n).
+    areas = np.array([curves.areas(buffer) for buffer in range(max_buffer + 1)])
+    return Vus(roc=float(areas[:, 0].mean()), pr=float(areas[:, 1].mean()))
+
+
+def point_adjusted_f1(scores: np.ndarray, labels: np.ndarray, threshold: float) -> float:
+    """F1 after point adjustment: a labelled range with one flagged row counts as all flagged.
+
+    It inflates results (Kim et al., AAAI 2022): report it only beside the point-wise F1.
+    """
+    scores, positive = _scores_and_labels(scores, labels)
+    flagged = scores > threshold
+    range_of = np.cumsum(np.diff(np.concatenate([[0], positive.astype(np.int8)])) == 1) - 1
+    hits = np.bincount(range_of[positive], weights=flagged[positive]) > 0
+    adjusted = flagged.copy()
+    adjusted[positive] = hits[range_of[positive]]
+    return precision_recall_f1(adjusted.astype(np.float64), positive, 0.5)[2]
+
+
+def evaluate_ranges(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    threshold: float,
+    max_buffer: int = 100,
+    n_thresholds: int | None = 250,
+) -> RangeMetrics:
+    """VUS-ROC, VUS-PR and point-adjusted F1 on the rows that have a score (as `evaluate`)."""
+    scores, positive = _scores_and_labels(scores, labels)
+    scored = ~np.isnan(scores)
+    scores, positive = scores[scored], positive[scored]
+    surface = vus(scores, positive, max_buffer, n_thresholds)
+    return RangeMetrics(
+        vus_roc=surface.roc,
+        vus_pr=surface.pr,
+        point_adjusted_f1=point_adjusted_f1(scores, positive, threshold),
+    )
+
+
+# --- Attribution: which channels a detector blames ----------------------------------------
+
+
+def hit_rate(contributions: np.ndarray, channel_labels: np.ndarray, p: float = 1.0) -> float:
+    """HitRate@P% (OmniAnomaly, InterFusion): at each row with g > 0 channels labelled, the share
+    of them among the floor(p * g) channels with the largest contributions; the mean over rows.
+
+    Rows whose contributions hold NaN (no window covers them) are left out; ties go to the
+    lower channel index. NaN when no row is left.
+    """
+    contributions = np.asarray(contributions, dtype=np.float64)
+    truth = np.asarray(channel_labels) == 1
+    if contributions.ndim != 2 or contributions.shape != truth.shape:
+        raise ValueError(
+            f"contributions {contributions.shape} and channel labels {truth.shape} "
+            "must both be (n_rows, k)"
+        )
+    if p <= 0:
+        raise ValueError(f"p must be > 0, got {p}")
+    counted = truth.any(axis=1) & np.isfinite(contributions).all(axis=1)
+    if not counted.any():
+        return float("nan")
+    values, truth = contributions[counted], truth[counted]
+    order = np.argsort(-values, axis=1, kind="stable")
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.broadcast_to(np.arange(values.shape[1]), order.shape), 1)
+    n_true = truth.sum(axis=1)
+    top = rank < np.floor(p * n_true)[:, None]
+    return float(np.mean((top & truth).sum(axis=1) / n_true))
+
+
+def attribution_metrics(contributions: np.ndarray, channel_labels: np.ndarray) -> dict[str, float]:
+    """HitRate@100% and @150%, as InterFusion reports them."""
+    return {
+        "hit_rate_100": hit_rate(contributions, channel_labels, 1.0),
+        "hit_rate_150": hit_rate(contributions, channel_labels, 1.5),
+    }

@@ -33,8 +33,18 @@ def _check_finite(train: np.ndarray, channels: Sequence[str]) -> None:
         raise ValueError(f"training data has NaN or inf in channel(s) {names}")
 
 
+def constant_channels(train: np.ndarray) -> np.ndarray:
+    """(n_rows, k) -> (k,) True where a channel is constant on ``train`` (rounding aside)."""
+    train = np.asarray(train, dtype=np.float64)
+    return _is_constant(train.mean(axis=0), train.std(axis=0))
+
+
+def _is_constant(mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    return std <= _CONSTANT_RTOL * np.maximum(np.abs(mean), 1.0)
+
+
 def _check_not_constant(mean: np.ndarray, std: np.ndarray, channels: Sequence[str]) -> None:
-    constant = std <= _CONSTANT_RTOL * np.maximum(np.abs(mean), 1.0)
+    constant = _is_constant(mean, std)
     if constant.any():
         names = [channels[c] for c in np.flatnonzero(constant)]
         raise ValueError(f"channel(s) {names} are constant on the training rows (std 0)")

@@ -2,37 +2,48 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from sparse_lstm_ad.config import DataConfig, DataSource
+from sparse_lstm_ad.data.correlated import correlated_series
+from sparse_lstm_ad.data.csv_source import load_csv_split
 from sparse_lstm_ad.data.seed import SEED_TRAIN_ROWS, seed_labels, seed_series
+from sparse_lstm_ad.data.series_split import SeriesSplit
 
-
-@dataclass(frozen=True)
-class SeriesSplit:
-    train: np.ndarray  # (n_train, k) normal rows only
-    test: np.ndarray  # (n_test, k)
-    test_labels: np.ndarray | None  # (n_test,) 1 = anomalous row; None when unlabelled
-    channels: list[str]
+__all__ = ["SeriesSplit", "load_series", "split_validation"]
 
 
 def load_series(cfg: DataConfig) -> SeriesSplit:
-    if cfg.source == DataSource.seed:
-        return _seed_split(cfg)
-    raise ValueError(f"data.source={cfg.source}: no loader for it")
+    """The train and test rows of `cfg.source`, then every `cfg.every`-th row of each."""
+    loaders = {
+        DataSource.seed: _seed_split,
+        DataSource.correlated: _correlated_split,
+        DataSource.csv: lambda c: load_csv_split(c.csv),
+    }
+    if cfg.source not in loaders:
+        raise ValueError(f"data.source={cfg.source}: no loader for it")
+    # Decimate after splitting so the split point and the anomaly onsets stay where they were.
+    return loaders[cfg.source](cfg).every(cfg.every)
 
 
 def _seed_split(cfg: DataConfig) -> SeriesSplit:
-    values, channels = seed_series(cfg.n_f2)
-    labels = seed_labels()
-    # Decimate after splitting so the split point and the anomaly onset stay where they were.
+    values, channels = seed_series(cfg.seed.n_f2)
     return SeriesSplit(
-        train=values[:SEED_TRAIN_ROWS][:: cfg.every],
-        test=values[SEED_TRAIN_ROWS:][:: cfg.every],
-        test_labels=labels[:: cfg.every],
+        train=values[:SEED_TRAIN_ROWS],
+        test=values[SEED_TRAIN_ROWS:],
+        test_labels=seed_labels(),
         channels=channels,
+    )
+
+
+def _correlated_split(cfg: DataConfig) -> SeriesSplit:
+    series = correlated_series(cfg.correlated)
+    return SeriesSplit(
+        train=series.train,
+        test=series.test,
+        test_labels=series.test_labels,
+        channels=series.channels,
+        test_channel_labels=series.test_channel_labels,
     )
 
 

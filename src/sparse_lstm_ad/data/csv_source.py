@@ -1,0 +1,267 @@
+"""Real series from CSV: a train and a test file, or one file and the row where test begins.
+
+Every problem in the data stops the load with a ValueError that names the file, the column
+and, where there is one, the line (1 = the header), so that it can be fixed at its source.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sparse_lstm_ad.config import ConstantPolicy, CsvDataConfig, NanPolicy
+from sparse_lstm_ad.data.scaling import constant_channels
+from sparse_lstm_ad.data.series_split import SeriesSplit
+
+log = logging.getLogger(__name__)
+
+_LABEL_LINE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*:\s*(\d+(?:\s*,\s*\d+)*)\s*$")
+
+
+@dataclass(frozen=True)
+class _Part:
+    """Rows of one file (or of its train or test share), with where they came from."""
+
+    frame: pd.DataFrame  # its index is the row's position in the file, 0 = first data row
+    path: Path
+
+    def line(self, row: int) -> int:
+        return int(self.frame.index[row]) + 2  # line 1 is the header
+
+
+def load_csv_split(cfg: CsvDataConfig) -> SeriesSplit:
+    """The train and test rows of `cfg`, with labels and per-channel labels where configured."""
+    train, test = _read_parts(cfg)
+    names = _feature_columns(train, cfg)
+    for part in (train, test):
+        _require_columns(part, [*names, *_optional(cfg.time_column)], "a feature or time")
+    train_values = _fill(_numeric(train, names), train, names, cfg.nan_policy)
+    test_values = _fill(_numeric(test, names), test, names, cfg.nan_policy)
+    labels = _labels(test, cfg.label_column)
+    channel_labels = _channel_labels(cfg, len(test.frame), names)
+    labels = _reconcile(labels, channel_labels, test, cfg)
+    keep = _kept_channels(train_values, train, names, cfg.constant)
+    if channel_labels is not None and channel_labels[:, ~keep].any():
+        dropped = [name for name, kept in zip(names, keep, strict=True) if not kept]
+        log.warning("dropped columns %s are among the channels held responsible", dropped)
+    return SeriesSplit(
+        train=train_values[:, keep],
+        test=test_values[:, keep],
+        test_labels=labels,
+        channels=[name for name, kept in zip(names, keep, strict=True) if kept],
+        test_channel_labels=None if channel_labels is None else channel_labels[:, keep],
+    )
+
+
+def _optional(name: str | None) -> list[str]:
+    return [] if name is None else [name]
+
+
+def _resolve(cfg: CsvDataConfig, name: str, key: str) -> Path:
+    if not name:
+        raise ValueError(f"data.csv.{key} is not set: name the file (relative to data.csv.dir)")
+    path = Path(cfg.dir) / name  # an absolute `name` replaces `dir`
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file (data.csv.{key}, from {Path.cwd()})")
+    return path
+
+
+def _read(path: Path) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not a readable CSV file ({error})") from error
+    if frame.empty:
+        raise ValueError(f"{path}: no data rows")
+    return frame
+
+
+def _read_parts(cfg: CsvDataConfig) -> tuple[_Part, _Part]:
+    train_path = _resolve(cfg, cfg.train, "train")
+    frame = _read(train_path)
+    if cfg.test is not None:
+        test_path = _resolve(cfg, cfg.test, "test")
+        return _Part(frame, train_path), _Part(_read(test_path), test_path)
+    if cfg.test_from is None:
+        raise ValueError("data.csv.test is null: set data.csv.test_from, the first test row")
+    if not 0 < cfg.test_from < len(frame):
+        raise ValueError(
+            f"{train_path}: data.csv.test_from={cfg.test_from} must lie in [1, {len(frame) - 1}]"
+            f" ({len(frame)} data rows)"
+        )
+    return (
+        _Part(frame.iloc[: cfg.test_from], train_path),
+        _Part(frame.iloc[cfg.test_from :], train_path),
+    )
+
+
+def _require_columns(part: _Part, names: list[str], what: str) -> None:
+    missing = [name for name in names if name not in part.frame.columns]
+    if missing:
+        raise ValueError(
+            f"{part.path}: column {missing[0]!r} ({what} column) is missing; "
+            f"the file has {list(part.frame.columns)}"
+        )
+
+
+def _non_numeric(column: pd.Series) -> pd.Series:
+    """True where a value is present but is not a number ("n/a", "12,5", "high")."""
+    if pd.api.types.is_numeric_dtype(column):
+        return pd.Series(False, index=column.index)
+    return pd.to_numeric(column, errors="coerce").isna() & column.notna()
+
+
+def _is_text(column: pd.Series) -> bool:
+    return bool(column.notna().any()) and not pd.to_numeric(column, errors="coerce").notna().any()
+
+
+def _feature_columns(train: _Part, cfg: CsvDataConfig) -> list[str]:
+    if cfg.features is not None:
+        if not cfg.features:
+            raise ValueError("data.csv.features is an empty list: name at least one column")
+        return list(cfg.features)
+    reserved = {cfg.time_column, cfg.label_column}
+    names = [name for name in train.frame.columns if name not in reserved]
+    # A column with no number at all is text (a host name, a note): not a channel.
+    text = [name for name in names if _is_text(train.frame[name])]
+    if text:
+        log.warning("%s: columns %s hold no numbers: not used as channels", train.path, text)
+    features = [name for name in names if name not in text]
+    if not features:
+        raise ValueError(f"{train.path}: no numeric column to use as a channel")
+    return features
+
+
+def _numeric(part: _Part, names: list[str]) -> np.ndarray:
+    for name in names:
+        bad = _non_numeric(part.frame[name]).to_numpy()
+        if bad.any():
+            row = int(np.argmax(bad))
+            value = _plain(part.frame[name].iloc[row])
+            raise ValueError(
+                f"{part.path}: column {name!r} is not numeric: {value!r} "
+                f"at line {part.line(row)} ({int(bad.sum())} such values)"
+            )
+    frame = part.frame[names].apply(pd.to_numeric, errors="coerce")
+    return frame.to_numpy(dtype=np.float64)
+
+
+def _fill(values: np.ndarray, part: _Part, names: list[str], policy: NanPolicy) -> np.ndarray:
+    missing = ~np.isfinite(values)
+    if not missing.any():
+        return values
+    if policy == NanPolicy.error:
+        row, col = np.argwhere(missing)[0]
+        raise ValueError(
+            f"{part.path}: column {names[col]!r} has NaN or inf at line {part.line(row)} "
+            f"({int(missing.sum())} such values); data.csv.nan_policy=ffill or zero fills them"
+        )
+    empty = missing.all(axis=0)
+    if empty.any():
+        raise ValueError(f"{part.path}: column {names[int(np.argmax(empty))]!r} has no value")
+    log.warning("%s: %d NaN or inf values filled (%s)", part.path, missing.sum(), policy.value)
+    if policy == NanPolicy.zero:
+        return np.where(missing, 0.0, values)
+    return _forward_fill(values, missing)
+
+
+def _forward_fill(values: np.ndarray, missing: np.ndarray) -> np.ndarray:
+    """Each gap takes the last finite value above it; a leading gap the first one below it."""
+    rows = np.arange(len(values))[:, None]
+    source = np.maximum.accumulate(np.where(missing, -1, rows), axis=0)
+    first_valid = np.argmax(~missing, axis=0)
+    source = np.where(source < 0, first_valid, source)
+    return np.take_along_axis(values, source, axis=0)
+
+
+def _plain(value: object) -> object:
+    """A NumPy scalar as the Python value it holds, so that messages show `2`, not `np.int64(2)`."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _labels(test: _Part, column: str | None) -> np.ndarray | None:
+    if column is None:
+        return None
+    _require_columns(test, [column], "the label (data.csv.label_column)")
+    values = pd.to_numeric(test.frame[column], errors="coerce").to_numpy()
+    bad = ~np.isin(values, (0, 1))
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise ValueError(
+            f"{test.path}: column {column!r} (labels) must hold 0 or 1: "
+            f"{_plain(test.frame[column].iloc[row])!r} at line {test.line(row)}"
+        )
+    return values.astype(np.int8)
+
+
+def _channel_labels(cfg: CsvDataConfig, n_test: int, names: list[str]) -> np.ndarray | None:
+    """(n_test, k) from `start-end:c1,c2` lines: test rows 0-based inclusive, channels 1-based
+    in the order of the feature columns (ASD's interpretation.txt)."""
+    if cfg.channel_labels is None:
+        return None
+    path = _resolve(cfg, cfg.channel_labels, "channel_labels")
+    labels = np.zeros((n_test, len(names)), dtype=np.int8)
+    for number, text in enumerate(path.read_text().splitlines(), start=1):
+        if text.strip():
+            start, end, channels = _parse_label_line(text, path, number, n_test, len(names))
+            labels[start : end + 1, channels] = 1
+    return labels
+
+
+def _parse_label_line(
+    text: str, path: Path, number: int, n_test: int, k: int
+) -> tuple[int, int, np.ndarray]:
+    match = _LABEL_LINE.match(text)
+    if match is None:
+        raise ValueError(f"{path}: line {number} {text!r} is not `start-end:channel,channel`")
+    start, end = int(match[1]), int(match[2])
+    channels = np.array([int(c) for c in match[3].split(",")])
+    if not 0 <= start <= end < n_test:
+        raise ValueError(
+            f"{path}: line {number}: rows {start}-{end} outside the {n_test} test rows"
+        )
+    if channels.min() < 1 or channels.max() > k:
+        raise ValueError(f"{path}: line {number}: channels must lie in 1..{k} (the features)")
+    return start, end, channels - 1
+
+
+def _reconcile(
+    labels: np.ndarray | None, channel_labels: np.ndarray | None, test: _Part, cfg: CsvDataConfig
+) -> np.ndarray | None:
+    if channel_labels is None:
+        return labels
+    marked = channel_labels.any(axis=1)
+    if labels is None:
+        return marked.astype(np.int8)
+    normal_but_marked = marked & (labels == 0)
+    if normal_but_marked.any():
+        row = int(np.argmax(normal_but_marked))
+        raise ValueError(
+            f"{Path(cfg.dir) / str(cfg.channel_labels)}: marks test row {row} anomalous, which "
+            f"column {cfg.label_column!r} of {test.path} calls normal: are both counted from the "
+            "first test row?"
+        )
+    return labels
+
+
+def _kept_channels(
+    train_values: np.ndarray, train: _Part, names: list[str], policy: ConstantPolicy
+) -> np.ndarray:
+    constant = constant_channels(train_values)
+    if not constant.any():
+        return np.ones(len(names), dtype=bool)
+    dropped = [name for name, c in zip(names, constant, strict=True) if c]
+    if policy == ConstantPolicy.error:
+        raise ValueError(
+            f"{train.path}: column {dropped[0]!r} is constant on the training rows "
+            f"(constant: {dropped}); data.csv.constant=drop drops such columns"
+        )
+    if constant.all():
+        raise ValueError(f"{train.path}: every feature column is constant on the training rows")
+    log.warning("%s: dropped columns constant on the training rows: %s", train.path, dropped)
+    return ~constant
