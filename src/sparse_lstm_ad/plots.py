@@ -11,13 +11,20 @@ matplotlib.use("Agg")  # files only: runs are headless, often in worker processe
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 
 
 def _save(fig: Figure, path: Path) -> Path:
+    """Write the PNG whole or not at all: to a temporary name first, then renamed."""
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        fig.savefig(partial, dpi=110, format="png")
+        partial.replace(path)
+    finally:
+        plt.close(fig)
+        partial.unlink(missing_ok=True)
     return path
 
 
@@ -87,4 +94,33 @@ def sparse_weights_heatmap(
     else:
         ax.set_yticks(range(len(channels)), channels)
     fig.colorbar(image, ax=ax)
+    return _save(fig, path)
+
+
+def metric_against_l1(points: pd.DataFrame, metric: str, path: Path) -> Path:
+    """Mean ± std of a metric against the L1 coefficient, one line per model and case.
+
+    The standard model has no L1: it is drawn as a flat band over the L1 range.
+    """
+    fig, ax = plt.subplots(figsize=(7, 4))
+    l1 = points["l1"].dropna()
+    span = (l1.min(), l1.max()) if len(l1) else (1e-5, 1e-1)
+    for (model, case), rows in points.groupby(["model", "case"]):
+        label = f"{model}, {case}"
+        if rows["l1"].isna().all():
+            mean, std = rows["mean"].iloc[0], np.nan_to_num(rows["std"].iloc[0])
+            line = ax.hlines(mean, *span, linestyles="--", label=label)
+            ax.fill_between(span, mean - std, mean + std, alpha=0.15, color=line.get_color())
+        else:
+            rows = rows.sort_values("l1")
+            ax.errorbar(
+                rows["l1"],
+                rows["mean"],
+                yerr=rows["std"].fillna(0),
+                marker="o",
+                capsize=3,
+                label=label,
+            )
+    ax.set(xscale="log", xlabel="model.l1", ylabel=metric, title=f"{metric} against L1")
+    ax.legend(fontsize=8)
     return _save(fig, path)

@@ -45,3 +45,132 @@ def job_counts(runs: pd.DataFrame, noted: dict[str, int]) -> dict[str, int]:
         "killed": int(statuses.get("KILLED", 0)),
         "skipped": noted.get("skipped", 0),
     }
+
+
+# ---- The comparison report of a sweep: `python -m sparse_lstm_ad.report SWEEP` ----
+
+GROUP_TAGS = {"tags.model": "model", "tags.data": "case"}
+REPORT_METRICS = {
+    "metrics.auc_roc": "AUC-ROC",
+    "metrics.auc_pr": "AUC-PR",
+    "metrics.f1": "F1",
+    "metrics.val_reconstruction_mse": "val MSE",
+    "metrics.epochs_run": "epochs",
+}
+# Params that say how or where a run executed, or which repetition it is: never a group key.
+_NOT_SWEPT = ("params.seed", "params.threads", "params.rerun", "params.tracking.")
+_SPARSE_ONLY = ("l1", "gate_init", "gate_activation", "projection_units", "sparsity_tolerance")
+
+
+def swept_params(runs: pd.DataFrame) -> list[str]:
+    """Params that vary within a (model, case) pair: what the sweep compared besides those."""
+    candidates = [
+        c for c in runs.columns if c.startswith("params.") and not c.startswith(_NOT_SWEPT)
+    ]
+    groups = runs.groupby(list(GROUP_TAGS), dropna=False)
+    return [c for c in candidates if groups[c].nunique(dropna=False).max() > 1]
+
+
+def _blank_unused(runs: pd.DataFrame) -> pd.DataFrame:
+    """A standard model ignores the sparse layer's settings: show them as '-' for it."""
+    runs = runs.copy()
+    standard = (
+        runs.get("params.model.kind", pd.Series(index=runs.index, dtype=object)) == "standard"
+    )
+    for name in _SPARSE_ONLY:
+        column = f"params.model.{name}"
+        if column in runs.columns:
+            runs[column] = runs[column].astype(object).where(~standard, "-")
+    return runs
+
+
+def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean ± std (n runs) of each metric per model, case and swept value, over seeds."""
+    runs = _blank_unused(runs[runs["status"] == "FINISHED"])
+    keys = list(GROUP_TAGS) + swept_params(runs)
+    metrics = [m for m in REPORT_METRICS if m in runs.columns]
+    grouped = runs.groupby(keys, dropna=False)[metrics]
+    mean, std, count = grouped.mean(), grouped.std(ddof=1), grouped.size()
+    table = pd.DataFrame(index=mean.index)
+    for metric in metrics:
+        table[REPORT_METRICS[metric]] = [
+            _mean_std(m, s) for m, s in zip(mean[metric], std[metric], strict=True)
+        ]
+    table["runs"] = count
+    table = table.reset_index()
+    return table.rename(columns={**GROUP_TAGS, **{k: k.removeprefix("params.") for k in keys}})
+
+
+def _mean_std(mean: float, std: float) -> str:
+    if pd.isna(mean):
+        return "-"
+    return f"{mean:.4f}" if pd.isna(std) else f"{mean:.4f} ± {std:.4f}"
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """A GitHub Markdown table (pandas' to_markdown needs tabulate, which we do not ship)."""
+    header = "| " + " | ".join(map(str, table.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in table.columns) + "|"
+    rows = ["| " + " | ".join(map(str, row)) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([header, rule, *rows])
+
+
+def plot_points(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Mean and std of `metric` per model, case and L1 (NaN L1 for the standard model)."""
+    runs = runs[runs["status"] == "FINISHED"].copy()
+    standard = runs["params.model.kind"] == "standard"
+    runs["l1"] = pd.to_numeric(runs["params.model.l1"], errors="coerce").where(~standard)
+    grouped = runs.groupby(["tags.model", "tags.data", "l1"], dropna=False)[f"metrics.{metric}"]
+    points = grouped.agg(["mean", "std"]).reset_index()
+    return points.rename(columns={"tags.model": "model", "tags.data": "case"})
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from sparse_lstm_ad import plots, tracking
+    from sparse_lstm_ad.store_options import add_store_options, store_config
+
+    parser = argparse.ArgumentParser(
+        prog="python -m sparse_lstm_ad.report",
+        description="Compare a sweep's runs: a Markdown table (mean ± std over seeds) and a "
+        "plot of a metric against L1, printed, written to --out and logged to the sweep's "
+        "parent run.",
+    )
+    parser.add_argument("sweep", help="the multirun directory, as Hydra printed it")
+    parser.add_argument("--metric", default="auc_pr", help="metric to plot (default auc_pr)")
+    parser.add_argument("--out", type=Path, default=None, help="folder (default: SWEEP/report)")
+    add_store_options(parser)
+    args = parser.parse_args(argv)
+
+    cfg = store_config(args)
+    sweep = str(Path(args.sweep))
+    runs = tracking.sweep_results(cfg, sweep)
+    if runs.empty:
+        print(f"error: no FINISHED run has the sweep tag {sweep!r}", file=sys.stderr)
+        return 2
+    markdown = f"# Sweep `{sweep}`\n\n{to_markdown(summary_table(runs))}\n"
+    out = args.out or Path(sweep) / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        draft = Path(tmp) / "report.md"
+        draft.write_text(markdown)
+        figure = plots.metric_against_l1(
+            plot_points(runs, args.metric), args.metric, Path(tmp) / f"{args.metric}_vs_l1.png"
+        )
+        files = [draft, figure]
+        parent = tracking.sweep_parent(cfg, sweep)
+        if parent:
+            tracking.log_files_to(cfg, parent, files, "report")
+        for path in files:
+            path.replace(out / path.name)  # whole files only: written in tmp, then moved
+    print(markdown)
+    print(f"written: {out / 'report.md'}, {out / figure.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -318,6 +318,25 @@ def start_sweep(cfg: TrackingConfig, sweep: str, name: str) -> str:
     return run.info.run_id
 
 
+def sweep_results(cfg: TrackingConfig, sweep: str) -> pd.DataFrame:
+    """One FINISHED run per config of a sweep, over every invocation of it.
+
+    Jobs skipped on a re-run are answered by the earlier runs their parents point to.
+    """
+    parents = _search(cfg, f"tags.{PARENT_TAG} = '{sweep}'")
+    skipped = [
+        value
+        for column in parents.columns
+        if column.startswith("tags.skipped.")
+        for value in parents[column].dropna()
+    ]
+    runs = pd.concat([sweep_runs(cfg, sweep), runs_by_id(cfg, skipped)], ignore_index=True)
+    if runs.empty:
+        return runs
+    done = runs[runs["status"] == "FINISHED"].sort_values("start_time")
+    return done.drop_duplicates(f"tags.{IDENTITY_TAG}", keep="last").reset_index(drop=True)
+
+
 def sweep_parent(cfg: TrackingConfig, sweep: str) -> str | None:
     runs = _search(cfg, f"tags.{PARENT_TAG} = '{sweep}'")
     return None if runs.empty else str(runs.iloc[-1]["run_id"])
@@ -376,3 +395,11 @@ def runs_by_id(cfg: TrackingConfig, run_ids: list[str]) -> pd.DataFrame:
         return pd.DataFrame()
     quoted = ", ".join(f"'{run_id}'" for run_id in sorted(set(run_ids)))
     return _search(cfg, f"attributes.run_id IN ({quoted})")
+
+
+def log_files_to(cfg: TrackingConfig, run_id: str, paths: list[Path], artifact_path: str) -> None:
+    """Log files to a run that is not the active one (a sweep's parent)."""
+    mlflow.set_tracking_uri(tracking_uri(cfg))
+    client = MlflowClient()
+    for path in paths:
+        _retrying(client.log_artifact, run_id, str(path), artifact_path=artifact_path)
