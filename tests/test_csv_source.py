@@ -187,3 +187,12 @@ def test_asd_entity_override_and_constant_drop() -> None:
     assert cfg.data.csv.test == "omi-2/test.csv.gz"
     split = load_series(cfg.data)
     assert "m03" not in split.channels and len(split.channels) == 18  # constant in train
+
+
+@pytest.mark.skipif(not ASD.is_dir(), reason=f"ASD is not at {ASD}")
+def test_asd_decimated_drops_what_decimation_makes_constant() -> None:
+    # m02 of omi-1 varies on the full training rows, not on every 20th.
+    cfg = compose_config("data=asd", f"data.csv.dir={ASD}", "+experiment=fast")
+    split = load_series(cfg.data)
+    assert split.train.shape == (432, 18) and "m02" not in split.channels
+    assert split.test_channel_labels is not None and split.test_channel_labels.shape == (216, 18)

@@ -34,26 +34,39 @@ class _Part:
         return int(self.frame.index[row]) + 2  # line 1 is the header
 
 
-def load_csv_split(cfg: CsvDataConfig) -> SeriesSplit:
-    """The train and test rows of `cfg`, with labels and per-channel labels where configured."""
+def load_csv_split(cfg: CsvDataConfig, every: int = 1) -> SeriesSplit:
+    """The train and test rows of `cfg`, with labels and per-channel labels where configured;
+    every `every`-th row of each part (before the constant-column check, which must see the
+    rows the model will)."""
     train, test = _read_parts(cfg)
     names = _feature_columns(train, cfg)
     for part in (train, test):
         _require_columns(part, [*names, *_optional(cfg.time_column)], "a feature or time")
-    train_values = _fill(_numeric(train, names), train, names, cfg.nan_policy)
-    test_values = _fill(_numeric(test, names), test, names, cfg.nan_policy)
     labels = _labels(test, cfg.label_column)
     channel_labels = _channel_labels(cfg, len(test.frame), names)
-    labels = _reconcile(labels, channel_labels, test, cfg)
-    keep = _kept_channels(train_values, train, names, cfg.constant)
+    split = SeriesSplit(
+        train=_fill(_numeric(train, names), train, names, cfg.nan_policy),
+        test=_fill(_numeric(test, names), test, names, cfg.nan_policy),
+        test_labels=_reconcile(labels, channel_labels, test, cfg),
+        channels=names,
+        test_channel_labels=channel_labels,
+    ).every(every)
+    return _drop_constant(split, train, cfg.constant)
+
+
+def _drop_constant(split: SeriesSplit, train: _Part, policy: ConstantPolicy) -> SeriesSplit:
+    keep = _kept_channels(split.train, train, split.channels, policy)
+    if keep.all():
+        return split
+    channel_labels = split.test_channel_labels
     if channel_labels is not None and channel_labels[:, ~keep].any():
-        dropped = [name for name, kept in zip(names, keep, strict=True) if not kept]
+        dropped = [name for name, kept in zip(split.channels, keep, strict=True) if not kept]
         log.warning("dropped columns %s are among the channels held responsible", dropped)
     return SeriesSplit(
-        train=train_values[:, keep],
-        test=test_values[:, keep],
-        test_labels=labels,
-        channels=[name for name, kept in zip(names, keep, strict=True) if kept],
+        train=split.train[:, keep],
+        test=split.test[:, keep],
+        test_labels=split.test_labels,
+        channels=[name for name, kept in zip(split.channels, keep, strict=True) if kept],
         test_channel_labels=None if channel_labels is None else channel_labels[:, keep],
     )
 
