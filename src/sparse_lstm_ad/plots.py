@@ -105,22 +105,23 @@ def metric_against_l1(points: pd.DataFrame, metric: str, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4))
     l1 = points["l1"].dropna()
     span = (l1.min(), l1.max()) if len(l1) else (1e-5, 1e-1)
-    for (model, case), rows in points.groupby(["model", "case"]):
-        label = f"{model}, {case}"
+    for i, ((model, case), rows) in enumerate(points.groupby(["model", "case"])):
+        label, color = f"{model}, {case}", f"C{i}"
         if rows["l1"].isna().all():
             mean, std = rows["mean"].iloc[0], np.nan_to_num(rows["std"].iloc[0])
-            line = ax.hlines(mean, *span, linestyles="--", label=label)
-            ax.fill_between(span, mean - std, mean + std, alpha=0.15, color=line.get_color())
-        else:
-            rows = rows.sort_values("l1")
-            ax.errorbar(
-                rows["l1"],
-                rows["mean"],
-                yerr=rows["std"].fillna(0),
-                marker="o",
-                capsize=3,
-                label=label,
-            )
+            ax.hlines(mean, *span, linestyles="--", color=color, label=label)
+            ax.fill_between(span, mean - std, mean + std, alpha=0.15, color=color)
+            continue
+        rows = rows.sort_values("l1")
+        ax.errorbar(
+            rows["l1"],
+            rows["mean"],
+            yerr=rows["std"].fillna(0),
+            marker="o",
+            capsize=3,
+            color=color,
+            label=label,
+        )
     ax.set(xscale="log", xlabel="model.l1", ylabel=metric, title=f"{metric} against L1")
     ax.legend(fontsize=8)
     return _save(fig, path)

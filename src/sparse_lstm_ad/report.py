@@ -98,7 +98,7 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
         ]
     table["runs"] = count
     table = table.reset_index()
-    return table.rename(columns={**GROUP_TAGS, **{k: k.removeprefix("params.") for k in keys}})
+    return table.rename(columns={**{k: k.removeprefix("params.") for k in keys}, **GROUP_TAGS})
 
 
 def _mean_std(mean: float, std: float) -> str:

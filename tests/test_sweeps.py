@@ -1,0 +1,77 @@
+"""Sweeps through the CLI: joblib workers under one parent run, and the comparison report."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from sparse_lstm_ad import report
+from tests.conftest import store_runs
+
+pytestmark = pytest.mark.slow
+
+RunCli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def test_joblib_sweep_lands_four_children_under_one_parent(run_cli: RunCli, tmp_path: Path) -> None:
+    result = run_cli(
+        "-m",
+        "+experiment=fast",
+        "model=standard,sparse",
+        "seed=0,1",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "tracking.log_model=false",
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    runs = store_runs(tmp_path / "mlruns")
+    (parent,) = [r for r in runs if "sweep_parent" in r.data.tags]
+    children = [r for r in runs if r is not parent]
+    assert parent.info.status == "FINISHED" and parent.data.metrics["jobs_finished"] == 4
+    assert [r.info.status for r in children] == ["FINISHED"] * 4
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent.info.run_id}
+    combos = {(r.data.params["model.kind"], r.data.params["seed"]) for r in children}
+    assert combos == {
+        ("standard", "0"),
+        ("standard", "1"),
+        ("sparse_gate", "0"),
+        ("sparse_gate", "1"),
+    }
+    # Each worker ran TensorFlow on one thread: two workers share the two cores.
+    assert {r.data.params["threads"] for r in children} == {"1"}
+    assert len({r.data.tags["pid"] for r in children}) == 2
+
+
+def test_report_of_a_real_sweep_matches_its_runs(run_cli: RunCli, tmp_path: Path) -> None:
+    sweep = tmp_path / "multirun"
+    result = run_cli(
+        "-m",
+        "+experiment=fast",
+        "model=standard,sparse",
+        "model.l1=1e-3,1e-2",
+        "seed=0,1",
+        "tracking.log_model=false",
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    # The standard model ignores L1: its second L1 value is the same config, skipped.
+    assert "6 finished, 0 failed, 0 killed, 2 skipped" in result.stdout
+
+    store = tmp_path / "mlruns"
+    assert report.main([str(sweep), "--tracking-dir", str(store)]) == 0
+    text = (sweep / "report" / "report.md").read_text()
+    assert (sweep / "report" / "auc_pr_vs_l1.png").stat().st_size > 0
+
+    children = [r for r in store_runs(store) if "sweep_parent" not in r.data.tags]
+    sparse_001 = [
+        r.data.metrics["auc_pr"]
+        for r in children
+        if r.data.params["model.kind"] == "sparse_gate" and float(r.data.params["model.l1"]) == 1e-2
+    ]
+    mean = sum(sparse_001) / 2
+    std = (sum((v - mean) ** 2 for v in sparse_001)) ** 0.5  # n-1 = 1
+    row = next(line for line in text.splitlines() if line.startswith("| sparse | case2 | 0.01 |"))
+    assert f"{mean:.4f} ± {std:.4f}" in row and row.endswith("| 2 |")
+    assert sum(line.startswith("| standard | case2 | - |") for line in text.splitlines()) == 1
