@@ -1,4 +1,10 @@
-"""Fitting an autoencoder on normal windows: MSE + the sparse layer's L1, Adam, early stopping."""
+"""Fitting an autoencoder on normal windows: MSE + the sparse layer's L1, Adam, early stopping.
+
+By default each epoch runs as one compiled (XLA) graph: the training windows' rows are held
+once as a tensor and every batch is gathered from them inside the graph, so there is neither
+a Python call per batch nor a copy of the input per step. `train.epoch_in_graph=false` falls
+back to Keras `fit`.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import keras
 import numpy as np
@@ -87,16 +94,8 @@ def fit_autoencoder(
         monitor="val_loss", patience=cfg.patience, restore_best_weights=True
     )
     started = time.perf_counter()
-    model.fit(
-        train_windows,
-        train_windows,
-        validation_data=(val_windows, val_windows),
-        epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
-        shuffle=cfg.shuffle,
-        callbacks=[reporter, stopper],
-        verbose=0,
-    )
+    fit = _fit_in_graph if cfg.epoch_in_graph else _fit_with_keras
+    fit(model, train_windows, val_windows, cfg, [reporter, stopper])
     if reporter.diverged_at is not None:
         raise TrainingDiverged(f"loss is not finite at epoch {reporter.diverged_at}")
     val_loss = reporter.history["val_loss"]
@@ -106,6 +105,130 @@ def fit_autoencoder(
         best_epoch=int(np.argmin(val_loss)) + 1,
         seconds=time.perf_counter() - started,
     )
+
+
+def _fit_with_keras(
+    model: keras.Model,
+    train_windows: np.ndarray,
+    val_windows: np.ndarray,
+    cfg: TrainConfig,
+    callbacks: list[keras.callbacks.Callback],
+) -> None:
+    model.fit(
+        train_windows,
+        train_windows,
+        validation_data=(val_windows, val_windows),
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        shuffle=cfg.shuffle,
+        callbacks=callbacks,
+        verbose=0,
+    )
+
+
+def _fit_in_graph(
+    model: keras.Model,
+    train_windows: np.ndarray,
+    val_windows: np.ndarray,
+    cfg: TrainConfig,
+    callbacks: list[keras.callbacks.Callback],
+) -> None:
+    """Keras fit's epoch semantics (metrics, callbacks, stop_training), one graph per epoch."""
+    train, val = WindowFeed.of(train_windows), WindowFeed.of(val_windows)
+    # Variables must exist before tracing: a compiled loop body cannot create them.
+    model.optimizer.build(model.trainable_variables)
+    train_epoch = _epoch_function(model.train_step, train, cfg.batch_size, cfg.jit_compile)
+    val_epoch = _epoch_function(model.test_step, val, cfg.eval_batch_size, cfg.jit_compile)
+    hooks = keras.callbacks.CallbackList(callbacks, model=model, epochs=cfg.epochs, verbose=0)
+    model.stop_training = False
+    hooks.on_train_begin()
+    for epoch in range(cfg.epochs):
+        hooks.on_epoch_begin(epoch)
+        # Keras's own order of visits: shuffled per epoch from the seeded global NumPy state.
+        order = np.random.permutation(train.starts) if cfg.shuffle else train.starts
+        logs = _run_epoch(model, train_epoch, order)
+        logs.update({f"val_{k}": v for k, v in _run_epoch(model, val_epoch, val.starts).items()})
+        hooks.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    hooks.on_train_end()
+
+
+def _run_epoch(model: keras.Model, epoch_function: Callable, starts: np.ndarray) -> dict:
+    model.reset_metrics()
+    epoch_function(starts)
+    return {key: float(value) for key, value in model.get_metrics_result().items()}
+
+
+@dataclass(frozen=True)
+class WindowFeed:
+    """Windows as the rows beneath them plus start rows: window i is rows[starts[i]:+length]."""
+
+    rows: Any  # tf.Tensor (n_rows, k) float32, converted once per fit
+    starts: np.ndarray  # (n_windows,) int32
+    length: int
+
+    @classmethod
+    def of(cls, windows: np.ndarray) -> WindowFeed:
+        import tensorflow as tf
+
+        rows, starts = underlying_rows(windows)
+        return cls(tf.convert_to_tensor(rows, dtype=tf.float32), starts, windows.shape[1])
+
+
+def underlying_rows(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, starts) with windows[i] == rows[starts[i] : starts[i] + length].
+
+    A sliding-window view (as `make_windows` returns) shares its rows with the series: they
+    are recovered without copying, so the (n_windows, length, k) block never exists. Any
+    other array is read as back-to-back windows of one contiguous copy.
+    """
+    n, length, k = windows.shape
+    step_bytes, row_bytes = windows.strides[0], windows.strides[1]
+    if n and row_bytes > 0 and step_bytes % row_bytes == 0 and step_bytes >= 0:
+        stride = step_bytes // row_bytes
+        shape = ((n - 1) * stride + length, k)
+        rows = np.lib.stride_tricks.as_strided(
+            windows, shape=shape, strides=(row_bytes, windows.strides[2]), writeable=False
+        )
+        return rows, np.arange(n, dtype=np.int32) * stride
+    rows = np.ascontiguousarray(windows).reshape(n * length, k)
+    return rows, np.arange(n, dtype=np.int32) * length
+
+
+def _epoch_function(
+    step: Callable, feed: WindowFeed, batch_size: int, jit_compile: bool
+) -> Callable[[np.ndarray], None]:
+    """Runs `step` on every batch of windows, in the order of the `starts` given.
+
+    The full batches run in one compiled loop. XLA needs static shapes, and compiling a second
+    copy of the step for the last, smaller batch would add half again to the compile time: that
+    batch runs once per epoch in a plain TF graph instead, exactly as Keras would run it.
+    """
+    import tensorflow as tf
+
+    batch_size = min(batch_size, len(feed.starts))
+    full, rest = divmod(len(feed.starts), batch_size)
+    offsets = tf.range(feed.length, dtype=tf.int32)[None, :]
+
+    def run_batch(starts: tf.Tensor) -> None:
+        windows = tf.gather(feed.rows, starts[:, None] + offsets)
+        step((windows, windows))
+
+    @tf.function(jit_compile=jit_compile)
+    def run_full(starts: tf.Tensor) -> None:
+        batches = tf.reshape(starts, (full, batch_size))
+        for i in tf.range(full):
+            run_batch(batches[i])
+
+    run_rest = tf.function(run_batch, jit_compile=False)
+
+    def call(starts: np.ndarray) -> None:
+        run_full(tf.constant(starts[: full * batch_size], dtype=tf.int32))
+        if rest:
+            run_rest(tf.constant(starts[full * batch_size :], dtype=tf.int32))
+
+    return call
 
 
 def reconstruct(model: keras.Model, windows: np.ndarray, batch_size: int = 2048) -> np.ndarray:
