@@ -21,7 +21,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from sparse_lstm_ad.config import Config, ConfigError, config_identity, register_configs, validate
+from sparse_lstm_ad.config import (
+    Config,
+    ConfigError,
+    active_only,
+    config_identity,
+    register_configs,
+    validate,
+)
 
 # Quiets TensorFlow's C++ info and warnings once its logging is up (a few start-up lines
 # from absl are printed before any setting applies).
@@ -62,7 +69,7 @@ def job_info(config: Config) -> Any:
     }
     hydra_dir = Path(hydra_cfg.runtime.output_dir) / hydra_cfg.output_subdir
     # From the checked dataclasses, so values set at run time (threads) are what is logged.
-    container = OmegaConf.to_container(OmegaConf.structured(config), enum_to_str=True)
+    container = active_only(OmegaConf.to_container(OmegaConf.structured(config), enum_to_str=True))
     sweep = str(Path(hydra_cfg.sweep.dir)) if _multirun() else ""
     return JobInfo(
         # The name says what differs from the defaults; with none, which model on which data.

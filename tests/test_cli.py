@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests.conftest import ROOT
+
 pytestmark = pytest.mark.slow
 
 RunCli = Callable[..., subprocess.CompletedProcess[str]]
@@ -62,6 +64,8 @@ def test_single_run_logs_everything(run_cli: RunCli, tmp_path: Path) -> None:
         "plots/test_scores.png",
         "plots/score_histogram.png",
         "plots/sparse_weights.png",
+        "plots/sparse_channel_mass.png",
+        "plots/attribution.png",
         "config/config.yaml",
         "config/overrides.yaml",
         "scores/test_scores.csv",
@@ -103,7 +107,7 @@ def test_logged_model_scores_identically_in_a_fresh_process(
 def test_multirun_lands_one_run_per_job_under_one_sweep(run_cli: RunCli, tmp_path: Path) -> None:
     result = run_cli("-m", "+experiment=fast", "model=standard,sparse", "tracking.log_model=false")
     assert result.returncode == 0, result.stderr[-3000:]
-    runs = _runs(tmp_path)
+    runs = [r for r in _runs(tmp_path) if "sweep_parent" not in r.data.tags]
     assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
     assert [r.data.tags["model"] for r in runs] == ["standard", "sparse"]
     sweeps = {r.data.tags["sweep"] for r in runs}
@@ -111,3 +115,35 @@ def test_multirun_lands_one_run_per_job_under_one_sweep(run_cli: RunCli, tmp_pat
     # The comparison table printed at the end names both runs.
     assert "AUC-ROC" in result.stdout
     assert "standard" in result.stdout and "sparse" in result.stdout
+
+
+def test_asd_run_logs_range_metrics_and_attribution(run_cli: RunCli, tmp_path: Path) -> None:
+    asd = ROOT.parent / "shared" / "data" / "asd"
+    if not asd.is_dir():
+        pytest.skip(f"the ASD data is not beside the repository ({asd})")
+    result = run_cli(
+        "+experiment=fast",
+        "data=asd",
+        "data.entity=omi-1",
+        "model=sparse_projection",
+        f"data.csv.dir={asd}",
+        "tracking.log_model=false",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = _runs(tmp_path)
+    assert run.info.status == "FINISHED" and run.data.tags["data"] == "asd"
+    for key in (
+        "auc_roc",
+        "auc_pr",
+        "f1",
+        "vus_roc",
+        "vus_pr",
+        "point_adjusted_f1",
+        "hit_rate_100",
+        "hit_rate_150",
+    ):
+        assert 0 <= run.data.metrics[key] <= 1, key
+    plots = {a.path for a in _client(tmp_path).list_artifacts(run.info.run_id, "plots")}
+    assert {"plots/attribution.png", "plots/sparse_channel_mass.png"} <= plots
+    # Only the data source in use is logged.
+    assert "data.csv.dir" in run.data.params and "data.seed.n_f2" not in run.data.params

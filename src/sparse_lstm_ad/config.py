@@ -167,6 +167,7 @@ class ScoringConfig:
     inverse: CovarianceInverse = CovarianceInverse.pinv
     shrinkage: float = 0.1
     threshold_quantile: float = 0.99  # of the per-step scores of normal validation rows
+    vus_max_buffer: int = 100  # VUS averages range curves over buffers 0..this many rows
 
 
 @dataclass
@@ -267,6 +268,7 @@ _CHECKS: list[tuple[str, object, str]] = [
     ("train.patience", lambda c: c.train.patience >= 0, ">= 0"),
     ("scoring.shrinkage", lambda c: 0 <= c.scoring.shrinkage <= 1, "in [0, 1]"),
     ("scoring.threshold_quantile", lambda c: 0 < c.scoring.threshold_quantile < 1, "in (0, 1)"),
+    ("scoring.vus_max_buffer", lambda c: c.scoring.vus_max_buffer >= 0, ">= 0"),
     ("threads", lambda c: c.threads >= 0, ">= 0 (0: TensorFlow's choice)"),
 ]
 
@@ -295,6 +297,15 @@ def config_identity(config: dict) -> str:
     kept["model"] = model
     text = json.dumps(kept, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def active_only(config: dict) -> dict:
+    """The config without the data blocks of the sources not in use: what a run depends on."""
+    data = dict(config.get("data", {}))
+    for source in DataSource:
+        if source.value != data.get("source"):
+            data.pop(source.value, None)
+    return {**config, "data": data}
 
 
 def register_configs() -> None:

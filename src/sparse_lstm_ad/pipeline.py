@@ -19,7 +19,12 @@ from sparse_lstm_ad import plots, tracking
 from sparse_lstm_ad.config import Config, ConfigError, FitOn, ModelKind
 from sparse_lstm_ad.data import Standardizer, fit_standardizer, make_windows, window_starts
 from sparse_lstm_ad.data.sources import load_series, split_validation
-from sparse_lstm_ad.metrics import evaluate, quantile_threshold
+from sparse_lstm_ad.metrics import (
+    attribution_metrics,
+    evaluate,
+    evaluate_ranges,
+    quantile_threshold,
+)
 from sparse_lstm_ad.scoring import (
     ErrorModel,
     RowScores,
@@ -62,6 +67,7 @@ class Rows:
     test_labels: np.ndarray | None
     channels: list[str]
     standardizer: Standardizer
+    test_channel_labels: np.ndarray | None = None  # (test rows, channels): who is to blame
 
 
 @dataclass(frozen=True)
@@ -98,7 +104,7 @@ def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
         tracking.log_files(job.config_files, "config")
         model, fit = train_model(cfg, rows, windows)
         scored = score_parts(model, cfg, rows, windows)
-        metrics = final_metrics(scored, rows, fit)
+        metrics = final_metrics(cfg, scored, rows, fit)
         tracking.log_metrics(metrics)
         log_outputs(cfg, model, rows, scored, fit.history)
         summary = RunSummary(run_id, metrics, tracking.artifact_uri())
@@ -132,7 +138,15 @@ def prepare_rows(cfg: Config) -> Rows:
             f"data.window={cfg.data.window} is longer than the shortest part of the series "
             f"({shortest} rows; train {len(train)}, validation {len(val)}, test {len(test)})"
         )
-    return Rows(train, val, test, series.test_labels, series.channels, standardizer)
+    return Rows(
+        train,
+        val,
+        test,
+        series.test_labels,
+        series.channels,
+        standardizer,
+        series.test_channel_labels,
+    )
 
 
 def train_model(cfg: Config, rows: Rows, windows: dict[str, np.ndarray]) -> tuple[Any, Any]:
@@ -184,7 +198,7 @@ def score_parts(model: Any, cfg: Config, rows: Rows, windows: dict[str, np.ndarr
     )
 
 
-def final_metrics(scored: Scored, rows: Rows, fit: Any) -> dict[str, float]:
+def final_metrics(cfg: Config, scored: Scored, rows: Rows, fit: Any) -> dict[str, float]:
     metrics = {f"{part}_reconstruction_mse": mse for part, mse in scored.reconstruction_mse.items()}
     metrics.update(
         epochs_run=fit.epochs_run,
@@ -194,6 +208,13 @@ def final_metrics(scored: Scored, rows: Rows, fit: Any) -> dict[str, float]:
     )
     if rows.test_labels is not None:
         metrics.update(evaluate(scored.test, rows.test_labels, scored.threshold).as_dict())
+        # VUS and point-adjusted F1, always beside the point-wise F1 above, never alone.
+        ranges = evaluate_ranges(
+            scored.test, rows.test_labels, scored.threshold, max_buffer=cfg.scoring.vus_max_buffer
+        )
+        metrics.update(ranges.as_dict())
+    if rows.test_channel_labels is not None:
+        metrics.update(attribution_metrics(scored.test_contributions, rows.test_channel_labels))
     return metrics
 
 
@@ -215,7 +236,15 @@ def log_outputs(
                 scored.val, scored.test, scored.threshold, folder / "score_histogram.png"
             ),
         ]
-        figures += _sparse_layer_plot(cfg, model, rows.channels, folder)
+        figures.append(
+            plots.attribution_heatmap(
+                scored.test_contributions,
+                rows.channels,
+                rows.test_channel_labels,
+                folder / "attribution.png",
+            )
+        )
+        figures += _sparse_layer_plots(cfg, model, rows.channels, folder)
         tracking.log_files(figures, "plots")
         tracking.log_files([_scores_table(scored, rows, folder / "test_scores.csv")], "scores")
     if cfg.tracking.log_model:
@@ -254,18 +283,21 @@ def log_scoring_model(cfg: Config, network: Any, rows: Rows, scored: Scored) -> 
         )
 
 
-def _sparse_layer_plot(cfg: Config, model: Any, channels: list[str], folder: Path) -> list[Path]:
-    from sparse_lstm_ad.models import sparse_weights
+def _sparse_layer_plots(cfg: Config, model: Any, channels: list[str], folder: Path) -> list[Path]:
+    """The sparse layer's weights, and which input channels it keeps."""
+    from sparse_lstm_ad.models import channel_mass, sparse_weights
 
     weights = sparse_weights(model)
     if weights is None:
         return []
     gate = cfg.model.kind == ModelKind.sparse_gate
     rows_label, cols_label = ("time step", "channel") if gate else ("channel", "unit")
+    mass = channel_mass(weights, cfg.model.kind)
     return [
         plots.sparse_weights_heatmap(
             weights, rows_label, cols_label, channels, folder / "sparse_weights.png"
-        )
+        ),
+        plots.channel_mass_bars(mass, channels, folder / "sparse_channel_mass.png"),
     ]
 
 

@@ -125,3 +125,40 @@ def metric_against_l1(points: pd.DataFrame, metric: str, path: Path) -> Path:
     ax.set(xscale="log", xlabel="model.l1", ylabel=metric, title=f"{metric} against L1")
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def attribution_heatmap(
+    contributions: np.ndarray,
+    channels: Sequence[str],
+    channel_labels: np.ndarray | None,
+    path: Path,
+) -> Path:
+    """Each channel's share of the squared score over the test rows; the truth beneath."""
+    panels = 2 if channel_labels is not None else 1
+    height = min(12.0, 1.5 + 0.18 * len(channels)) * panels
+    fig, axes = plt.subplots(panels, 1, figsize=(11, height), sharex=True, squeeze=False)
+    # Shares can be negative (correlated channels offset each other): show the positive part.
+    shown = np.clip(np.nan_to_num(contributions.T), 0, None)
+    top = float(np.percentile(shown, 99.5)) or 1.0
+    image = axes[0, 0].imshow(
+        shown, aspect="auto", cmap="magma", vmin=0, vmax=top, interpolation="nearest"
+    )
+    axes[0, 0].set(ylabel="channel", title="Per-channel contribution to the score")
+    fig.colorbar(image, ax=axes[:, 0].tolist())  # one bar for both: the panels stay aligned
+    if channel_labels is not None:
+        axes[1, 0].imshow(channel_labels.T, aspect="auto", cmap="Greys", interpolation="nearest")
+        axes[1, 0].set(ylabel="channel", title="Channels labelled anomalous")
+    if len(channels) <= 40:
+        for ax in axes[:, 0]:
+            ax.set_yticks(range(len(channels)), channels, fontsize=6)
+    axes[-1, 0].set_xlabel("test row")
+    return _save(fig, path)
+
+
+def channel_mass_bars(mass: np.ndarray, channels: Sequence[str], path: Path) -> Path:
+    """How much of each input channel the sparse layer lets through (L1 mass)."""
+    fig, ax = plt.subplots(figsize=(max(5, 0.25 * len(channels) + 2), 3.5))
+    ax.bar(range(len(channels)), mass)
+    ax.set_xticks(range(len(channels)), channels, rotation=90, fontsize=7)
+    ax.set(ylabel="L1 mass", title="Input channels kept by the sparse layer")
+    return _save(fig, path)
