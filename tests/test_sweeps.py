@@ -75,3 +75,30 @@ def test_report_of_a_real_sweep_matches_its_runs(run_cli: RunCli, tmp_path: Path
     row = next(line for line in text.splitlines() if line.startswith("| sparse | case2 | 0.01 |"))
     assert f"{mean:.4f} ± {std:.4f}" in row and row.endswith("| 2 |")
     assert sum(line.startswith("| standard | case2 | - |") for line in text.splitlines()) == 1
+
+
+def test_optuna_searches_l1_and_hidden_and_logs_the_best(run_cli: RunCli, tmp_path: Path) -> None:
+    result = run_cli(
+        "-m",
+        "+experiment=fast",
+        "model=sparse",
+        "hydra/sweeper=optuna",
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.sampler.seed=0",
+        "model.l1=tag(log, interval(1e-4, 1e-1))",
+        "model.hidden=range(3, 8)",
+        "tracking.log_model=false",
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    runs = store_runs(tmp_path / "mlruns")
+    (parent,) = [r for r in runs if "sweep_parent" in r.data.tags]
+    trials = [r for r in runs if r is not parent]
+    assert [r.info.status for r in trials] == ["FINISHED"] * 3
+    # The objective is the validation reconstruction MSE: no test label reaches the search.
+    objectives = [r.data.metrics["val_reconstruction_mse"] for r in trials]
+    assert parent.data.metrics["best_value"] == pytest.approx(min(objectives))
+    best = min(trials, key=lambda r: r.data.metrics["val_reconstruction_mse"])
+    assert parent.data.tags["best.model.hidden"] == best.data.params["model.hidden"]
+    assert float(parent.data.tags["best.model.l1"]) == pytest.approx(
+        float(best.data.params["model.l1"])
+    )

@@ -74,7 +74,15 @@ class TrackingCallback(Callback):
         # Skipped jobs are answered by earlier runs: the table shows those too.
         earlier = tracking.runs_by_id(self.tracking, list(skipped.values()))
         table = report.format_table(report.sweep_table(pd.concat([runs, earlier])))
-        status = tracking.end_sweep(self.tracking, self.parent_id, counts, [])
+        # The Optuna sweeper leaves its best trial here before this callback runs.
+        optuna_results = Path(config.hydra.sweep.dir) / "optimization_results.yaml"
+        if optuna_results.exists():
+            best = OmegaConf.load(optuna_results)
+            tracking.log_best_trial(
+                self.tracking, self.parent_id, float(best.best_value), dict(best.best_params)
+            )
+        files = [optuna_results] if optuna_results.exists() else []
+        status = tracking.end_sweep(self.tracking, self.parent_id, counts, files)
         atexit.unregister(self._abandon)
         print(table)
         print(f"\nsweep {status}: " + ", ".join(f"{n} {key}" for key, n in counts.items()))

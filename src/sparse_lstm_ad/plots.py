@@ -17,7 +17,8 @@ from matplotlib.figure import Figure
 
 def _save(fig: Figure, path: Path) -> Path:
     """Write the PNG whole or not at all: to a temporary name first, then renamed."""
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     partial = path.with_name(f".{path.name}.partial")
     try:
         fig.savefig(partial, dpi=110, format="png")
@@ -136,7 +137,9 @@ def attribution_heatmap(
     """Each channel's share of the squared score over the test rows; the truth beneath."""
     panels = 2 if channel_labels is not None else 1
     height = min(12.0, 1.5 + 0.18 * len(channels)) * panels
-    fig, axes = plt.subplots(panels, 1, figsize=(11, height), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(
+        panels, 1, figsize=(11, height), sharex=True, squeeze=False, layout="constrained"
+    )
     # Shares can be negative (correlated channels offset each other): show the positive part.
     shown = np.clip(np.nan_to_num(contributions.T), 0, None)
     top = float(np.percentile(shown, 99.5)) or 1.0

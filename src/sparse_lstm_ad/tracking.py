@@ -403,3 +403,14 @@ def log_files_to(cfg: TrackingConfig, run_id: str, paths: list[Path], artifact_p
     client = MlflowClient()
     for path in paths:
         _retrying(client.log_artifact, run_id, str(path), artifact_path=artifact_path)
+
+
+def log_best_trial(
+    cfg: TrackingConfig, parent_id: str, value: float, params: Mapping[str, Any]
+) -> None:
+    """A hyper-parameter search's best objective and the values that reached it."""
+    mlflow.set_tracking_uri(tracking_uri(cfg))
+    client = MlflowClient()
+    _retrying(client.log_metric, parent_id, "best_value", value)
+    for key, best in params.items():
+        _retrying(client.set_tag, parent_id, f"best.{key}", str(best))
