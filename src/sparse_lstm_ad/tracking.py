@@ -60,6 +60,8 @@ def prepare_store(cfg: TrackingConfig) -> str:
     break it, and racing `set_experiment` calls to file runs under "Default".
     """
     check_store(cfg)
+    # Progress bars of artifact transfers would fill every job's log.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # Schema migrations and model validation log at INFO on every run: noise in a sweep log.
     for name in ("alembic", "mlflow.store.db.utils", "mlflow.pyfunc"):
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,0 +1,201 @@
+"""A shared MLflow tracking server on this machine, backed by SQLite or a private PostgreSQL.
+
+    python -m sparse_lstm_ad.server start [--dir .server] [--port 5001] [--backend postgres]
+    python -m sparse_lstm_ad.server stop  [--dir .server]
+
+Everything listens on 127.0.0.1 only. Workers then log to it with
+`tracking.uri=http://127.0.0.1:5001`. The PostgreSQL cluster is created in `<dir>/pg` with
+`initdb` (run as the `postgres` user when started as root, since initdb refuses root) and
+trusts loopback connections: it is private to this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+HOST = "127.0.0.1"
+
+
+class ServerError(RuntimeError):
+    """A server could not be started or stopped; the message says which and why."""
+
+
+def _as_postgres_user(command: list[str]) -> list[str]:
+    if os.geteuid() == 0:  # initdb and postgres refuse to run as root
+        return ["runuser", "-u", "postgres", "--", *command]
+    return command
+
+
+def _pg_binary(name: str) -> str:
+    found = shutil.which(name) or next(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), None)
+    if not found:
+        raise ServerError(f"PostgreSQL's {name} is not installed (apt-get install postgresql)")
+    return str(found)
+
+
+def _run(command: list[str], what: str) -> None:
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        raise ServerError(f"{what} failed: {detail[-1] if detail else result.returncode}")
+
+
+def start_postgres(folder: Path, port: int) -> str:
+    """A private cluster in folder/pg on 127.0.0.1:port with a database `mlflow`; its URI."""
+    data = folder / "pg"
+    if not (data / "PG_VERSION").exists():
+        data.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(data, "postgres", "postgres")
+        _run(
+            _as_postgres_user(
+                [_pg_binary("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"]
+            ),
+            "initdb",
+        )
+    options = f"-h {HOST} -p {port} -k {data}"  # loopback only; the socket stays in the folder
+    _run(
+        _as_postgres_user(
+            [
+                _pg_binary("pg_ctl"),
+                "-D",
+                str(data),
+                "-o",
+                options,
+                "-l",
+                str(data / "server.log"),
+                "-w",
+                "start",
+            ]
+        ),
+        "pg_ctl start",
+    )
+    exists = subprocess.run(
+        [
+            _pg_binary("psql"),
+            "-h",
+            HOST,
+            "-p",
+            str(port),
+            "-U",
+            "postgres",
+            "-tAc",
+            "SELECT 1 FROM pg_database WHERE datname = 'mlflow'",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if exists.stdout.strip() != "1":
+        _run(
+            [_pg_binary("createdb"), "-h", HOST, "-p", str(port), "-U", "postgres", "mlflow"],
+            "createdb",
+        )
+    return f"postgresql://postgres@{HOST}:{port}/mlflow"
+
+
+def start_mlflow(folder: Path, backend_uri: str, port: int, timeout: float = 90) -> str:
+    """`mlflow server` in the background on 127.0.0.1:port; returns its URL once healthy."""
+    log = (folder / "mlflow.log").open("ab")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            backend_uri,
+            "--artifacts-destination",
+            str((folder / "artifacts").resolve()),
+            "--workers",
+            "2",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    (folder / "mlflow.pid").write_text(str(process.pid))
+    url = f"http://{HOST}:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServerError(
+                f"mlflow server exited ({process.returncode}): see {folder}/mlflow.log"
+            )
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=2).close()
+            return url
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.5)
+    raise ServerError(f"mlflow server did not answer on {url} within {timeout:.0f} s")
+
+
+def start(folder: Path, port: int, backend: str, pg_port: int) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    if backend == "postgres":
+        backend_uri = start_postgres(folder, pg_port)
+    else:
+        backend_uri = f"sqlite:///{(folder / 'mlflow.db').resolve()}"
+    return start_mlflow(folder, backend_uri, port)
+
+
+def stop(folder: Path) -> list[str]:
+    """Stop what `start` started in this folder; returns what was stopped."""
+    stopped = []
+    pid_file = folder / "mlflow.pid"
+    if pid_file.exists():
+        try:
+            os.killpg(int(pid_file.read_text()), signal.SIGTERM)
+            stopped.append("mlflow server")
+        except ProcessLookupError:
+            pass
+        pid_file.unlink()
+    data = folder / "pg"
+    if (data / "postmaster.pid").exists():
+        _run(
+            _as_postgres_user([_pg_binary("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
+            "pg_ctl stop",
+        )
+        stopped.append("postgresql")
+    return stopped
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m sparse_lstm_ad.server",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("action", choices=["start", "stop"])
+    parser.add_argument("--dir", type=Path, default=Path(".server"), help="state (default .server)")
+    parser.add_argument("--port", type=int, default=5001, help="tracking server port")
+    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="postgres")
+    parser.add_argument("--pg-port", type=int, default=5433, help="PostgreSQL port")
+    args = parser.parse_args(argv)
+    try:
+        if args.action == "stop":
+            print("stopped: " + (", ".join(stop(args.dir)) or "nothing was running"))
+            return 0
+        url = start(args.dir, args.port, args.backend, args.pg_port)
+    except (ServerError, OSError, subprocess.TimeoutExpired) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"tracking server on {url} ({args.backend}); log to it with tracking.uri={url}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

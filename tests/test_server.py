@@ -1,0 +1,95 @@
+"""A shared tracking server on loopback, backed by a private PostgreSQL cluster."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from sparse_lstm_ad import server
+from tests.conftest import ROOT, train_command
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def tracking_server() -> Iterator[str]:
+    """PostgreSQL + `mlflow server` in a temp dir, both on 127.0.0.1; stopped afterwards."""
+    # Not pytest's tmp_path: the postgres user must be able to reach the cluster's folder.
+    folder = Path(tempfile.mkdtemp(prefix="sparse-lstm-ad-server-"))
+    folder.chmod(0o755)
+    try:
+        url = server.start(folder / "state", _free_port(), "postgres", _free_port())
+        yield url
+    finally:
+        server.stop(folder / "state")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_everything_listens_on_loopback_only(tracking_server: str) -> None:
+    listening = subprocess.run(["ss", "-ltn"], capture_output=True, text=True).stdout
+    port = tracking_server.rsplit(":", 1)[1]
+    lines = [line for line in listening.splitlines() if f":{port} " in line]
+    assert lines and all("127.0.0.1:" in line for line in lines)
+
+
+def test_a_sweep_logs_to_the_server(tracking_server: str, tmp_path: Path) -> None:
+    command = train_command(
+        tmp_path,
+        "-m",
+        "+experiment=fast",
+        "model=standard,sparse",
+        f"tracking.uri={tracking_server}",
+        "tracking.experiment=server-sweep",
+        store=False,
+    )
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    mlflow.set_tracking_uri(tracking_server)
+    runs = mlflow.search_runs(experiment_names=["server-sweep"])
+    parents = runs[runs["tags.sweep_parent"].notna()]
+    children = runs[runs["tags.sweep_parent"].isna()]
+    assert list(parents["status"]) == ["FINISHED"]
+    assert sorted(children["status"]) == ["FINISHED", "FINISHED"]
+    # The model went through the server's artifact store and loads back by run URI.
+    run_id = children["run_id"].iloc[0]
+    model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    assert model.metadata.get_input_schema().input_names()[0] == "F1"
+
+
+def test_eight_concurrent_writers_through_the_server(tracking_server: str) -> None:
+    writer = textwrap.dedent(f"""
+        import sys
+        from sparse_lstm_ad import tracking
+        from sparse_lstm_ad.config import TrackingConfig
+        cfg = TrackingConfig(uri={tracking_server!r}, experiment="writers")
+        with tracking.tracked_run(cfg, f"writer {{sys.argv[1]}}", {{}}):
+            for step in range(200):
+                tracking.log_metrics({{"value": step}}, step=step)
+    """)
+    prepare = "from sparse_lstm_ad import tracking, config; tracking.prepare_store("
+    prepare += f"config.TrackingConfig(uri={tracking_server!r}, experiment='writers'))"
+    subprocess.run([sys.executable, "-c", prepare], check=True)
+    writers = [subprocess.Popen([sys.executable, "-c", writer, str(i)]) for i in range(8)]
+    assert [w.wait(timeout=300) for w in writers] == [0] * 8
+
+    client = MlflowClient(tracking_uri=tracking_server)
+    experiment = client.get_experiment_by_name("writers")
+    runs = client.search_runs([experiment.experiment_id])
+    assert [r.info.status for r in runs] == ["FINISHED"] * 8
+    assert sum(len(client.get_metric_history(r.info.run_id, "value")) for r in runs) == 1600
