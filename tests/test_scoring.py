@@ -143,3 +143,27 @@ def test_time_step_scores_per_channel() -> None:
 def test_time_step_scores_rejects_windows_outside_series() -> None:
     with pytest.raises(ValueError, match="outside"):
         time_step_scores(np.ones((2, 5)), np.array([0, 8]), 10)
+
+
+def test_batched_moments_and_rows_equal_the_whole_array_forms() -> None:
+    from sparse_lstm_ad.scoring import ErrorMoments, RowAccumulator, score_rows
+
+    rng = np.random.default_rng(3)
+    errors = rng.normal(size=(50, 6, 3)) @ np.array([[1, 0.5, 0], [0, 1, 0.3], [0, 0, 1.0]])
+    whole = fit_error_model(errors, "pinv")
+    moments = ErrorMoments()
+    for part in np.array_split(errors, 4):
+        moments.add(part)
+    batched = moments.error_model("pinv", 0.1)
+    np.testing.assert_allclose(batched.mean, whole.mean, atol=1e-12)
+    np.testing.assert_allclose(batched.inv_cov, whole.inv_cov, rtol=1e-9)
+    assert moments.mse == pytest.approx(np.mean(errors**2))
+
+    starts = np.arange(50) * 2  # stride 2 over 105 rows: the last rows are covered by none
+    rows = RowAccumulator(105, 3, whole)
+    for chunk in np.array_split(np.arange(50), 3):
+        rows.add(errors[chunk], starts[chunk])
+    expected = score_rows(errors, starts, 105, whole)
+    np.testing.assert_allclose(rows.result().scores, expected.scores, rtol=1e-12)
+    np.testing.assert_allclose(rows.result().contributions, expected.contributions, atol=1e-9)
+    assert np.isnan(rows.result().scores[-1])

@@ -25,13 +25,7 @@ from sparse_lstm_ad.metrics import (
     evaluate_ranges,
     quantile_threshold,
 )
-from sparse_lstm_ad.scoring import (
-    ErrorModel,
-    RowScores,
-    fit_error_model,
-    reconstruction_errors,
-    score_rows,
-)
+from sparse_lstm_ad.scoring import ErrorModel, error_moments, score_windows
 
 log = logging.getLogger(__name__)
 
@@ -176,25 +170,30 @@ def _epoch_logger(model: Any, cfg: Config):
 
 
 def score_parts(model: Any, cfg: Config, rows: Rows, windows: dict[str, np.ndarray]) -> Scored:
+    """Fit the error model on normal errors, then score validation and test rows.
+
+    Batch by batch: no part's errors are ever held whole (see scoring.ErrorMoments).
+    """
     from sparse_lstm_ad.training import reconstruct
 
-    errors = {part: reconstruction_errors(w, reconstruct(model, w)) for part, w in windows.items()}
-    normal = errors["train"] if cfg.scoring.fit_on == FitOn.train else errors["val"]
-    error_model = fit_error_model(normal, cfg.scoring.inverse, cfg.scoring.shrinkage)
+    def network(batch: np.ndarray) -> np.ndarray:
+        return reconstruct(model, batch)
 
-    def per_row(part: str) -> RowScores:
+    normal = "train" if cfg.scoring.fit_on == FitOn.train else "val"
+    moments = {part: error_moments(windows[part], network) for part in {"train", normal}}
+    error_model = moments[normal].error_model(cfg.scoring.inverse, cfg.scoring.shrinkage)
+    scored, mse = {}, {"train": moments["train"].mse}
+    for part in ("val", "test"):
         n_rows = len(getattr(rows, part))
         starts = window_starts(n_rows, cfg.data.window, cfg.data.stride)
-        return score_rows(errors[part], starts, n_rows, error_model)
-
-    val, test = per_row("val"), per_row("test")
+        scored[part], mse[part] = score_windows(windows[part], starts, n_rows, network, error_model)
     return Scored(
-        val=val.scores,
-        test=test.scores,
-        test_contributions=test.contributions,
-        threshold=quantile_threshold(val.scores, cfg.scoring.threshold_quantile),
+        val=scored["val"].scores,
+        test=scored["test"].scores,
+        test_contributions=scored["test"].contributions,
+        threshold=quantile_threshold(scored["val"].scores, cfg.scoring.threshold_quantile),
         error_model=error_model,
-        reconstruction_mse={part: float(np.mean(e**2)) for part, e in errors.items()},
+        reconstruction_mse=mse,
     )
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from sparse_lstm_ad.data import Standardizer, make_windows, window_starts
-from sparse_lstm_ad.scoring import ErrorModel, reconstruction_errors, score_rows
+from sparse_lstm_ad.scoring import ErrorModel, score_windows
 
 MODEL_CODE = Path(__file__).with_name("pyfunc_model_code.py")
 
@@ -47,14 +47,20 @@ class ScoringState:
 
 
 def score_frame(network: Any, state: ScoringState, frame: pd.DataFrame) -> pd.DataFrame:
-    """Score the rows of `frame` (the training channels, by name) with a trained network."""
+    """Score the rows of `frame` (the training channels, by name) with a trained network.
+
+    The same batched path as the training run's own scoring: the same scores to the bit.
+    """
+    from sparse_lstm_ad.training import reconstruct
+
     standardizer = Standardizer(np.asarray(state.mean), np.asarray(state.std))
     rows = standardizer.transform(channel_values(frame, state.channels))
     windows = make_windows(rows, state.window, state.stride)
-    errors = reconstruction_errors(windows, network.predict(windows, batch_size=2048, verbose=0))
     error_model = ErrorModel(np.asarray(state.error_mean), np.asarray(state.inv_cov))
     starts = window_starts(len(rows), state.window, state.stride)
-    scored = score_rows(errors, starts, len(rows), error_model)
+    scored, _ = score_windows(
+        windows, starts, len(rows), lambda w: reconstruct(network, w), error_model
+    )
     result = pd.DataFrame({"score": scored.scores, "flag": scored.scores > state.threshold})
     for i, channel in enumerate(state.channels):
         result[f"contribution_{channel}"] = scored.contributions[:, i]
