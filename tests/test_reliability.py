@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -77,6 +79,65 @@ def test_a_store_folder_that_cannot_be_made_is_named(run_cli: RunCli, tmp_path: 
     result = run_cli(FAST, f"tracking.dir={blocker / 'mlruns'}", store=False)
     assert result.returncode == 2
     assert f"tracking.dir={blocker / 'mlruns'} cannot hold the store" in _output(result)
+
+
+def _csv_cases(folder: Path) -> dict[str, tuple[list[str], str]]:
+    """Bad CSV inputs: (overrides, the text the one error line must hold)."""
+    rows = np.arange(120, dtype=float)
+    good = pd.DataFrame({"t": rows, "a": np.sin(rows), "b": np.cos(rows), "label": 0})
+    files = {
+        "good": good,
+        "text": good.assign(a=["x", *list(good["a"].iloc[1:])]),
+        "nan": good.assign(b=[np.nan, *list(good["b"].iloc[1:])]),
+        "constant": good.assign(b=1.0),
+    }
+    for name, frame in files.items():
+        frame.to_csv(folder / f"{name}.csv", index=False)
+    split = [
+        "data=csv",
+        f"data.csv.dir={folder}",
+        "data.csv.test_from=80",
+        "data.csv.time_column=t",
+        "data.window=5",
+    ]
+    return {
+        "missing file": (
+            ["data=csv", f"data.csv.train={folder / 'absent.csv'}", "data.csv.test_from=5"],
+            f"{folder / 'absent.csv'}: no such file",
+        ),
+        "missing label column": (
+            [*split, "data.csv.train=good.csv", "data.csv.label_column=y"],
+            "column 'y' (the label (data.csv.label_column) column) is missing",
+        ),
+        "non-numeric channel": (
+            [*split, "data.csv.train=text.csv", "data.csv.features=[a,b]"],
+            "column 'a' is not numeric: 'x' at line 2",
+        ),
+        "NaN": ([*split, "data.csv.train=nan.csv"], "column 'b' has NaN or inf at line 2"),
+        "constant channel": ([*split, "data.csv.train=constant.csv"], "'b'"),
+        "no train file": (["data=csv"], "data.csv.train is not set"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing file",
+        "missing label column",
+        "non-numeric channel",
+        "NaN",
+        "constant channel",
+        "no train file",
+    ],
+)
+def test_bad_csv_fails_with_one_clear_line(case: str, run_cli: RunCli, tmp_path: Path) -> None:
+    overrides, message = _csv_cases(tmp_path)[case]
+    result = run_cli(FAST, *overrides)
+    output = _output(result)
+    assert result.returncode == 2, output[-2000:]
+    assert sum(message in line for line in output.splitlines()) == 1, output[-2000:]
+    assert "Traceback" not in output and "oneDNN" not in output
+    assert store_runs(tmp_path / "mlruns") == []
 
 
 def _start(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
