@@ -268,6 +268,7 @@ _CHECKS: list[tuple[str, object, str]] = [
     ("train.patience", lambda c: c.train.patience >= 0, ">= 0"),
     ("scoring.shrinkage", lambda c: 0 <= c.scoring.shrinkage <= 1, "in [0, 1]"),
     ("scoring.threshold_quantile", lambda c: 0 < c.scoring.threshold_quantile < 1, "in (0, 1)"),
+    ("train.eval_batch_size", lambda c: c.train.eval_batch_size >= 1, ">= 1"),
     ("scoring.vus_max_buffer", lambda c: c.scoring.vus_max_buffer >= 0, ">= 0"),
     ("threads", lambda c: c.threads >= 0, ">= 0 (0: TensorFlow's choice)"),
 ]
