@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -56,3 +57,32 @@ def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
         return subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
 
     return run
+
+
+def parent_and_children(store: Path) -> tuple[list, list]:
+    """A store's sweep parent runs and the other runs, oldest first."""
+    runs = store_runs(store)
+    parents = [r for r in runs if "sweep_parent" in r.data.tags]
+    return parents, [r for r in runs if r not in parents]
+
+
+def run_concurrent_writers(store: str, writers: int = 8, steps: int = 200) -> None:
+    """Processes logging `steps` metric points each to one store at the same time.
+
+    `store` is the TrackingConfig's arguments as Python source, e.g. "dir='/tmp/x'".
+    """
+    writer = textwrap.dedent(f"""
+        import sys
+        from sparse_lstm_ad import tracking
+        from sparse_lstm_ad.config import TrackingConfig
+        cfg = TrackingConfig({store}, experiment="writers")
+        with tracking.tracked_run(cfg, f"writer {{sys.argv[1]}}", {{}}):
+            for step in range({steps}):
+                tracking.log_metrics({{"value": step}}, step=step)
+    """)
+    # The store is prepared once before the writers start, as the CLI does.
+    prepare = "from sparse_lstm_ad import tracking, config; tracking.prepare_store("
+    prepare += f"config.TrackingConfig({store}, experiment='writers'))"
+    subprocess.run([sys.executable, "-c", prepare], check=True)
+    started = [subprocess.Popen([sys.executable, "-c", writer, str(i)]) for i in range(writers)]
+    assert [w.wait(timeout=300) for w in started] == [0] * writers

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +14,13 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import ROOT, store_runs, train_command
+from tests.conftest import (
+    ROOT,
+    parent_and_children,
+    run_concurrent_writers,
+    store_runs,
+    train_command,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -188,18 +192,12 @@ def test_a_non_finite_loss_ends_failed_with_the_reason(run_cli: RunCli, tmp_path
     assert run.data.tags["error"].startswith("TrainingDiverged: loss is not finite")
 
 
-def _children_and_parent(store: Path) -> tuple[list, list]:
-    runs = store_runs(store)
-    parents = [r for r in runs if "sweep_parent" in r.data.tags]
-    return [r for r in runs if r not in parents], parents
-
-
 def test_one_failing_job_does_not_stop_the_sweep(run_cli: RunCli, tmp_path: Path) -> None:
     result = run_cli(
         "-m", FAST, "train.learning_rate=0.01,0.02,1e30,0.03", "tracking.log_model=false"
     )
     assert result.returncode == 1, _output(result)[-3000:]
-    children, (parent,) = _children_and_parent(tmp_path / "mlruns")
+    (parent,), children = parent_and_children(tmp_path / "mlruns")
     assert sorted(r.info.status for r in children) == ["FAILED", "FINISHED", "FINISHED", "FINISHED"]
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent.info.run_id}
     assert parent.info.status == "FAILED"
@@ -209,21 +207,7 @@ def test_one_failing_job_does_not_stop_the_sweep(run_cli: RunCli, tmp_path: Path
 
 def test_eight_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     store = tmp_path / "mlruns"
-    writer = textwrap.dedent(f"""
-        import sys
-        from sparse_lstm_ad import tracking
-        from sparse_lstm_ad.config import TrackingConfig
-        cfg = TrackingConfig(dir={str(store)!r})
-        with tracking.tracked_run(cfg, f"writer {{sys.argv[1]}}", {{}}):
-            for step in range(200):
-                tracking.log_metrics({{"value": step}}, step=step)
-    """)
-    # The store is prepared once before the writers start, as the CLI does.
-    prepare = "from sparse_lstm_ad import tracking, config; "
-    prepare += f"tracking.prepare_store(config.TrackingConfig(dir={str(store)!r}))"
-    subprocess.run([sys.executable, "-c", prepare], check=True)
-    writers = [subprocess.Popen([sys.executable, "-c", writer, str(i)]) for i in range(8)]
-    assert [w.wait(timeout=300) for w in writers] == [0] * 8
+    run_concurrent_writers(f"dir={str(store)!r}")
 
     runs = store_runs(store)
     assert [r.info.status for r in runs] == ["FINISHED"] * 8
@@ -242,7 +226,7 @@ def test_a_sweep_killed_with_sigkill_resumes_without_redoing_finished_jobs(
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=60)
 
-    children, _ = _children_and_parent(tmp_path / "mlruns")
+    _, children = parent_and_children(tmp_path / "mlruns")
     assert sorted(r.info.status for r in children) == ["FINISHED", "RUNNING"]
     finished_before = {r.info.run_id for r in children if r.info.status == "FINISHED"}
 
@@ -252,7 +236,7 @@ def test_a_sweep_killed_with_sigkill_resumes_without_redoing_finished_jobs(
     assert result.returncode == 0, _output(result)[-3000:]
     assert "skipping +experiment=fast seed=0" in result.stdout
     assert "left RUNNING by a dead process: KILLED" in result.stdout
-    children, _ = _children_and_parent(tmp_path / "mlruns")
+    _, children = parent_and_children(tmp_path / "mlruns")
     statuses = {r.data.params["seed"]: [] for r in children}
     for run in children:
         statuses[run.data.params["seed"]].append(run.info.status)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from sparse_lstm_ad import server
-from tests.conftest import ROOT, train_command
+from tests.conftest import ROOT, run_concurrent_writers, train_command
 
 pytestmark = pytest.mark.slow
 
@@ -73,20 +71,7 @@ def test_a_sweep_logs_to_the_server(tracking_server: str, tmp_path: Path) -> Non
 
 
 def test_eight_concurrent_writers_through_the_server(tracking_server: str) -> None:
-    writer = textwrap.dedent(f"""
-        import sys
-        from sparse_lstm_ad import tracking
-        from sparse_lstm_ad.config import TrackingConfig
-        cfg = TrackingConfig(uri={tracking_server!r}, experiment="writers")
-        with tracking.tracked_run(cfg, f"writer {{sys.argv[1]}}", {{}}):
-            for step in range(200):
-                tracking.log_metrics({{"value": step}}, step=step)
-    """)
-    prepare = "from sparse_lstm_ad import tracking, config; tracking.prepare_store("
-    prepare += f"config.TrackingConfig(uri={tracking_server!r}, experiment='writers'))"
-    subprocess.run([sys.executable, "-c", prepare], check=True)
-    writers = [subprocess.Popen([sys.executable, "-c", writer, str(i)]) for i in range(8)]
-    assert [w.wait(timeout=300) for w in writers] == [0] * 8
+    run_concurrent_writers(f"uri={tracking_server!r}")
 
     client = MlflowClient(tracking_uri=tracking_server)
     experiment = client.get_experiment_by_name("writers")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sparse_lstm_ad import report
-from tests.conftest import store_runs
+from tests.conftest import parent_and_children
 
 pytestmark = pytest.mark.slow
 
@@ -27,9 +27,7 @@ def test_joblib_sweep_lands_four_children_under_one_parent(run_cli: RunCli, tmp_
         "tracking.log_model=false",
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    runs = store_runs(tmp_path / "mlruns")
-    (parent,) = [r for r in runs if "sweep_parent" in r.data.tags]
-    children = [r for r in runs if r is not parent]
+    (parent,), children = parent_and_children(tmp_path / "mlruns")
     assert parent.info.status == "FINISHED" and parent.data.metrics["jobs_finished"] == 4
     assert [r.info.status for r in children] == ["FINISHED"] * 4
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent.info.run_id}
@@ -64,7 +62,7 @@ def test_report_of_a_real_sweep_matches_its_runs(run_cli: RunCli, tmp_path: Path
     text = (sweep / "report" / "report.md").read_text()
     assert (sweep / "report" / "auc_pr_vs_l1.png").stat().st_size > 0
 
-    children = [r for r in store_runs(store) if "sweep_parent" not in r.data.tags]
+    _, children = parent_and_children(store)
     sparse_001 = [
         r.data.metrics["auc_pr"]
         for r in children
@@ -90,9 +88,7 @@ def test_optuna_searches_l1_and_hidden_and_logs_the_best(run_cli: RunCli, tmp_pa
         "tracking.log_model=false",
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    runs = store_runs(tmp_path / "mlruns")
-    (parent,) = [r for r in runs if "sweep_parent" in r.data.tags]
-    trials = [r for r in runs if r is not parent]
+    (parent,), trials = parent_and_children(tmp_path / "mlruns")
     assert [r.info.status for r in trials] == ["FINISHED"] * 3
     # The objective is the validation reconstruction MSE: no test label reaches the search.
     objectives = [r.data.metrics["val_reconstruction_mse"] for r in trials]
