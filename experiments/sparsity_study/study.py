@@ -1,0 +1,298 @@
+"""Sparsity study helpers: L1 selection without test labels, and the study's tables and plots.
+
+    study.py select SELECT_SWEEP_DIR      # writes l1_selection.md, prints "form l1 presets" lines
+    study.py report SELECT_SWEEP_DIR FINAL_SWEEP_DIR   # writes results.md and the plots
+
+Runs are read from MLflow (experiment `sparsity_study`, store ./mlruns) by their `sweep` tag.
+A sweep re-run skips configs that already FINISHED and notes the earlier run on its parent
+run (`tags.skipped.<job>`); those runs are counted here too, as the report command does.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import mlflow  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+HERE = Path(__file__).parent
+EXPERIMENT = "sparsity_study"
+L1S = (1e-4, 1e-3, 1e-2)
+TOLERANCE = 0.05  # the largest L1 whose val MSE is within 5 % of the best at seed 0
+MODELS = ["standard", "sparse_gate", "sparse_projection"]
+MODEL_OPTION = {"sparse_gate": "sparse", "sparse_projection": "sparse_projection"}
+# dataset name (params.data.name) -> preset suffix, in table order, with its part
+DATASETS = {
+    "case1": ("case1", "a"),
+    "case2": ("case2", "a"),
+    "corr-k5": ("corr5", "b"),
+    "corr-k20": ("corr20", "b"),
+    "corr-k100": ("corr100", "b"),
+    "asd-omi-1": ("omi1", "c"),
+    "asd-omi-2": ("omi2", "c"),
+    "asd-omi-3": ("omi3", "c"),
+    "asd-omi-4": ("omi4", "c"),
+}
+PARTS = {
+    "a": "(a) seed cases",
+    "b": "(b) correlated data, correlation breaks only",
+    "c": "(c) ASD",
+}
+
+
+def sweep_runs(sweep: str) -> pd.DataFrame:
+    """FINISHED runs of a sweep over all its invocations, skipped jobs answered by earlier runs."""
+    mlflow.set_tracking_uri(f"sqlite:///{Path('mlruns').resolve()}/mlflow.db")
+    every = mlflow.search_runs(experiment_names=[EXPERIMENT])
+    if every.empty:
+        return every
+    tag = every.get("tags.sweep", pd.Series(index=every.index, dtype=object))
+    own = every[tag == sweep]
+    skipped: list[str] = []
+    parents = every[every.get("tags.sweep_parent", pd.Series(index=every.index)) == sweep]
+    for column in parents.columns:
+        if column.startswith("tags.skipped."):
+            skipped += list(parents[column].dropna())
+    runs = pd.concat([own, every[every["run_id"].isin(skipped)]])
+    runs = runs[runs["status"] == "FINISHED"].sort_values("start_time")
+    runs = runs.drop_duplicates("tags.config_hash", keep="last")
+    runs = runs[runs["params.data.name"].notna()].copy()
+    runs["dataset"] = runs["params.data.name"]
+    runs["model"] = runs["params.model.kind"]
+    runs["l1"] = pd.to_numeric(runs["params.model.l1"], errors="coerce").where(
+        runs["model"] != "standard"
+    )
+    runs["seed"] = runs["params.seed"].astype(int)
+    return runs.reset_index(drop=True)
+
+
+def select(select_sweep: str) -> pd.DataFrame:
+    runs = sweep_runs(select_sweep)
+    runs = runs[runs["seed"] == 0]
+    rows = []
+    for (dataset, model), group in runs.groupby(["dataset", "model"]):
+        mse = group.set_index("l1")["metrics.val_reconstruction_mse"].sort_index()
+        best = mse.min()
+        ok = mse[mse <= (1 + TOLERANCE) * best]
+        chosen = ok.index.max()
+        sparsity = group.set_index("l1")["metrics.sparsity"].sort_index()
+        for l1, value in mse.items():
+            rows.append(
+                dict(
+                    dataset=dataset,
+                    model=model,
+                    l1=l1,
+                    val_mse=value,
+                    ratio=value / best,
+                    sparsity=sparsity.get(l1, np.nan),
+                    chosen=l1 == chosen,
+                )
+            )
+    table = pd.DataFrame(rows)
+    table["order"] = table["dataset"].map(list(DATASETS).index)
+    return table.sort_values(["order", "model", "l1"]).drop(columns="order")
+
+
+def write_selection(table: pd.DataFrame) -> None:
+    lines = [
+        "| dataset | sparse form | val MSE at L1=1e-4 | 1e-3 | 1e-2 | sparsity at 1e-4 / 1e-3 / 1e-2 "
+        "| chosen L1 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for (dataset, model), group in table.groupby(["dataset", "model"], sort=False):
+        cells = []
+        for l1 in L1S:
+            row = group[np.isclose(group["l1"], l1)]
+            if row.empty:
+                cells.append("missing")
+                continue
+            r = row.iloc[0]
+            cells.append(f"{r.val_mse:.4f} ({100 * (r.ratio - 1):+.1f} %)")
+        spars = " / ".join(
+            f"{group[np.isclose(group['l1'], l1)]['sparsity'].iloc[0]:.2f}"
+            if (np.isclose(group["l1"], l1)).any()
+            else "-"
+            for l1 in L1S
+        )
+        chosen = group[group["chosen"]]["l1"]
+        lines.append(
+            f"| {dataset} | {model} | {' | '.join(cells)} | {spars} | "
+            f"{chosen.iloc[0]:g} |"
+        )
+    (HERE / "l1_selection.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines), file=sys.stderr)
+
+
+def groups_to_run(table: pd.DataFrame) -> None:
+    """One line per (form, L1): the presets whose chosen L1 it is (one sweep invocation each)."""
+    chosen = table[table["chosen"]]
+    for (model, l1), group in chosen.groupby(["model", "l1"]):
+        presets = ",".join(f"sparsity_study_{DATASETS[d][0]}" for d in group["dataset"])
+        print(f"{MODEL_OPTION[model]} {l1:g} {presets}")
+
+
+def _ms(values: pd.Series, digits: int = 3) -> str:
+    values = values.dropna()
+    if values.empty:
+        return "-"
+    if len(values) == 1:
+        return f"{values.mean():.{digits}f}"
+    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
+
+
+def final_runs(select_sweep: str, final_sweep: str) -> pd.DataFrame:
+    """The final sweep's runs plus the selection's seed-0 runs at the chosen L1.
+
+    The final sweep skips those (same config) and should note them on its parent run, but a
+    parent whose sweep swept `+experiment` lands in the default MLflow experiment unless
+    `tracking.experiment` is also given on the command line, and then the notes are lost: taking
+    them from the selection sweep directly does not depend on that.
+    """
+    chosen = select(select_sweep)
+    chosen = chosen[chosen["chosen"]].set_index(["dataset", "model"])["l1"]
+    runs = pd.concat([sweep_runs(final_sweep), sweep_runs(select_sweep)])
+    runs = runs.drop_duplicates("tags.config_hash").reset_index(drop=True)
+    keep = [
+        row.model == "standard"
+        or np.isclose(row.l1, chosen.get((row.dataset, row.model), np.nan))
+        for row in runs.itertuples()
+    ]
+    return runs[keep].reset_index(drop=True)
+
+
+def report(select_sweep: str, final_sweep: str) -> None:
+    runs = final_runs(select_sweep, final_sweep)
+    runs.to_csv(HERE / "runs.csv", index=False, columns=[
+        c for c in ["run_id", "dataset", "model", "l1", "seed", "metrics.auc_pr", "metrics.vus_pr",
+                    "metrics.auc_roc", "metrics.vus_roc", "metrics.f1", "metrics.hit_rate_100",
+                    "metrics.val_reconstruction_mse", "metrics.sparsity", "metrics.epochs_run",
+                    "metrics.fit_seconds"] if c in runs.columns
+    ])
+    order = [d for d in DATASETS if d in set(runs["dataset"])]
+    out = ["# Sparsity study: results", ""]
+    out += [
+        "Mean ± std over seeds (n per cell in the per-part tables). L1 per dataset and sparse "
+        "form as chosen in `l1_selection.md`.",
+        "",
+        "## Headline: AUC-PR and VUS-PR",
+        "",
+        "| dataset | standard AUC-PR | gate AUC-PR | projection AUC-PR "
+        "| standard VUS-PR | gate VUS-PR | projection VUS-PR |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for dataset in order:
+        sel = runs[runs["dataset"] == dataset]
+        cells = [
+            _ms(sel[sel["model"] == m][f"metrics.{metric}"])
+            for metric in ("auc_pr", "vus_pr")
+            for m in MODELS
+        ]
+        out.append(f"| {dataset} | {' | '.join(cells)} |")
+    for part, title in PARTS.items():
+        names = [d for d in order if DATASETS[d][1] == part]
+        if not names:
+            continue
+        hit = part != "a"
+        out += [
+            "",
+            f"## {title}",
+            "",
+            "| dataset | model | L1 | AUC-PR | VUS-PR | AUC-ROC | F1 | "
+            + ("HitRate@100% | " if hit else "")
+            + "Δ AUC-PR vs standard (paired by seed) | val MSE | sparsity | epochs | runs |",
+            "|---|---|---|---|---|---|---|" + ("---|" if hit else "") + "---|---|---|---|---|",
+        ]
+        for dataset in names:
+            sel = runs[runs["dataset"] == dataset]
+            base = sel[sel["model"] == "standard"].set_index("seed")["metrics.auc_pr"]
+            for m in MODELS:
+                r = sel[sel["model"] == m]
+                if r.empty:
+                    continue
+                l1 = "-" if m == "standard" else f"{r['l1'].iloc[0]:g}"
+                delta = "-" if m == "standard" else _ms(
+                    r.set_index("seed")["metrics.auc_pr"] - base
+                )
+                cells = [
+                    dataset, m, l1, _ms(r["metrics.auc_pr"]), _ms(r["metrics.vus_pr"]),
+                    _ms(r["metrics.auc_roc"]), _ms(r["metrics.f1"]),
+                ]
+                if hit:
+                    cells.append(_ms(r.get("metrics.hit_rate_100", pd.Series(dtype=float))))
+                cells += [
+                    delta, _ms(r["metrics.val_reconstruction_mse"], 4),
+                    "-" if m == "standard" else _ms(r["metrics.sparsity"], 2),
+                    _ms(r["metrics.epochs_run"], 1), str(len(r)),
+                ]
+                out.append("| " + " | ".join(cells) + " |")
+    (HERE / "results.md").write_text("\n".join(out) + "\n")
+    print("\n".join(out))
+    _plot(runs, order)
+    _plot_selection(select(select_sweep))
+
+
+def _plot(runs: pd.DataFrame, order: list[str]) -> None:
+    fig, axes = plt.subplots(2, 1, figsize=(11, 7), sharex=True)
+    width = 0.27
+    x = np.arange(len(order))
+    for ax, metric in zip(axes, ["auc_pr", "vus_pr"], strict=True):
+        for i, m in enumerate(MODELS):
+            stats = [
+                runs[(runs["dataset"] == d) & (runs["model"] == m)][f"metrics.{metric}"]
+                for d in order
+            ]
+            ax.bar(
+                x + (i - 1) * width, [s.mean() for s in stats], width,
+                yerr=[s.std(ddof=1) for s in stats], capsize=2, label=m, color=f"C{i}",
+            )
+            for j, s in enumerate(stats):  # the seeds themselves
+                ax.plot([x[j] + (i - 1) * width] * len(s), s, ".", color="k", ms=3)
+        ax.set_ylabel(metric)
+        ax.set_ylim(0, 1.05)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize=8, ncol=3)
+    axes[1].set_xticks(x, order, rotation=20)
+    axes[0].set_title("mean ± std over seeds (dots: single seeds)")
+    fig.tight_layout()
+    fig.savefig(HERE / "auc_pr_vus_pr.png", dpi=100)
+    plt.close(fig)
+
+
+def _plot_selection(table: pd.DataFrame) -> None:
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, model in zip(axes, ["sparse_gate", "sparse_projection"], strict=True):
+        for i, dataset in enumerate(d for d in DATASETS if d in set(table["dataset"])):
+            r = table[(table["dataset"] == dataset) & (table["model"] == model)]
+            ax.plot(r["l1"], r["ratio"], "o-", color=f"C{i}", label=dataset)
+            c = r[r["chosen"]]
+            ax.plot(c["l1"], c["ratio"], "*", ms=14, color=f"C{i}")
+        ax.axhline(1 + TOLERANCE, ls="--", color="grey")
+        ax.set(xscale="log", xlabel="model.l1", title=f"{model}: val MSE / best (seed 0)")
+    axes[0].set_ylabel("val reconstruction MSE / best of the three")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(HERE / "l1_selection.png", dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str]) -> int:
+    if argv[0] == "select":
+        table = select(argv[1])
+        write_selection(table)
+        groups_to_run(table)
+    elif argv[0] == "report":
+        report(argv[1], argv[2])
+    else:
+        print(__doc__, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
