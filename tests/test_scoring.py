@@ -167,3 +167,19 @@ def test_batched_moments_and_rows_equal_the_whole_array_forms() -> None:
     np.testing.assert_allclose(rows.result().scores, expected.scores, rtol=1e-12)
     np.testing.assert_allclose(rows.result().contributions, expected.contributions, atol=1e-9)
     assert np.isnan(rows.result().scores[-1])
+
+
+def test_batch_errors_cover_every_window_once_within_the_value_budget() -> None:
+    from sparse_lstm_ad.scoring import batch_errors
+
+    windows = np.random.default_rng(4).normal(size=(23, 5, 3))
+    calls: list[int] = []
+
+    def halve(batch: np.ndarray) -> np.ndarray:
+        calls.append(len(batch))
+        return batch / 2
+
+    batches = list(batch_errors(windows, halve, values=5 * 3 * 10))  # 10 windows a batch
+    assert calls == [10, 10, 3]
+    assert [chunk.start for chunk, _ in batches] == [0, 10, 20]
+    np.testing.assert_array_equal(np.concatenate([e for _, e in batches]), -windows / 2)

@@ -214,18 +214,21 @@ class RowAccumulator:
         return RowScores(scores=means[:, 0], contributions=means[:, 1:])
 
 
-# Windows per batch when scoring: bounds what one batch holds. Scoring makes several float64
-# arrays of the batch's size (errors, centred errors, products, bin indices): at 2048 windows
-# of 15 steps and 200 channels each is 49 MB. 8192 took the k = 200, 100,000-row benchmark
-# case to 2.4 GB peak RSS, 2048 to 1.6 GB, at the same speed.
-SCORING_BATCH = 2048
+# Values (windows x steps x channels) per batch when scoring: bounds what one batch holds.
+# Scoring makes several float64 arrays of the batch's size (errors, centred errors, products,
+# bin indices), 49 MB each at this size. Batches of 8192 windows of 15 steps and 200 channels
+# (4x this) took the k = 200, 100,000-row benchmark case to 2.4 GB peak RSS; this size to 1.6
+# GB at the same speed. Counting values, not windows, lets a narrow series go in one batch:
+# every batch is a `predict` call, with its own set-up.
+SCORING_BATCH_VALUES = 2048 * 15 * 200
 Reconstruct = Callable[[np.ndarray], np.ndarray]
 
 
 def batch_errors(
-    windows: np.ndarray, reconstruct: Reconstruct, batch: int = SCORING_BATCH
+    windows: np.ndarray, reconstruct: Reconstruct, values: int = SCORING_BATCH_VALUES
 ) -> Iterator[tuple[slice, np.ndarray]]:
     """(which windows, their reconstruction errors), one batch at a time."""
+    batch = max(1, values // max(1, int(np.prod(windows.shape[1:]))))
     for start in range(0, len(windows), batch):
         chunk = slice(start, start + batch)
         yield chunk, reconstruction_errors(windows[chunk], reconstruct(windows[chunk]))
