@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
+from types import ModuleType
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from sparse_lstm_ad import register, report, reproduce, score
+from sparse_lstm_ad.config import TrackingConfig
 from sparse_lstm_ad.register import best_run
 from sparse_lstm_ad.report import format_table, sweep_table
+from sparse_lstm_ad.store_options import add_store_options, store_config
 
 RUNS = pd.DataFrame(
     {
@@ -36,3 +43,39 @@ def test_sweep_table_names_runs_and_metrics() -> None:
     text = format_table(table)
     assert "model=sparse model.l1=1" in text and "FAILED" in text
     assert format_table(sweep_table(RUNS.iloc[0:0])) == "(no runs recorded for this sweep)"
+
+
+def test_store_options_take_an_experiment_only_when_asked() -> None:
+    parser = argparse.ArgumentParser()
+    add_store_options(parser, experiment=True)
+    assert store_config(parser.parse_args([])).experiment == TrackingConfig().experiment
+    assert store_config(parser.parse_args(["--experiment", "study"])).experiment == "study"
+    plain = argparse.ArgumentParser()
+    add_store_options(plain)
+    assert store_config(plain.parse_args([])).experiment == TrackingConfig().experiment
+    with pytest.raises(SystemExit):
+        plain.parse_args(["--experiment", "study"])
+
+
+@pytest.mark.parametrize(
+    ("command", "searches_by_tag"),
+    [(report, True), (register, True), (reproduce, False), (score, False)],
+)
+def test_help_offers_experiment_where_runs_are_searched_by_tag(
+    command: ModuleType, searches_by_tag: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A run id or model URI names its run in any experiment: there the option would do nothing.
+    with pytest.raises(SystemExit) as exit_info:
+        command.main(["--help"])
+    assert exit_info.value.code == 0
+    assert ("--experiment" in capsys.readouterr().out) == searches_by_tag
+
+
+def test_report_names_a_missing_store_and_creates_none(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "mlruns"
+    argv = [str(tmp_path / "multirun"), "--experiment", "study", "--tracking-dir", str(store)]
+    assert report.main(argv) == 2
+    assert "no experiment 'study'" in capsys.readouterr().err
+    assert not store.exists()

@@ -52,13 +52,16 @@ def test_report_of_a_real_sweep_matches_its_runs(run_cli: RunCli, tmp_path: Path
         "model.l1=1e-3,1e-2",
         "seed=0,1",
         "tracking.log_model=false",
+        "tracking.experiment=study",
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     # The standard model ignores L1: its second L1 value is the same config, skipped.
     assert "6 finished, 0 failed, 0 killed, 2 skipped" in result.stdout
 
     store = tmp_path / "mlruns"
-    assert report.main([str(sweep), "--tracking-dir", str(store)]) == 0
+    # The sweep logged to experiment `study`: the default experiment does not hold it.
+    assert report.main([str(sweep), "--tracking-dir", str(store)]) == 2
+    assert report.main([str(sweep), "--experiment", "study", "--tracking-dir", str(store)]) == 0
     text = (sweep / "report" / "report.md").read_text()
     assert (sweep / "report" / "auc_pr_vs_l1.png").stat().st_size > 0
 

@@ -39,7 +39,7 @@ while read -r form l1 presets; do
 done < $OUT/l1_choice.txt
 
 # 4. Tables and plots: results.md, l1_selection.md/png, auc_pr_vus_pr.png, runs.csv, and the
-#    report command's own table (report_final/; via the --experiment wrapper).
+#    report command's own table (report_final/).
 $PY $OUT/study.py report "$ROOT/select" "$ROOT/final"
-$PY experiments/seed_comparison/report_in.py --experiment sparsity_study "$ROOT/final" \
+$PY -m sparse_lstm_ad.report "$ROOT/final" --experiment sparsity_study \
     --metric auc_pr --out $OUT/report_final

@@ -3,9 +3,10 @@
     study.py select SELECT_SWEEP_DIR      # writes l1_selection.md, prints "form l1 presets" lines
     study.py report SELECT_SWEEP_DIR FINAL_SWEEP_DIR   # writes results.md and the plots
 
-Runs are read from MLflow (experiment `sparsity_study`, store ./mlruns) by their `sweep` tag.
-A sweep re-run skips configs that already FINISHED and notes the earlier run on its parent
-run (`tags.skipped.<job>`); those runs are counted here too, as the report command does.
+Runs are read from MLflow (experiment `sparsity_study`, the repository's store mlruns/) by
+their `sweep` tag: the sweep folders exactly as run.sh gave them to hydra.sweep.dir. A sweep
+re-run skips configs that already FINISHED and notes the earlier run on its parent run
+(`tags.skipped.<job>`); those runs are counted here too, as the report command does.
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import mlflow  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-HERE = Path(__file__).parent
+from sparse_lstm_ad.config import TrackingConfig
+from sparse_lstm_ad.report import finished_runs
+
+HERE = Path(__file__).resolve().parent
 EXPERIMENT = "sparsity_study"
+STORE = TrackingConfig(dir=str(HERE.parents[1] / "mlruns"), experiment=EXPERIMENT)
 L1S = (1e-4, 1e-3, 1e-2)
 TOLERANCE = 0.05  # the largest L1 whose val MSE is within 5 % of the best at seed 0
 MODELS = ["standard", "sparse_gate", "sparse_projection"]
@@ -48,20 +52,7 @@ PARTS = {
 
 def sweep_runs(sweep: str) -> pd.DataFrame:
     """FINISHED runs of a sweep over all its invocations, skipped jobs answered by earlier runs."""
-    mlflow.set_tracking_uri(f"sqlite:///{Path('mlruns').resolve()}/mlflow.db")
-    every = mlflow.search_runs(experiment_names=[EXPERIMENT])
-    if every.empty:
-        return every
-    tag = every.get("tags.sweep", pd.Series(index=every.index, dtype=object))
-    own = every[tag == sweep]
-    skipped: list[str] = []
-    parents = every[every.get("tags.sweep_parent", pd.Series(index=every.index)) == sweep]
-    for column in parents.columns:
-        if column.startswith("tags.skipped."):
-            skipped += list(parents[column].dropna())
-    runs = pd.concat([own, every[every["run_id"].isin(skipped)]])
-    runs = runs[runs["status"] == "FINISHED"].sort_values("start_time")
-    runs = runs.drop_duplicates("tags.config_hash", keep="last")
+    runs = finished_runs(STORE, sweep)  # one per config: the newest
     runs = runs[runs["params.data.name"].notna()].copy()
     runs["dataset"] = runs["params.data.name"]
     runs["model"] = runs["params.model.kind"]
@@ -101,8 +92,8 @@ def select(select_sweep: str) -> pd.DataFrame:
 
 def write_selection(table: pd.DataFrame) -> None:
     lines = [
-        "| dataset | sparse form | val MSE at L1=1e-4 | 1e-3 | 1e-2 | sparsity at 1e-4 / 1e-3 / 1e-2 "
-        "| chosen L1 |",
+        "| dataset | sparse form | val MSE at L1=1e-4 | 1e-3 | 1e-2 "
+        "| sparsity at 1e-4 / 1e-3 / 1e-2 | chosen L1 |",
         "|---|---|---|---|---|---|---|",
     ]
     for (dataset, model), group in table.groupby(["dataset", "model"], sort=False):
@@ -282,14 +273,18 @@ def _plot_selection(table: pd.DataFrame) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if argv[0] == "select":
-        table = select(argv[1])
-        write_selection(table)
-        groups_to_run(table)
-    elif argv[0] == "report":
-        report(argv[1], argv[2])
-    else:
-        print(__doc__, file=sys.stderr)
+    try:
+        if argv[:1] == ["select"] and len(argv) == 2:
+            table = select(argv[1])
+            write_selection(table)
+            groups_to_run(table)
+        elif argv[:1] == ["report"] and len(argv) == 3:
+            report(argv[1], argv[2])
+        else:
+            print(__doc__, file=sys.stderr)
+            return 2
+    except LookupError as error:  # no such experiment, or no run has that sweep tag
+        print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
 

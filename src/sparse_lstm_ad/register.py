@@ -3,6 +3,8 @@
     python -m sparse_lstm_ad.register --name NAME --run RUN_ID
     python -m sparse_lstm_ad.register --name NAME --sweep multirun/DATE/TIME --metric auc_pr
 
+A sweep logged with `tracking.experiment=STUDY` is found with `--experiment STUDY`.
+
 Afterwards `models:/NAME/latest` (or `models:/NAME/<version>`) works wherever a model URI does,
 for instance in `python -m sparse_lstm_ad.score --model models:/NAME/latest ...`.
 """
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sparse_lstm_ad.store_options import add_store_options, store_config
+from sparse_lstm_ad.store_options import add_store_options, require_experiment, store_config
 
 
 def best_run(runs: pd.DataFrame, metric: str, lowest: bool) -> str:
@@ -42,13 +44,15 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument("--sweep", help="a multirun directory (the runs' `sweep` tag)")
     parser.add_argument("--metric", default="auc_pr", help="what 'best' means (default auc_pr)")
     parser.add_argument("--lowest", action="store_true", help="lower is better for --metric")
-    add_store_options(parser)
+    add_store_options(parser, experiment=True)  # --sweep searches one experiment
     args = parser.parse_args(argv)
 
     from sparse_lstm_ad import tracking
 
     cfg = store_config(args)
     try:
+        if args.sweep:
+            require_experiment(cfg)
         run_id = args.run or best_run(
             tracking.sweep_runs(cfg, str(Path(args.sweep))), args.metric, args.lowest
         )

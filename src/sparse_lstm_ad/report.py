@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
+
+if TYPE_CHECKING:
+    from sparse_lstm_ad.config import TrackingConfig
 
 COLUMNS = {
     "tags.model": "model",
@@ -125,6 +130,21 @@ def plot_points(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
     return points.rename(columns={"tags.model": "model", "tags.data": "case"})
 
 
+def finished_runs(cfg: TrackingConfig, sweep: str) -> pd.DataFrame:
+    """The sweep's FINISHED runs in cfg's experiment; LookupError saying why there are none."""
+    from sparse_lstm_ad import tracking
+    from sparse_lstm_ad.store_options import require_experiment
+
+    require_experiment(cfg)
+    runs = tracking.sweep_results(cfg, sweep)
+    if runs.empty:
+        raise LookupError(
+            f"no FINISHED run in experiment {cfg.experiment!r} has the sweep tag {sweep!r} "
+            "(the tag is hydra.sweep.dir exactly as it was given: relative or absolute)"
+        )
+    return runs
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
@@ -140,17 +160,20 @@ def main(argv: list[str] | None = None) -> int:
         "plot of a metric against L1, printed, written to --out and logged to the sweep's "
         "parent run.",
     )
-    parser.add_argument("sweep", help="the multirun directory, as Hydra printed it")
+    parser.add_argument(
+        "sweep", help="the multirun directory, as given to hydra.sweep.dir (the runs' sweep tag)"
+    )
     parser.add_argument("--metric", default="auc_pr", help="metric to plot (default auc_pr)")
     parser.add_argument("--out", type=Path, default=None, help="folder (default: SWEEP/report)")
-    add_store_options(parser)
+    add_store_options(parser, experiment=True)
     args = parser.parse_args(argv)
 
     cfg = store_config(args)
     sweep = str(Path(args.sweep))
-    runs = tracking.sweep_results(cfg, sweep)
-    if runs.empty:
-        print(f"error: no FINISHED run has the sweep tag {sweep!r}", file=sys.stderr)
+    try:
+        runs = finished_runs(cfg, sweep)
+    except LookupError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     markdown = f"# Sweep `{sweep}`\n\n{to_markdown(summary_table(runs))}\n"
     out = args.out or Path(sweep) / "report"

@@ -73,9 +73,24 @@ def prepare_store(cfg: TrackingConfig) -> str:
         artifacts = None if cfg.uri else (Path(cfg.dir) / "artifacts").resolve().as_uri()
         return _retrying(mlflow.create_experiment, cfg.experiment, artifact_location=artifacts)
     except Exception as error:  # MLflow and SQLAlchemy raise many types for a bad store
-        first_line = (str(error).strip() or repr(error)).splitlines()[0]
-        message = f"tracking store {tracking_uri(cfg)} cannot be used: {first_line}"
-        raise StoreError(message) from error
+        raise _store_error(cfg, error) from error
+
+
+def _store_error(cfg: TrackingConfig, error: Exception) -> StoreError:
+    first_line = (str(error).strip() or repr(error)).splitlines()[0]
+    return StoreError(f"tracking store {tracking_uri(cfg)} cannot be used: {first_line}")
+
+
+def experiment_names(cfg: TrackingConfig) -> list[str]:
+    """The store's active experiments; [] for a local store not created yet (nor created here)."""
+    if not cfg.uri and not (Path(cfg.dir) / "mlflow.db").exists():
+        return []
+    check_store(cfg)
+    mlflow.set_tracking_uri(tracking_uri(cfg))
+    try:
+        return [experiment.name for experiment in _retrying(mlflow.search_experiments)]
+    except Exception as error:  # as in prepare_store: many types for a bad store
+        raise _store_error(cfg, error) from error
 
 
 def check_store(cfg: TrackingConfig) -> None:
