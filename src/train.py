@@ -119,10 +119,25 @@ def _note_failure(cfg: DictConfig, error: Exception) -> None:
         log.warning("could not record this failure on the sweep's parent run")
 
 
+def _launcher_threads() -> int:
+    """TensorFlow threads for a job that shares the cores with other jobs; 0 if it runs alone.
+
+    Joblib workers get one thread each. A Ray task gets the CPUs it reserved
+    (`hydra.launcher.ray.remote.num_cpus`, 1 by default): more threads would oversubscribe.
+    """
+    launcher = HydraConfig.get().launcher
+    target = str(launcher.get("_target_"))
+    if "Joblib" in target:
+        return 1
+    if "hydra_ray_launcher" in target:
+        return max(1, int(OmegaConf.select(launcher, "ray.remote.num_cpus") or 1))
+    return 0
+
+
 def run_job(cfg: DictConfig) -> float:
     config: Config = validate(OmegaConf.to_object(cfg))  # type: ignore[arg-type]
-    if config.threads == 0 and "Joblib" in str(HydraConfig.get().launcher.get("_target_")):
-        config = replace(config, threads=1)  # the workers share the cores: one thread each
+    if config.threads == 0 and (threads := _launcher_threads()):
+        config = replace(config, threads=threads)  # jobs run side by side: no oversubscription
     job = job_info(config)
     done = _earlier_run(config, job)
     if done is not None:
