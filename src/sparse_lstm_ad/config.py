@@ -188,7 +188,7 @@ class Config:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     seed: int = 0
     rerun: bool = False  # in a multirun, run jobs again even if their config already FINISHED
-    threads: int = 0  # TensorFlow intra- and inter-op threads; 0: every usable core
+    threads: int = 0  # TensorFlow intra- and inter-op threads; 0: TF's choice (1 under joblib)
 
 
 class ConfigError(ValueError):
@@ -270,7 +270,7 @@ _CHECKS: list[tuple[str, object, str]] = [
     ("scoring.threshold_quantile", lambda c: 0 < c.scoring.threshold_quantile < 1, "in (0, 1)"),
     ("train.eval_batch_size", lambda c: c.train.eval_batch_size >= 1, ">= 1"),
     ("scoring.vus_max_buffer", lambda c: c.scoring.vus_max_buffer >= 0, ">= 0"),
-    ("threads", lambda c: c.threads >= 0, ">= 0 (0: every usable core)"),
+    ("threads", lambda c: c.threads >= 0, ">= 0 (0: TensorFlow's choice)"),
 ]
 
 

@@ -7,7 +7,6 @@ series -> standardise -> windows -> model -> fit -> reconstruction errors
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,22 +113,12 @@ def fresh_tensorflow(threads: int) -> None:
     import tensorflow as tf
 
     keras.backend.clear_session()
-    # Set even when the config leaves it to us (0): on 2 cores, TensorFlow's own default ran
-    # the seed config's epochs 1.7x slower than the same core count set explicitly.
-    count = threads or usable_cores()
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(count)
-        tf.config.threading.set_inter_op_parallelism_threads(count)
-    except RuntimeError:  # TF already started in this process: the first job's limit holds
-        log.debug("TensorFlow threads already fixed in this process")
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its affinity mask, not the machine's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    if threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:  # TF already started in this process: the first job's limit holds
+            log.debug("TensorFlow threads already fixed in this process")
 
 
 def prepare_rows(cfg: Config) -> Rows:
