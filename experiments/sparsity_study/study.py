@@ -113,8 +113,7 @@ def write_selection(table: pd.DataFrame) -> None:
         )
         chosen = group[group["chosen"]]["l1"]
         lines.append(
-            f"| {dataset} | {model} | {' | '.join(cells)} | {spars} | "
-            f"{chosen.iloc[0]:g} |"
+            f"| {dataset} | {model} | {' | '.join(cells)} | {spars} | {chosen.iloc[0]:g} |"
         )
     (HERE / "l1_selection.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines), file=sys.stderr)
@@ -150,8 +149,7 @@ def final_runs(select_sweep: str, final_sweep: str) -> pd.DataFrame:
     runs = pd.concat([sweep_runs(final_sweep), sweep_runs(select_sweep)])
     runs = runs.drop_duplicates("tags.config_hash").reset_index(drop=True)
     keep = [
-        row.model == "standard"
-        or np.isclose(row.l1, chosen.get((row.dataset, row.model), np.nan))
+        row.model == "standard" or np.isclose(row.l1, chosen.get((row.dataset, row.model), np.nan))
         for row in runs.itertuples()
     ]
     return runs[keep].reset_index(drop=True)
@@ -159,12 +157,31 @@ def final_runs(select_sweep: str, final_sweep: str) -> pd.DataFrame:
 
 def report(select_sweep: str, final_sweep: str) -> None:
     runs = final_runs(select_sweep, final_sweep)
-    runs.to_csv(HERE / "runs.csv", index=False, columns=[
-        c for c in ["run_id", "dataset", "model", "l1", "seed", "metrics.auc_pr", "metrics.vus_pr",
-                    "metrics.auc_roc", "metrics.vus_roc", "metrics.f1", "metrics.hit_rate_100",
-                    "metrics.val_reconstruction_mse", "metrics.sparsity", "metrics.epochs_run",
-                    "metrics.fit_seconds"] if c in runs.columns
-    ])
+    runs.to_csv(
+        HERE / "runs.csv",
+        index=False,
+        columns=[
+            c
+            for c in [
+                "run_id",
+                "dataset",
+                "model",
+                "l1",
+                "seed",
+                "metrics.auc_pr",
+                "metrics.vus_pr",
+                "metrics.auc_roc",
+                "metrics.vus_roc",
+                "metrics.f1",
+                "metrics.hit_rate_100",
+                "metrics.val_reconstruction_mse",
+                "metrics.sparsity",
+                "metrics.epochs_run",
+                "metrics.fit_seconds",
+            ]
+            if c in runs.columns
+        ],
+    )
     order = [d for d in DATASETS if d in set(runs["dataset"])]
     out = ["# Sparsity study: results", ""]
     out += [
@@ -207,19 +224,26 @@ def report(select_sweep: str, final_sweep: str) -> None:
                 if r.empty:
                     continue
                 l1 = "-" if m == "standard" else f"{r['l1'].iloc[0]:g}"
-                delta = "-" if m == "standard" else _ms(
-                    r.set_index("seed")["metrics.auc_pr"] - base
+                delta = (
+                    "-" if m == "standard" else _ms(r.set_index("seed")["metrics.auc_pr"] - base)
                 )
                 cells = [
-                    dataset, m, l1, _ms(r["metrics.auc_pr"]), _ms(r["metrics.vus_pr"]),
-                    _ms(r["metrics.auc_roc"]), _ms(r["metrics.f1"]),
+                    dataset,
+                    m,
+                    l1,
+                    _ms(r["metrics.auc_pr"]),
+                    _ms(r["metrics.vus_pr"]),
+                    _ms(r["metrics.auc_roc"]),
+                    _ms(r["metrics.f1"]),
                 ]
                 if hit:
                     cells.append(_ms(r.get("metrics.hit_rate_100", pd.Series(dtype=float))))
                 cells += [
-                    delta, _ms(r["metrics.val_reconstruction_mse"], 4),
+                    delta,
+                    _ms(r["metrics.val_reconstruction_mse"], 4),
                     "-" if m == "standard" else _ms(r["metrics.sparsity"], 2),
-                    _ms(r["metrics.epochs_run"], 1), str(len(r)),
+                    _ms(r["metrics.epochs_run"], 1),
+                    str(len(r)),
                 ]
                 out.append("| " + " | ".join(cells) + " |")
     (HERE / "results.md").write_text("\n".join(out) + "\n")
@@ -239,8 +263,13 @@ def _plot(runs: pd.DataFrame, order: list[str]) -> None:
                 for d in order
             ]
             ax.bar(
-                x + (i - 1) * width, [s.mean() for s in stats], width,
-                yerr=[s.std(ddof=1) for s in stats], capsize=2, label=m, color=f"C{i}",
+                x + (i - 1) * width,
+                [s.mean() for s in stats],
+                width,
+                yerr=[s.std(ddof=1) for s in stats],
+                capsize=2,
+                label=m,
+                color=f"C{i}",
             )
             for j, s in enumerate(stats):  # the seeds themselves
                 ax.plot([x[j] + (i - 1) * width] * len(s), s, ".", color="k", ms=3)
