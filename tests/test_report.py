@@ -79,3 +79,23 @@ def test_report_names_a_missing_store_and_creates_none(
     assert report.main(argv) == 2
     assert "no experiment 'study'" in capsys.readouterr().err
     assert not store.exists()
+
+
+def test_summary_table_orders_swept_numbers_by_value() -> None:
+    from sparse_lstm_ad.report import summary_table
+
+    l1s = ["0.1", "1e-05", "0.001", "0.0001", "0.001"]
+    runs = pd.DataFrame(
+        {
+            "status": ["FINISHED"] * 6,
+            "tags.model": ["sparse"] * 5 + ["standard"],
+            "tags.data": ["case1"] * 6,
+            "params.model.kind": ["sparse_gate"] * 5 + ["standard"],
+            "params.model.l1": [*l1s, "0.1"],
+            "metrics.auc_pr": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6],
+        }
+    )
+    table = summary_table(runs)
+    assert list(table["model.l1"]) == ["1e-05", "0.0001", "0.001", "0.1", "-"]
+    assert list(table["runs"]) == [1, 1, 2, 1, 1]
+    assert table["AUC-PR"].iloc[2] == "0.4000 ± 0.1414"

@@ -102,8 +102,15 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
             _mean_std(m, s) for m, s in zip(mean[metric], std[metric], strict=True)
         ]
     table["runs"] = count
-    table = table.reset_index()
+    table = table.reset_index().sort_values(keys, key=_numbers_as_numbers, kind="stable")
+    table = table.reset_index(drop=True)
     return table.rename(columns={**{k: k.removeprefix("params.") for k in keys}, **GROUP_TAGS})
+
+
+def _numbers_as_numbers(column: pd.Series) -> pd.Series:
+    """MLflow params are strings: sort a swept L1 as 1e-05 < 0.0001, not as text ('-' last)."""
+    numbers = pd.to_numeric(column, errors="coerce")
+    return column if numbers.isna().all() else numbers
 
 
 def _mean_std(mean: float, std: float) -> str:
