@@ -34,6 +34,8 @@ def test_best_run_by_metric_skips_unfinished_runs() -> None:
     assert best_run(RUNS, "val_reconstruction_mse", lowest=True) == "a"
     with pytest.raises(LookupError, match="f1"):
         best_run(RUNS, "f1", lowest=False)
+    with pytest.raises(LookupError, match="no run has this sweep tag"):
+        best_run(RUNS.iloc[0:0], "auc_pr", lowest=False)
 
 
 def test_sweep_table_names_runs_and_metrics() -> None:

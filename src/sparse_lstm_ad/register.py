@@ -23,6 +23,11 @@ from sparse_lstm_ad.store_options import add_store_options, require_experiment, 
 def best_run(runs: pd.DataFrame, metric: str, lowest: bool) -> str:
     """The FINISHED run with the best value of `metric`."""
     column = f"metrics.{metric}"
+    if runs.empty:
+        raise LookupError(
+            "no run has this sweep tag in this experiment (the tag is hydra.sweep.dir exactly "
+            "as it was given; a sweep logged with tracking.experiment=NAME needs --experiment NAME)"
+        )
     if column not in runs.columns:
         raise LookupError(f"no run of the sweep logged the metric {metric!r}")
     done = runs[(runs["status"] == "FINISHED") & runs[column].notna()]
