@@ -89,3 +89,22 @@ def test_non_finite_loss_stops_training_with_the_reason() -> None:
     x[0, 0, 0] = np.nan
     with pytest.raises(TrainingDiverged, match="epoch 1"):
         fit_autoencoder(model, x[:48], x[48:], TrainConfig(epochs=3, batch_size=16))
+
+
+@pytest.mark.parametrize("kind", list(ModelKind))
+def test_reconstructor_equals_predict_for_any_batch(kind: ModelKind) -> None:
+    from sparse_lstm_ad.training import reconstructor
+
+    keras.utils.set_random_seed(0)
+    model = build_model(ModelConfig(kind=kind, hidden=3, layers=2), WINDOW, CHANNELS)
+    reconstruct = reconstructor(model)
+    x = _windows(50).astype(np.float64)  # the pipeline's windows are float64 views
+    expected = model.predict(x, verbose=0)
+    for batch in (x, x[:7], x[7:]):  # one traced graph serves every batch size
+        got = reconstruct(batch)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, model.predict(batch, verbose=0))
+    # Split differently, the same windows agree to rounding only: the kernels block by batch.
+    split = np.concatenate([reconstruct(x[:7]), reconstruct(x[7:])])
+    np.testing.assert_allclose(split, expected, rtol=1e-5, atol=1e-6)
+    assert reconstruct(x[:0]).shape == (0, WINDOW, CHANNELS)

@@ -174,11 +174,9 @@ def score_parts(model: Any, cfg: Config, rows: Rows, windows: dict[str, np.ndarr
 
     Batch by batch: no part's errors are ever held whole (see scoring.ErrorMoments).
     """
-    from sparse_lstm_ad.training import reconstruct
+    from sparse_lstm_ad.training import reconstructor
 
-    def network(batch: np.ndarray) -> np.ndarray:
-        return reconstruct(model, batch)
-
+    network = reconstructor(model)
     normal = "train" if cfg.scoring.fit_on == FitOn.train else "val"
     moments = {part: error_moments(windows[part], network) for part in {"train", normal}}
     error_model = moments[normal].error_model(cfg.scoring.inverse, cfg.scoring.shrinkage)

@@ -217,9 +217,9 @@ class RowAccumulator:
 # Values (windows x steps x channels) per batch when scoring: bounds what one batch holds.
 # Scoring makes several float64 arrays of the batch's size (errors, centred errors, products,
 # bin indices), 49 MB each at this size. Batches of 8192 windows of 15 steps and 200 channels
-# (4x this) took the k = 200, 100,000-row benchmark case to 2.4 GB peak RSS; this size to 1.6
-# GB at the same speed. Counting values, not windows, lets a narrow series go in one batch:
-# every batch is a `predict` call, with its own set-up.
+# (4x this) took the k = 200, 100,000-row benchmark case to 2.4 GB peak RSS; this size to
+# 1.5 GB at the same speed. Counting values, not windows, lets a narrow series go in one batch:
+# every batch is a call into the network, with its own set-up.
 SCORING_BATCH_VALUES = 2048 * 15 * 200
 Reconstruct = Callable[[np.ndarray], np.ndarray]
 

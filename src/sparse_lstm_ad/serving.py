@@ -51,16 +51,14 @@ def score_frame(network: Any, state: ScoringState, frame: pd.DataFrame) -> pd.Da
 
     The same batched path as the training run's own scoring: the same scores to the bit.
     """
-    from sparse_lstm_ad.training import reconstruct
+    from sparse_lstm_ad.training import reconstructor
 
     standardizer = Standardizer(np.asarray(state.mean), np.asarray(state.std))
     rows = standardizer.transform(channel_values(frame, state.channels))
     windows = make_windows(rows, state.window, state.stride)
     error_model = ErrorModel(np.asarray(state.error_mean), np.asarray(state.inv_cov))
     starts = window_starts(len(rows), state.window, state.stride)
-    scored, _ = score_windows(
-        windows, starts, len(rows), lambda w: reconstruct(network, w), error_model
-    )
+    scored, _ = score_windows(windows, starts, len(rows), reconstructor(network), error_model)
     result = pd.DataFrame({"score": scored.scores, "flag": scored.scores > state.threshold})
     for i, channel in enumerate(state.channels):
         result[f"contribution_{channel}"] = scored.contributions[:, i]
