@@ -83,6 +83,19 @@ def test_report_names_a_missing_store_and_creates_none(
     assert not store.exists()
 
 
+@pytest.mark.parametrize("command", [report, register])
+def test_an_unreachable_server_is_one_line(
+    command: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["/tmp/sweep", "--tracking-uri", "http://127.0.0.1:9"]  # port 9: nothing listens
+    if command is register:
+        argv = ["--name", "m", "--sweep", *argv]
+    assert command.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: tracking.uri=http://127.0.0.1:9 is not reachable")
+    assert len(err.splitlines()) == 1
+
+
 def test_summary_table_orders_swept_numbers_by_value() -> None:
     from sparse_lstm_ad.report import summary_table
 

@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             tracking.sweep_runs(cfg, str(Path(args.sweep))), args.metric, args.lowest
         )
         version = tracking.register_model(cfg, run_id, args.name)
-    except LookupError as error:
+    except (LookupError, tracking.StoreError) as error:  # one line, exit 2: a user's mistake
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"registered run {run_id} as models:/{args.name}/{version}")

@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     sweep = str(Path(args.sweep))
     try:
         runs = finished_runs(cfg, sweep)
-    except LookupError as error:
+    except (LookupError, tracking.StoreError) as error:  # one line, exit 2: a user's mistake
         print(f"error: {error}", file=sys.stderr)
         return 2
     markdown = f"# Sweep `{sweep}`\n\n{to_markdown(summary_table(runs))}\n"
