@@ -17,7 +17,7 @@ $(STAMP): requirements.lock requirements-dev.lock requirements-ray.lock pyprojec
 
 # The seed comparison: standard vs sparse on both seed cases, then the table of the four runs.
 run: $(STAMP)
-	$(PY) src/train.py -m model=standard,sparse data=case1,case2
+	$(PY) src/train.py -m +experiment=seed model=standard,sparse data=case1,case2
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sys
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -21,14 +20,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from sparse_lstm_ad.config import (
-    Config,
-    ConfigError,
-    active_only,
-    config_identity,
-    register_configs,
-    validate,
-)
+from sparse_lstm_ad.config import Config, active_only, config_identity, register_configs
+from sparse_lstm_ad.config_checks import ConfigError, validate
 
 # Quiets TensorFlow's C++ info and warnings once its logging is up (a few start-up lines
 # from absl are printed before any setting applies).
@@ -43,12 +36,10 @@ OBJECTIVE = "val_reconstruction_mse"
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Mistakes in the input (config, data, store): one line, no traceback."""
+    from sparse_lstm_ad.fitting import TrainingDiverged
     from sparse_lstm_ad.tracking import StoreError
 
-    # Not imported here if the job never got as far: importing it would load TensorFlow.
-    training = sys.modules.get("sparse_lstm_ad.training")
-    diverged = (training.TrainingDiverged,) if training else ()
-    return (ConfigError, StoreError, ValueError, FileNotFoundError, *diverged)
+    return (ConfigError, StoreError, ValueError, FileNotFoundError, TrainingDiverged)
 
 
 def _terminate_as_interrupt(signum: int, frame: Any) -> None:
@@ -144,7 +135,8 @@ def run_job(cfg: DictConfig) -> float:
         return float(done.metrics.get(OBJECTIVE, float("nan")))
     from sparse_lstm_ad.pipeline import run_experiment
 
-    return run_experiment(config, job).metrics[OBJECTIVE]
+    # NaN for a detector without a reconstruction (iforest): nothing for a sweeper to minimise.
+    return run_experiment(config, job).metrics.get(OBJECTIVE, float("nan"))
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

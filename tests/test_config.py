@@ -6,7 +6,8 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
-from sparse_lstm_ad.config import ConfigError, ModelKind
+from sparse_lstm_ad.config import ModelKind
+from sparse_lstm_ad.config_checks import ConfigError
 from tests.conftest import compose_config
 
 

@@ -19,7 +19,8 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from sparse_lstm_ad.config import Config, ConfigError, TrackingConfig, validate
+from sparse_lstm_ad.config import Config, TrackingConfig
+from sparse_lstm_ad.config_checks import ConfigError, validate
 
 log = logging.getLogger(__name__)
 

@@ -7,25 +7,30 @@ series -> standardise -> windows -> model -> fit -> reconstruction errors
 from __future__ import annotations
 
 import logging
-import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from sparse_lstm_ad import plots, tracking
-from sparse_lstm_ad.config import Config, ConfigError, FitOn, ModelKind
-from sparse_lstm_ad.data import Standardizer, fit_standardizer, make_windows, window_starts
+from sparse_lstm_ad import tracking
+from sparse_lstm_ad.baselines import ForestScorer, fit_baseline
+from sparse_lstm_ad.config import NETWORK_KINDS, Config, FitOn, ScoringConfig, Threshold
+from sparse_lstm_ad.config_checks import ConfigError
+from sparse_lstm_ad.data import Standardizer, fit_standardizer, make_windows
 from sparse_lstm_ad.data.sources import load_series, split_validation
+from sparse_lstm_ad.detectors import reconstructor_of, score_rows_with
+from sparse_lstm_ad.fitting import FitResult, StoppedBy, raise_if_diverged
 from sparse_lstm_ad.metrics import (
     attribution_metrics,
     evaluate,
     evaluate_ranges,
     quantile_threshold,
 )
-from sparse_lstm_ad.scoring import ErrorModel, error_moments, score_windows
+from sparse_lstm_ad.run_outputs import has_contributions, log_outputs
+from sparse_lstm_ad.scoring import ErrorModel, RowScores, error_moments
+from sparse_lstm_ad.thresholds import best_f1, pot_threshold
 
 log = logging.getLogger(__name__)
 
@@ -70,16 +75,17 @@ class Scored:
     test: np.ndarray  # per test row
     test_contributions: np.ndarray  # (test rows, channels): shares of the squared score
     threshold: float
-    error_model: ErrorModel
+    error_model: ErrorModel | None  # None: a detector that scores rows itself (iforest)
     reconstruction_mse: dict[str, float]
 
 
 def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
     rows = prepare_rows(cfg)  # before TensorFlow loads: a data mistake fails in a second
-    from sparse_lstm_ad.training import make_repeatable  # TensorFlow loads here, not on --help
+    if cfg.model.kind in NETWORK_KINDS:  # baselines never load TensorFlow
+        from sparse_lstm_ad.training import make_repeatable  # TensorFlow loads here
 
-    fresh_tensorflow(cfg.threads)
-    make_repeatable(cfg.seed, cfg.train.deterministic)
+        fresh_tensorflow(cfg.threads)
+        make_repeatable(cfg.seed, cfg.train.deterministic)
     windows = {
         part: make_windows(getattr(rows, part), cfg.data.window, cfg.data.stride)
         for part in ("train", "val", "test")
@@ -97,6 +103,9 @@ def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
         tracking.log_params(job.config)
         tracking.log_files(job.config_files, "config")
         model, fit = train_model(cfg, rows, windows)
+        if fit.stopped_by is not None:
+            tracking.set_tags({"stopped_by": fit.stopped_by.value})
+        raise_if_diverged(fit)
         scored = score_parts(model, cfg, rows, windows)
         metrics = final_metrics(cfg, scored, rows, fit)
         tracking.log_metrics(metrics)
@@ -143,7 +152,12 @@ def prepare_rows(cfg: Config) -> Rows:
     )
 
 
-def train_model(cfg: Config, rows: Rows, windows: dict[str, np.ndarray]) -> tuple[Any, Any]:
+def train_model(cfg: Config, rows: Rows, windows: dict[str, np.ndarray]) -> tuple[Any, FitResult]:
+    """The detector of `model.kind`, fitted on the training rows or windows."""
+    if cfg.model.kind not in NETWORK_KINDS:
+        started = time.perf_counter()
+        baseline = fit_baseline(cfg.model, rows.train, cfg.seed)
+        return baseline, FitResult(seconds=time.perf_counter() - started)
     from sparse_lstm_ad.models import build_model
     from sparse_lstm_ad.training import fit_autoencoder
 
@@ -151,7 +165,19 @@ def train_model(cfg: Config, rows: Rows, windows: dict[str, np.ndarray]) -> tupl
     fit = fit_autoencoder(
         model, windows["train"], windows["val"], cfg.train, on_epoch=_epoch_logger(model, cfg)
     )
-    log.info("fit: %d epochs (best %d) in %.1f s", fit.epochs_run, fit.best_epoch, fit.seconds)
+    log.info(
+        "fit: %d epochs (best %d) in %.1f s, stopped by %s",
+        fit.epochs_run,
+        fit.best_epoch,
+        fit.seconds,
+        fit.stopped_by,
+    )
+    if fit.stopped_by == StoppedBy.max_epochs and fit.still_improving:
+        log.warning(
+            "training hit train.epochs=%d with the validation loss still improving: "
+            "the model is undertrained, raise train.epochs",
+            cfg.train.epochs,
+        )
     return model, fit
 
 
@@ -162,7 +188,12 @@ def _epoch_logger(model: Any, cfg: Config):
         weights = sparse_weights(model)
         if weights is not None:
             sparsity = weight_sparsity(weights, cfg.model.sparsity_tolerance)
-            figures = {**figures, "sparsity": sparsity.zero_share, "sparse_l1": sparsity.l1_norm}
+            figures = {
+                **figures,
+                "sparsity": sparsity.zero_share,
+                "sparsity_exact": sparsity.exact_zero_share,
+                "sparse_l1": sparsity.l1_norm,
+            }
         tracking.log_metrics(figures, step=epoch)
         log.info("epoch %d/%d %s", epoch, cfg.train.epochs, _format(figures))
 
@@ -174,144 +205,63 @@ def score_parts(model: Any, cfg: Config, rows: Rows, windows: dict[str, np.ndarr
 
     Batch by batch: no part's errors are ever held whole (see scoring.ErrorMoments).
     """
-    from sparse_lstm_ad.training import reconstructor
-
-    network = reconstructor(model)
-    normal = "train" if cfg.scoring.fit_on == FitOn.train else "val"
-    moments = {part: error_moments(windows[part], network) for part in {"train", normal}}
-    error_model = moments[normal].error_model(cfg.scoring.inverse, cfg.scoring.shrinkage)
-    scored, mse = {}, {"train": moments["train"].mse}
+    detector, error_model, mse = model, None, {}
+    if not isinstance(model, ForestScorer):  # a reconstruction detector: fit its error model
+        detector = reconstructor_of(model)
+        normal = "train" if cfg.scoring.fit_on == FitOn.train else "val"
+        moments = {part: error_moments(windows[part], detector) for part in {"train", normal}}
+        error_model = moments[normal].error_model(cfg.scoring.inverse, cfg.scoring.shrinkage)
+        mse["train"] = moments["train"].mse
+    scored = {}
     for part in ("val", "test"):
-        n_rows = len(getattr(rows, part))
-        starts = window_starts(n_rows, cfg.data.window, cfg.data.stride)
-        scored[part], mse[part] = score_windows(windows[part], starts, n_rows, network, error_model)
+        scored[part], mse[part] = score_rows_with(
+            detector, getattr(rows, part), cfg.data.window, cfg.data.stride, error_model
+        )
+    if error_model is None:
+        mse = {}
+    return _scored(scored, cfg.scoring, error_model, mse)
+
+
+def _scored(
+    scored: dict[str, RowScores],
+    cfg: ScoringConfig,
+    error_model: ErrorModel | None,
+    mse: dict[str, float],
+) -> Scored:
     return Scored(
         val=scored["val"].scores,
         test=scored["test"].scores,
         test_contributions=scored["test"].contributions,
-        threshold=quantile_threshold(scored["val"].scores, cfg.scoring.threshold_quantile),
+        threshold=choose_threshold(scored["val"].scores, cfg),
         error_model=error_model,
         reconstruction_mse=mse,
     )
 
 
+def choose_threshold(val_scores: np.ndarray, cfg: ScoringConfig) -> float:
+    """From normal validation scores only: a quantile, or peaks over threshold."""
+    if cfg.threshold == Threshold.pot:
+        return pot_threshold(val_scores, cfg.pot_level, cfg.pot_risk)
+    return quantile_threshold(val_scores, cfg.threshold_quantile)
+
+
 def final_metrics(cfg: Config, scored: Scored, rows: Rows, fit: Any) -> dict[str, float]:
     metrics = {f"{part}_reconstruction_mse": mse for part, mse in scored.reconstruction_mse.items()}
-    metrics.update(
-        epochs_run=fit.epochs_run,
-        best_epoch=fit.best_epoch,
-        fit_seconds=fit.seconds,
-        threshold=scored.threshold,
-    )
+    metrics.update(fit_seconds=fit.seconds, threshold=scored.threshold)
+    if fit.stopped_by is not None:
+        metrics.update(epochs_run=fit.epochs_run, best_epoch=fit.best_epoch)
     if rows.test_labels is not None:
         metrics.update(evaluate(scored.test, rows.test_labels, scored.threshold).as_dict())
+        # Sees the test labels: an upper bound for any threshold, never a result.
+        metrics["f1_best_oracle"] = best_f1(scored.test, rows.test_labels)
         # VUS and point-adjusted F1, always beside the point-wise F1 above, never alone.
         ranges = evaluate_ranges(
             scored.test, rows.test_labels, scored.threshold, max_buffer=cfg.scoring.vus_max_buffer
         )
         metrics.update(ranges.as_dict())
-    if rows.test_channel_labels is not None:
+    if rows.test_channel_labels is not None and has_contributions(scored):
         metrics.update(attribution_metrics(scored.test_contributions, rows.test_channel_labels))
     return metrics
-
-
-def log_outputs(
-    cfg: Config,
-    model: Any,
-    rows: Rows,
-    scored: Scored,
-    history: dict[str, list[float]],
-) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        figures = [
-            plots.learning_curves(history, folder / "learning_curves.png"),
-            plots.score_series(
-                scored.test, rows.test_labels, scored.threshold, folder / "test_scores.png"
-            ),
-            plots.error_histogram(
-                scored.val, scored.test, scored.threshold, folder / "score_histogram.png"
-            ),
-        ]
-        figures.append(
-            plots.attribution_heatmap(
-                scored.test_contributions,
-                rows.channels,
-                rows.test_channel_labels,
-                folder / "attribution.png",
-            )
-        )
-        figures += _sparse_layer_plots(cfg, model, rows.channels, folder)
-        tracking.log_files(figures, "plots")
-        tracking.log_files([_scores_table(scored, rows, folder / "test_scores.csv")], "scores")
-    if cfg.tracking.log_model:
-        log_scoring_model(cfg, model, rows, scored)
-        if cfg.tracking.register_as:
-            tracking.register_model(
-                cfg.tracking, tracking.active_run_id(), cfg.tracking.register_as
-            )
-
-
-def log_scoring_model(cfg: Config, network: Any, rows: Rows, scored: Scored) -> None:
-    from sparse_lstm_ad import serving
-    from sparse_lstm_ad.serving import ScoringState, score_frame
-
-    state = ScoringState(
-        channels=rows.channels,
-        mean=rows.standardizer.mean.tolist(),
-        std=rows.standardizer.std.tolist(),
-        window=cfg.data.window,
-        stride=cfg.data.stride,
-        error_mean=scored.error_model.mean.tolist(),
-        inv_cov=scored.error_model.inv_cov.tolist(),
-        threshold=scored.threshold,
-    )
-    # An example in raw units: the first validation rows, un-standardised.
-    example = pd.DataFrame(
-        rows.val[: 2 * cfg.data.window] * rows.standardizer.std + rows.standardizer.mean,
-        columns=rows.channels,
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        network_path = Path(tmp) / "autoencoder.keras"
-        network.save(network_path)
-        artifacts = {"network": network_path, "scoring": state.save(Path(tmp) / "scoring.json")}
-        tracking.log_pyfunc_model(
-            serving.MODEL_CODE, artifacts, example, score_frame(network, state, example)
-        )
-
-
-def _sparse_layer_plots(cfg: Config, model: Any, channels: list[str], folder: Path) -> list[Path]:
-    """The sparse layer's weights, and which input channels it keeps."""
-    from sparse_lstm_ad.models import channel_mass, sparse_weights
-
-    weights = sparse_weights(model)
-    if weights is None:
-        return []
-    gate = cfg.model.kind == ModelKind.sparse_gate
-    rows_label, cols_label = ("time step", "channel") if gate else ("channel", "unit")
-    mass = channel_mass(weights, cfg.model.kind)
-    return [
-        plots.sparse_weights_heatmap(
-            weights, rows_label, cols_label, channels, folder / "sparse_weights.png"
-        ),
-        plots.channel_mass_bars(mass, channels, folder / "sparse_channel_mass.png"),
-    ]
-
-
-def _scores_table(scored: Scored, rows: Rows, path: Path) -> Path:
-    import pandas as pd
-
-    table = pd.DataFrame(
-        {
-            "row": np.arange(len(scored.test)),
-            "score": scored.test,
-            "flag": (scored.test > scored.threshold).astype(np.int8),
-        }
-    )
-    if rows.test_labels is not None:
-        table["label"] = rows.test_labels
-    table.to_csv(path, index=False)
-    return path
 
 
 def _format(figures: dict[str, float]) -> str:

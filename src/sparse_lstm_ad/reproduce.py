@@ -17,7 +17,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from sparse_lstm_ad.config import Config, ConfigError, TrackingConfig, validate
+from sparse_lstm_ad.config import Config, TrackingConfig
+from sparse_lstm_ad.config_checks import ConfigError, validate
 from sparse_lstm_ad.store_options import add_store_options, store_config
 
 log = logging.getLogger("reproduce")

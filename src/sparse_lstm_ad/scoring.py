@@ -12,6 +12,8 @@ from enum import StrEnum
 
 import numpy as np
 
+from sparse_lstm_ad.data import make_windows, window_starts
+
 
 class CovarianceInverse(StrEnum):
     """How to invert the error covariance (a str Enum, so config strings compare equal)."""
@@ -255,3 +257,16 @@ def score_windows(
         rows.add(errors, starts[chunk])
         moments.add(errors)
     return rows.result(), moments.mse
+
+
+def score_row_detector(row_scores: np.ndarray, length: int, stride: int, k: int) -> RowScores:
+    """A detector's own per-row scores through the windows' alignment, as reconstruction
+    scores go: each row gets the mean over the windows covering it of their rows' scores.
+
+    It decomposes no score by channel: the contributions are NaN.
+    """
+    row_scores = np.asarray(row_scores, dtype=np.float64)
+    n_rows = len(row_scores)
+    steps = make_windows(row_scores[:, None], length, stride)[..., 0]
+    scores = time_step_scores(steps, window_starts(n_rows, length, stride), n_rows)
+    return RowScores(scores=scores, contributions=np.full((n_rows, k), np.nan))

@@ -3,7 +3,8 @@
 `mlflow.pyfunc.load_model(uri).predict(frame)` takes a DataFrame holding the training
 channels (other columns are ignored) and returns one row per input row: the score, the flag
 (score above the threshold) and each channel's contribution to the squared score. It carries
-the Keras network, the standardisation, the window, the error model and the threshold, so no
+the detector (the Keras network, a baseline's linear reconstruction, or an isolation forest's
+trees as arrays), the standardisation, the window, the error model and the threshold, so no
 training data or config is needed to score.
 """
 
@@ -18,8 +19,10 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from sparse_lstm_ad.data import Standardizer, make_windows, window_starts
-from sparse_lstm_ad.scoring import ErrorModel, score_windows
+from sparse_lstm_ad.baselines import ForestScorer, LinearReconstruction
+from sparse_lstm_ad.data import Standardizer
+from sparse_lstm_ad.detectors import score_rows_with
+from sparse_lstm_ad.scoring import ErrorModel
 
 MODEL_CODE = Path(__file__).with_name("pyfunc_model_code.py")
 
@@ -33,9 +36,24 @@ class ScoringState:
     std: list[float]
     window: int
     stride: int
-    error_mean: list[float]
-    inv_cov: list[list[float]]
+    error_mean: list[float] | None  # None with a row detector (iforest): no error model
+    inv_cov: list[list[float]] | None
     threshold: float
+    # A baseline's linear reconstruction (pca, mahalanobis); None for a network or a forest.
+    linear_mean: list[float] | None = None
+    linear_basis: list[list[float]] | None = None
+
+    def error_model(self) -> ErrorModel | None:
+        if self.error_mean is None or self.inv_cov is None:
+            return None
+        return ErrorModel(np.asarray(self.error_mean), np.asarray(self.inv_cov))
+
+    def linear_reconstruction(self) -> LinearReconstruction | None:
+        if self.linear_mean is None or self.linear_basis is None:
+            return None
+        k = len(self.channels)
+        basis = np.asarray(self.linear_basis, dtype=np.float64).reshape(k, -1)
+        return LinearReconstruction(np.asarray(self.linear_mean), basis)
 
     def save(self, path: Path) -> Path:
         path.write_text(json.dumps(asdict(self)))
@@ -46,19 +64,14 @@ class ScoringState:
         return cls(**json.loads(Path(path).read_text()))
 
 
-def score_frame(network: Any, state: ScoringState, frame: pd.DataFrame) -> pd.DataFrame:
-    """Score the rows of `frame` (the training channels, by name) with a trained network.
+def score_frame(detector: Any, state: ScoringState, frame: pd.DataFrame) -> pd.DataFrame:
+    """Score the rows of `frame` (the training channels, by name) with a trained detector.
 
     The same batched path as the training run's own scoring: the same scores to the bit.
     """
-    from sparse_lstm_ad.training import reconstructor
-
     standardizer = Standardizer(np.asarray(state.mean), np.asarray(state.std))
     rows = standardizer.transform(channel_values(frame, state.channels))
-    windows = make_windows(rows, state.window, state.stride)
-    error_model = ErrorModel(np.asarray(state.error_mean), np.asarray(state.inv_cov))
-    starts = window_starts(len(rows), state.window, state.stride)
-    scored, _ = score_windows(windows, starts, len(rows), reconstructor(network), error_model)
+    scored, _ = score_rows_with(detector, rows, state.window, state.stride, state.error_model())
     result = pd.DataFrame({"score": scored.scores, "flag": scored.scores > state.threshold})
     for i, channel in enumerate(state.channels):
         result[f"contribution_{channel}"] = scored.contributions[:, i]
@@ -85,14 +98,25 @@ class AnomalyScorer(mlflow.pyfunc.PythonModel):
     """The pyfunc wrapper; the network loads in Keras safe mode, the state from JSON."""
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        import keras
-
-        import sparse_lstm_ad.models  # noqa: F401 - registers the custom layers with Keras
-
-        self.network = keras.saving.load_model(context.artifacts["network"], safe_mode=True)
         self.state = ScoringState.load(context.artifacts["scoring"])
+        self.detector = load_detector(self.state, context.artifacts)
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
-        return score_frame(self.network, self.state, pd.DataFrame(model_input))
+        return score_frame(self.detector, self.state, pd.DataFrame(model_input))
+
+
+def load_detector(state: ScoringState, artifacts: dict[str, str]) -> Any:
+    """The detector the artifacts hold; TensorFlow loads only for a network."""
+    if "forest" in artifacts:
+        return ForestScorer.load(Path(artifacts["forest"]))
+    linear = state.linear_reconstruction()
+    if linear is not None:
+        return linear
+    import keras
+
+    import sparse_lstm_ad.models  # noqa: F401 - registers the custom layers with Keras
+
+    # Scoring needs no optimizer: compile=False keeps its state out of the load.
+    return keras.saving.load_model(artifacts["network"], safe_mode=True, compile=False)

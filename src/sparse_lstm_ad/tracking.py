@@ -180,6 +180,10 @@ def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
     _retrying(mlflow.log_metrics, {k: float(v) for k, v in metrics.items()}, step=step)
 
 
+def set_tags(tags: Mapping[str, str]) -> None:
+    _retrying(mlflow.set_tags, dict(tags))
+
+
 def log_files(paths: list[Path], artifact_path: str) -> None:
     for path in paths:
         _retrying(mlflow.log_artifact, str(path), artifact_path=artifact_path)
@@ -203,7 +207,14 @@ def log_pyfunc_model(
         # Naming the requirements spares MLflow from probing the environment for them.
         pip_requirements=[
             f"{package}=={_version(package)}"
-            for package in ("sparse-lstm-ad", "keras", "tensorflow-cpu", "mlflow", "pandas")
+            for package in (
+                "sparse-lstm-ad",
+                "keras",
+                "tensorflow-cpu",
+                "mlflow",
+                "pandas",
+                "scikit-learn",
+            )
         ],
     )
     return info.model_uri

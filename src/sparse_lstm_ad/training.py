@@ -1,5 +1,9 @@
 """Fitting an autoencoder on normal windows: MSE + the sparse layer's L1, Adam, early stopping.
 
+Runs end by early stopping, not by the epoch ceiling: the learning rate drops on a plateau
+(`train.lr_patience`), training stops after `train.patience` epochs without a relative gain of
+`train.min_delta`, and the best epoch's weights are restored. `FitResult.stopped_by` says which.
+
 By default each epoch runs as one compiled (XLA) graph: the training windows' rows are held
 once as a tensor and every batch is gathered from them inside the graph, so there is neither
 a Python call per batch nor a copy of the input per step. `train.epoch_in_graph=false` falls
@@ -11,28 +15,59 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import keras
 import numpy as np
 
 from sparse_lstm_ad.config import TrainConfig
+from sparse_lstm_ad.fitting import FitResult, StoppedBy
 
 # Called after every epoch with the epoch number (1-based) and that epoch's figures.
 EpochHook = Callable[[int, dict[str, float]], None]
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
+class Plateau(keras.callbacks.Callback):
+    """Early stopping and reduce-on-plateau on val_loss, with a gain measured relative to the best.
 
+    Keras's own callbacks take an absolute `min_delta`, which means different things for a loss
+    of 1.0 and one of 0.001; and two callbacks would count their plateaus apart.
+    """
 
-@dataclass
-class FitResult:
-    history: dict[str, list[float]] = field(default_factory=dict)
-    epochs_run: int = 0
-    best_epoch: int = 0
-    seconds: float = 0.0
+    def __init__(self, cfg: TrainConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.best, self.best_epoch, self.best_weights = math.inf, 0, None
+        self.waited = self.lr_waited = 0
+        self.stopped_early = False
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        current = float((logs or {}).get("val_loss", math.nan))
+        if not math.isfinite(current):
+            return
+        improved = current < self.best * (1 - self.cfg.min_delta)
+        if current < self.best:
+            self.best, self.best_epoch = current, epoch + 1
+            self.best_weights = self.model.get_weights()
+        self.waited = 0 if improved else self.waited + 1
+        self.lr_waited = 0 if improved else self.lr_waited + 1
+        if self.cfg.lr_patience and self.lr_waited >= self.cfg.lr_patience:
+            self._reduce_learning_rate()
+        if self.waited >= self.cfg.patience:
+            self.stopped_early = self.model.stop_training = True
+
+    def _reduce_learning_rate(self) -> None:
+        optimizer = self.model.optimizer
+        old = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        new = max(old * self.cfg.lr_factor, self.cfg.min_learning_rate)
+        if new < old:
+            optimizer.learning_rate = new
+        self.lr_waited = 0
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
 
 
 class _EpochReporter(keras.callbacks.Callback):
@@ -50,6 +85,9 @@ class _EpochReporter(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         figures = {key: float(value) for key, value in (logs or {}).items()}
         figures["epoch_seconds"] = time.perf_counter() - self.started
+        figures["learning_rate"] = float(
+            keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+        )
         for key, value in figures.items():
             self.history.setdefault(key, []).append(value)
         if not all(math.isfinite(figures.get(k, 0.0)) for k in ("loss", "val_loss")):
@@ -72,9 +110,11 @@ def make_repeatable(seed: int, deterministic: bool) -> None:
 
 
 def compile_model(model: keras.Model, learning_rate: float) -> None:
+    from sparse_lstm_ad.models import ProximalAdam, proximal_l1
+
     # `loss` includes the sparse layer's L1 term; the `mse` metric is the reconstruction alone.
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        optimizer=ProximalAdam(proximal_l1(model), learning_rate=learning_rate),
         loss="mse",
         metrics=[keras.metrics.MeanSquaredError(name="mse")],
     )
@@ -89,21 +129,21 @@ def fit_autoencoder(
 ) -> FitResult:
     """Train to reconstruct the windows; restore the weights of the best validation loss."""
     compile_model(model, cfg.learning_rate)
-    reporter = _EpochReporter(on_epoch)
-    stopper = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=cfg.patience, restore_best_weights=True
-    )
+    reporter, plateau = _EpochReporter(on_epoch), Plateau(cfg)
     started = time.perf_counter()
     fit = _fit_in_graph if cfg.epoch_in_graph else _fit_with_keras
-    fit(model, train_windows, val_windows, cfg, [reporter, stopper])
+    fit(model, train_windows, val_windows, cfg, [reporter, plateau])
+    val_loss = np.asarray(reporter.history["val_loss"])
     if reporter.diverged_at is not None:
-        raise TrainingDiverged(f"loss is not finite at epoch {reporter.diverged_at}")
-    val_loss = reporter.history["val_loss"]
+        stopped_by = StoppedBy.diverged
+    else:
+        stopped_by = StoppedBy.early_stopping if plateau.stopped_early else StoppedBy.max_epochs
     return FitResult(
         history=reporter.history,
         epochs_run=len(val_loss),
-        best_epoch=int(np.argmin(val_loss)) + 1,
+        best_epoch=int(np.nanargmin(val_loss)) + 1 if np.isfinite(val_loss).any() else 0,
         seconds=time.perf_counter() - started,
+        stopped_by=stopped_by,
     )
 
 

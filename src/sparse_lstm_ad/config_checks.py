@@ -1,0 +1,102 @@
+"""Value checks the schema's types cannot make: ranges, and keys that bound one another."""
+
+from __future__ import annotations
+
+import functools
+
+from sparse_lstm_ad.config import ANOMALY_KINDS, AnomalyTypeConfig, Config
+
+
+class ConfigError(ValueError):
+    """A value the user set that the schema's types cannot reject on their own."""
+
+
+_ANOMALY_SIZES = {
+    "frequency_change": (lambda size: size > 0 and size != 1, "> 0 and not 1"),
+    "correlation_break": (lambda size: 0 < size < 1, "in (0, 1)"),
+}
+
+
+def _anomaly_checks(kind: str) -> list[tuple[str, object, str]]:
+    key = f"data.correlated.anomalies.{kind}"
+    size_ok, size_allowed = _ANOMALY_SIZES.get(kind, (lambda size: size > 0, "> 0"))
+
+    def kind_of(c: Config) -> AnomalyTypeConfig:
+        return getattr(c.data.correlated.anomalies, kind)
+
+    return [
+        (f"{key}.count", lambda c: kind_of(c).count >= 0, ">= 0"),
+        (f"{key}.length", lambda c: kind_of(c).length >= 1, ">= 1"),
+        (f"{key}.size", lambda c: size_ok(kind_of(c).size), size_allowed),
+        (f"{key}.channels", lambda c: kind_of(c).channels >= 1, ">= 1"),
+    ]
+
+
+_DATA_CHECKS: list[tuple[str, object, str]] = [
+    ("data.every", lambda c: c.data.every >= 1, ">= 1"),
+    ("data.window", lambda c: c.data.window >= 1, ">= 1"),
+    ("data.stride", lambda c: c.data.stride >= 1, ">= 1"),
+    ("data.seed.n_f2", lambda c: c.data.seed.n_f2 >= 1, ">= 1"),
+    ("data.correlated.channels", lambda c: c.data.correlated.channels >= 1, ">= 1"),
+    (
+        "data.correlated.groups",
+        lambda c: 1 <= c.data.correlated.groups <= c.data.correlated.channels,
+        "in [1, data.correlated.channels]",
+    ),
+    ("data.correlated.length", lambda c: c.data.correlated.length >= 4, ">= 4"),
+    ("data.correlated.train_share", lambda c: 0 < c.data.correlated.train_share < 1, "in (0, 1)"),
+    ("data.correlated.period", lambda c: c.data.correlated.period >= 2, ">= 2 (rows)"),
+    ("data.correlated.latent_noise", lambda c: c.data.correlated.latent_noise >= 0, ">= 0"),
+    ("data.correlated.noise", lambda c: c.data.correlated.noise >= 0, ">= 0"),
+    ("data.correlated.anomalies.gap", lambda c: c.data.correlated.anomalies.gap >= 0, ">= 0"),
+    *(check for kind in ANOMALY_KINDS for check in _anomaly_checks(kind)),
+    (
+        "data.csv.test_from",
+        lambda c: c.data.csv.test_from is None or c.data.csv.test_from >= 1,
+        ">= 1 or null",
+    ),
+]
+
+_CHECKS: list[tuple[str, object, str]] = [
+    *_DATA_CHECKS,
+    ("model.hidden", lambda c: c.model.hidden is None or c.model.hidden >= 1, ">= 1 or null"),
+    ("model.layers", lambda c: c.model.layers >= 1, ">= 1"),
+    ("model.l1", lambda c: c.model.l1 >= 0, ">= 0"),
+    (
+        "model.projection_units",
+        lambda c: c.model.projection_units is None or c.model.projection_units >= 1,
+        ">= 1 or null",
+    ),
+    ("model.sparsity_tolerance", lambda c: c.model.sparsity_tolerance >= 0, ">= 0"),
+    ("train.epochs", lambda c: c.train.epochs >= 1, ">= 1"),
+    ("train.batch_size", lambda c: c.train.batch_size >= 1, ">= 1"),
+    ("train.learning_rate", lambda c: c.train.learning_rate > 0, "> 0"),
+    ("train.validation_split", lambda c: 0 < c.train.validation_split < 1, "in (0, 1)"),
+    ("train.patience", lambda c: c.train.patience >= 0, ">= 0"),
+    ("train.min_delta", lambda c: 0 <= c.train.min_delta < 1, "in [0, 1)"),
+    ("train.lr_patience", lambda c: c.train.lr_patience >= 0, ">= 0 (0: off)"),
+    ("train.lr_factor", lambda c: 0 < c.train.lr_factor < 1, "in (0, 1)"),
+    ("train.min_learning_rate", lambda c: c.train.min_learning_rate >= 0, ">= 0"),
+    ("model.pca_variance", lambda c: 0 < c.model.pca_variance <= 1, "in (0, 1]"),
+    ("model.iforest_trees", lambda c: c.model.iforest_trees >= 1, ">= 1"),
+    ("scoring.pot_level", lambda c: 0 < c.scoring.pot_level < 1, "in (0, 1)"),
+    (
+        "scoring.pot_risk",
+        lambda c: 0 < c.scoring.pot_risk < 1 - c.scoring.pot_level,
+        "in (0, 1 - scoring.pot_level)",
+    ),
+    ("scoring.shrinkage", lambda c: 0 <= c.scoring.shrinkage <= 1, "in [0, 1]"),
+    ("scoring.threshold_quantile", lambda c: 0 < c.scoring.threshold_quantile < 1, "in (0, 1)"),
+    ("train.eval_batch_size", lambda c: c.train.eval_batch_size >= 1, ">= 1"),
+    ("scoring.vus_max_buffer", lambda c: c.scoring.vus_max_buffer >= 0, ">= 0"),
+    ("threads", lambda c: c.threads >= 0, ">= 0 (0: TensorFlow's choice)"),
+]
+
+
+def validate(cfg: Config) -> Config:
+    """Raise ConfigError with one line naming the first key whose value is not allowed."""
+    for key, check, allowed in _CHECKS:
+        if not check(cfg):  # type: ignore[operator]
+            value = functools.reduce(getattr, key.split("."), cfg)
+            raise ConfigError(f"{key}={value} is not allowed: must be {allowed}")
+    return cfg

@@ -1,0 +1,48 @@
+"""Any detector, network or baseline, from standardised rows to per-row scores.
+
+A reconstruction detector (a Keras autoencoder, or a baseline's `LinearReconstruction`) goes
+through its reconstruction errors and the error model; a row detector (`ForestScorer`) scores
+rows itself. Both end in the same window-to-row alignment, so their scores compare row by row.
+The training run and the logged scoring model both score through here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from sparse_lstm_ad.baselines import ForestScorer
+from sparse_lstm_ad.data import make_windows, window_starts
+from sparse_lstm_ad.scoring import (
+    ErrorModel,
+    Reconstruct,
+    RowScores,
+    score_row_detector,
+    score_windows,
+)
+
+
+def reconstructor_of(detector: Any) -> Reconstruct:
+    """windows -> reconstructions: a baseline's is itself; a Keras network's is traced once."""
+    if not hasattr(detector, "layers"):
+        return detector
+    from sparse_lstm_ad.training import reconstructor  # TensorFlow: networks only
+
+    return reconstructor(detector)
+
+
+def score_rows_with(
+    detector: Any, rows: np.ndarray, window: int, stride: int, error_model: ErrorModel | None
+) -> tuple[RowScores, float]:
+    """Per-row scores and contributions, and the reconstruction MSE (NaN for a row detector).
+
+    `detector` is a ForestScorer, or anything `reconstructor_of` takes (pass what it returned
+    to trace a network only once).
+    """
+    if isinstance(detector, ForestScorer):
+        return score_row_detector(detector(rows), window, stride, rows.shape[1]), float("nan")
+    assert error_model is not None, "a reconstruction detector needs its error model"
+    windows = make_windows(rows, window, stride)
+    starts = window_starts(len(rows), window, stride)
+    return score_windows(windows, starts, len(rows), reconstructor_of(detector), error_model)

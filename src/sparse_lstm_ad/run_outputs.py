@@ -1,0 +1,130 @@
+"""What a run leaves beside its metrics: plots, the test scores table, the scoring model."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from sparse_lstm_ad import plots, tracking
+from sparse_lstm_ad.baselines import ForestScorer, LinearReconstruction
+from sparse_lstm_ad.config import SPARSE_KINDS, Config, ModelKind
+
+if TYPE_CHECKING:
+    from sparse_lstm_ad.pipeline import Rows, Scored
+
+
+def has_contributions(scored: Scored) -> bool:
+    """False for a detector that does not split its score by channel (iforest)."""
+    return not np.isnan(scored.test_contributions).all()
+
+
+def log_outputs(
+    cfg: Config,
+    model: Any,
+    rows: Rows,
+    scored: Scored,
+    history: dict[str, list[float]],
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        figures = (
+            [] if not history else [plots.learning_curves(history, folder / "learning_curves.png")]
+        )
+        figures += [
+            plots.score_series(
+                scored.test, rows.test_labels, scored.threshold, folder / "test_scores.png"
+            ),
+            plots.error_histogram(
+                scored.val, scored.test, scored.threshold, folder / "score_histogram.png"
+            ),
+        ]
+        if has_contributions(scored):
+            figures.append(
+                plots.attribution_heatmap(
+                    scored.test_contributions,
+                    rows.channels,
+                    rows.test_channel_labels,
+                    folder / "attribution.png",
+                )
+            )
+        figures += _sparse_layer_plots(cfg, model, rows.channels, folder)
+        tracking.log_files(figures, "plots")
+        tracking.log_files([_scores_table(scored, rows, folder / "test_scores.csv")], "scores")
+    if cfg.tracking.log_model:
+        log_scoring_model(cfg, model, rows, scored)
+        if cfg.tracking.register_as:
+            tracking.register_model(
+                cfg.tracking, tracking.active_run_id(), cfg.tracking.register_as
+            )
+
+
+def log_scoring_model(cfg: Config, detector: Any, rows: Rows, scored: Scored) -> None:
+    from sparse_lstm_ad import serving
+    from sparse_lstm_ad.serving import ScoringState, score_frame
+
+    error_model = scored.error_model
+    linear = detector if isinstance(detector, LinearReconstruction) else None
+    state = ScoringState(
+        channels=rows.channels,
+        mean=rows.standardizer.mean.tolist(),
+        std=rows.standardizer.std.tolist(),
+        window=cfg.data.window,
+        stride=cfg.data.stride,
+        error_mean=None if error_model is None else error_model.mean.tolist(),
+        inv_cov=None if error_model is None else error_model.inv_cov.tolist(),
+        threshold=scored.threshold,
+        linear_mean=None if linear is None else linear.mean.tolist(),
+        linear_basis=None if linear is None else linear.basis.tolist(),
+    )
+    # An example in raw units: the first validation rows, un-standardised.
+    example = pd.DataFrame(
+        rows.val[: 2 * cfg.data.window] * rows.standardizer.std + rows.standardizer.mean,
+        columns=rows.channels,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        artifacts = {"scoring": state.save(folder / "scoring.json")}
+        if isinstance(detector, ForestScorer):
+            artifacts["forest"] = detector.save(folder / "forest.npz")
+        elif linear is None:
+            artifacts["network"] = folder / "autoencoder.keras"
+            detector.save(artifacts["network"])
+        tracking.log_pyfunc_model(
+            serving.MODEL_CODE, artifacts, example, score_frame(detector, state, example)
+        )
+
+
+def _sparse_layer_plots(cfg: Config, model: Any, channels: list[str], folder: Path) -> list[Path]:
+    """The sparse layer's weights, and which input channels it keeps."""
+    if cfg.model.kind not in SPARSE_KINDS:
+        return []
+    from sparse_lstm_ad.models import channel_mass, sparse_weights
+
+    weights = sparse_weights(model)
+    gate = cfg.model.kind == ModelKind.sparse_gate
+    rows_label, cols_label = ("time step", "channel") if gate else ("channel", "unit")
+    mass = channel_mass(weights, cfg.model.kind)
+    return [
+        plots.sparse_weights_heatmap(
+            weights, rows_label, cols_label, channels, folder / "sparse_weights.png"
+        ),
+        plots.channel_mass_bars(mass, channels, folder / "sparse_channel_mass.png"),
+    ]
+
+
+def _scores_table(scored: Scored, rows: Rows, path: Path) -> Path:
+    table = pd.DataFrame(
+        {
+            "row": np.arange(len(scored.test)),
+            "score": scored.test,
+            "flag": (scored.test > scored.threshold).astype(np.int8),
+        }
+    )
+    if rows.test_labels is not None:
+        table["label"] = rows.test_labels
+    table.to_csv(path, index=False)
+    return path
