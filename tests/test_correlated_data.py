@@ -11,10 +11,10 @@ import pytest
 from sparse_lstm_ad.config import (
     ANOMALY_KINDS,
     AnomalyTypeConfig,
-    ConfigError,
     CorrelatedAnomaliesConfig,
     CorrelatedDataConfig,
 )
+from sparse_lstm_ad.config_checks import ConfigError
 from sparse_lstm_ad.data.correlated import CorrelatedSeries, correlated_series
 from sparse_lstm_ad.data.sources import load_series
 from tests.conftest import compose_config

@@ -8,7 +8,8 @@ import keras
 import numpy as np
 import pytest
 
-from sparse_lstm_ad.config import ModelConfig, ModelKind, TrainConfig
+from sparse_lstm_ad.config import NETWORK_KINDS, ModelConfig, ModelKind, TrainConfig
+from sparse_lstm_ad.fitting import StoppedBy, TrainingDiverged, raise_if_diverged
 from sparse_lstm_ad.models import (
     FeatureGate,
     build_model,
@@ -17,7 +18,7 @@ from sparse_lstm_ad.models import (
     sparse_weights,
     weight_sparsity,
 )
-from sparse_lstm_ad.training import TrainingDiverged, fit_autoencoder
+from sparse_lstm_ad.training import fit_autoencoder
 
 WINDOW, CHANNELS = 6, 4
 
@@ -87,11 +88,13 @@ def test_non_finite_loss_stops_training_with_the_reason() -> None:
     model = build_model(ModelConfig(), WINDOW, CHANNELS)
     x = _windows()
     x[0, 0, 0] = np.nan
+    fit = fit_autoencoder(model, x[:48], x[48:], TrainConfig(epochs=3, batch_size=16))
+    assert fit.stopped_by == StoppedBy.diverged
     with pytest.raises(TrainingDiverged, match="epoch 1"):
-        fit_autoencoder(model, x[:48], x[48:], TrainConfig(epochs=3, batch_size=16))
+        raise_if_diverged(fit)
 
 
-@pytest.mark.parametrize("kind", list(ModelKind))
+@pytest.mark.parametrize("kind", NETWORK_KINDS)
 def test_reconstructor_equals_predict_for_any_batch(kind: ModelKind) -> None:
     from sparse_lstm_ad.training import reconstructor
 

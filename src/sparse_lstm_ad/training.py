@@ -29,7 +29,7 @@ EpochHook = Callable[[int, dict[str, float]], None]
 
 
 class Plateau(keras.callbacks.Callback):
-    """Early stopping and reduce-on-plateau on val_loss, with a gain measured relative to the best.
+    """Early stopping and reduce-on-plateau on val_loss, a gain measured as a share of the loss.
 
     Keras's own callbacks take an absolute `min_delta`, which means different things for a loss
     of 1.0 and one of 0.001; and two callbacks would count their plateaus apart.
@@ -39,6 +39,7 @@ class Plateau(keras.callbacks.Callback):
         super().__init__()
         self.cfg = cfg
         self.best, self.best_epoch, self.best_weights = math.inf, 0, None
+        self.reference = math.inf  # the loss a gain is measured against: moves only on a gain
         self.waited = self.lr_waited = 0
         self.stopped_early = False
 
@@ -46,7 +47,11 @@ class Plateau(keras.callbacks.Callback):
         current = float((logs or {}).get("val_loss", math.nan))
         if not math.isfinite(current):
             return
-        improved = current < self.best * (1 - self.cfg.min_delta)
+        # Against the last loss that counted as a gain, as Keras does: a slow steady descent
+        # still adds up to a gain, a plateau does not.
+        improved = current < self.reference * (1 - self.cfg.min_delta)
+        if improved:
+            self.reference = current
         if current < self.best:
             self.best, self.best_epoch = current, epoch + 1
             self.best_weights = self.model.get_weights()

@@ -1,0 +1,57 @@
+"""The baselines study's table from its MLflow store: mean ± std over seeds per dataset."""
+
+from __future__ import annotations
+
+import sys
+
+import mlflow
+import pandas as pd
+
+from sparse_lstm_ad.report import to_markdown
+
+MODELS = ["standard", "sparse", "sparse_projection", "mahalanobis", "pca", "iforest"]
+
+
+def runs(store: str) -> pd.DataFrame:
+    mlflow.set_tracking_uri(f"sqlite:///{store}/mlflow.db")
+    frame = mlflow.search_runs(experiment_names=["baselines"], filter_string="status = 'FINISHED'")
+    frame = frame[frame["tags.sweep_parent"].isna()] if "tags.sweep_parent" in frame else frame
+    frame["dataset"] = frame["params.data.name"]
+    return frame
+
+
+def cell(values: pd.Series) -> str:
+    values = values.dropna()
+    if values.empty:
+        return "-"
+    return f"{values.mean():.3f} ± {values.std(ddof=1):.3f} ({len(values)})"
+
+
+def table(frame: pd.DataFrame, metric: str) -> str:
+    grouped = frame.groupby(["dataset", "tags.model"])[f"metrics.{metric}"].apply(cell)
+    wide = grouped.unstack("tags.model").reindex(columns=MODELS)
+    means = frame.groupby(["dataset", "tags.model"])[f"metrics.{metric}"].mean().unstack()
+    wide.loc["mean over datasets"] = [f"{means[m].mean():.3f}" if m in means else "-" for m in MODELS]
+    return to_markdown(wide.reset_index())
+
+
+def main(store: str) -> None:
+    frame = runs(store)
+    print(f"# Six detectors with their defaults, {frame['params.seed'].nunique()} seeds\n")
+    for metric in ("auc_pr", "vus_pr", "auc_roc"):
+        print(f"## {metric} (mean ± std (runs) over seeds)\n\n{table(frame, metric)}\n")
+    lstm = frame[frame["tags.model"].isin(MODELS[:3])]
+    stopped = lstm["tags.stopped_by"].value_counts().to_dict()
+    print(f"## How the LSTM runs stopped\n\n{stopped} of {len(lstm)} runs\n")
+    seconds = frame.groupby("tags.model")["metrics.fit_seconds"].median().reindex(MODELS)
+    wall = (frame["end_time"] - frame["start_time"]).dt.total_seconds()
+    walls = wall.groupby(frame["tags.model"]).median().reindex(MODELS)
+    timing = pd.DataFrame({"fit s (median)": seconds, "run s (median)": walls}).round(2)
+    print(f"## Time per run\n\n{to_markdown(timing.reset_index())}\n")
+    sparse = frame[frame["tags.model"].isin(MODELS[1:3])]
+    share = sparse.groupby(["dataset", "tags.model"])["metrics.sparsity_exact"].mean().unstack()
+    print(f"## Share of exactly-zero sparse weights (mean)\n\n{to_markdown(share.round(3).reset_index())}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,158 @@
+"""The baselines: each one's scores against a direct computation, and through the pipeline."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.decomposition import PCA
+from sklearn.ensemble import IsolationForest
+
+from sparse_lstm_ad.baselines import ForestScorer, fit_forest, fit_pca
+from sparse_lstm_ad.data import make_windows, window_starts
+from sparse_lstm_ad.pipeline import prepare_rows, score_parts, train_model
+from sparse_lstm_ad.scoring import time_step_scores
+from tests.conftest import ROOT, compose_config
+
+
+def _rows(n: int = 600, k: int = 5, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    latent = rng.normal(size=(n, 2))
+    return latent @ rng.normal(size=(2, k)) + 0.3 * rng.normal(size=(n, k))
+
+
+def test_forest_arrays_score_as_scikit_learn_does(tmp_path: Path) -> None:
+    train, test = _rows(), 2 * _rows(seed=1)
+    scorer = fit_forest(train, trees=20, seed=3)
+    expected = -IsolationForest(n_estimators=20, random_state=3).fit(train).score_samples(test)
+    np.testing.assert_allclose(scorer(test), expected, rtol=0, atol=1e-12)
+    loaded = ForestScorer.load(scorer.save(tmp_path / "forest.npz"))
+    np.testing.assert_array_equal(loaded(test), scorer(test))
+
+
+def test_pca_keeps_the_fewest_components_reaching_the_share() -> None:
+    train = _rows(k=6)
+    reconstruction = fit_pca(train, 0.9)
+    pca = PCA().fit(train)
+    expected = int(np.searchsorted(np.cumsum(pca.explained_variance_ratio_), 0.9) + 1)
+    assert reconstruction.basis.shape == (6, expected)
+    reference = PCA(n_components=expected).fit(train)
+    np.testing.assert_allclose(
+        reconstruction(train), reference.inverse_transform(reference.transform(train)), atol=1e-9
+    )
+
+
+def _window_average(per_row: np.ndarray, window: int) -> np.ndarray:
+    steps = make_windows(per_row[:, None], window)[..., 0]
+    return time_step_scores(steps, window_starts(len(per_row), window, 1), len(per_row))
+
+
+def _scored(*overrides: str):
+    cfg = compose_config("+experiment=fast", *overrides)
+    rows = prepare_rows(cfg)
+    detector, fit = train_model(cfg, rows, {})
+    assert fit.stopped_by is None and fit.epochs_run == 0  # fitted in closed form
+    return cfg, rows, score_parts(detector, cfg, rows, {"train": make_windows(rows.train, 15)})
+
+
+def _pooled(rows: np.ndarray, window: int) -> np.ndarray:
+    """Every (window, step) row, as the error model pools them (edge rows count less)."""
+    return make_windows(rows, window).reshape(-1, rows.shape[1])
+
+
+def test_mahalanobis_is_the_distance_of_each_row_from_the_training_rows() -> None:
+    cfg, rows, scored = _scored("model=mahalanobis", "data=case1")
+    train = _pooled(rows.train, cfg.data.window)
+    centred = rows.test - train.mean(axis=0)
+    inverse = np.linalg.pinv(np.cov(train, rowvar=False), hermitian=True)
+    per_row = np.sqrt(np.einsum("ij,jk,ik->i", centred, inverse, centred))
+    np.testing.assert_allclose(scored.test, _window_average(per_row, cfg.data.window), rtol=1e-5)
+    assert scored.reconstruction_mse["train"] == pytest.approx(np.mean(rows.train**2))
+
+
+def test_isolation_forest_scores_rows_then_averages_over_windows() -> None:
+    cfg, rows, scored = _scored("model=iforest", "seed=4")
+    forest = IsolationForest(n_estimators=cfg.model.iforest_trees, random_state=4)
+    per_row = -forest.fit(rows.train).score_samples(rows.test)
+    np.testing.assert_allclose(scored.test, _window_average(per_row, cfg.data.window), atol=1e-12)
+    assert scored.error_model is None and np.isnan(scored.test_contributions).all()
+
+
+def test_pca_errors_go_to_the_error_model() -> None:
+    cfg, rows, scored = _scored("model=pca", "model.pca_variance=0.5", "data=case1")
+    reconstruction = fit_pca(rows.train, 0.5)
+    assert reconstruction.basis.shape[1] == 1
+    errors = reconstruction(rows.test) - rows.test
+    train = _pooled(rows.train, cfg.data.window)
+    train_errors = reconstruction(train) - train
+    centred = errors - train_errors.mean(axis=0)
+    inverse = np.linalg.pinv(np.cov(train_errors, rowvar=False), hermitian=True)
+    per_row = np.sqrt(np.einsum("ij,jk,ik->i", centred, inverse, centred))
+    np.testing.assert_allclose(scored.test, _window_average(per_row, cfg.data.window), rtol=1e-5)
+
+
+def test_a_window_of_one_scores_each_row_alone() -> None:
+    cfg = compose_config("+experiment=fast", "model=mahalanobis", "data.window=1")
+    rows = prepare_rows(cfg)
+    detector, _ = train_model(cfg, rows, {})
+    scored = score_parts(detector, cfg, rows, {"train": make_windows(rows.train, 1)})
+    assert np.isfinite(scored.test).all() and len(scored.test) == len(rows.test)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["mahalanobis", "pca", "iforest"])
+def test_baseline_run_logs_a_scoring_model_without_tensorflow(kind: str, tmp_path: Path) -> None:
+    """A whole run in a fresh process: metrics, a pyfunc model that scores as the run did."""
+    script = f"""
+import sys
+import mlflow
+import numpy as np
+import pandas as pd
+from sparse_lstm_ad.pipeline import JobInfo, run_experiment
+from tests.conftest import compose_config
+cfg = compose_config("+experiment=fast", "model={kind}", "tracking.dir={tmp_path / "mlruns"}")
+summary = run_experiment(cfg, JobInfo(run_name="{kind}", config={{}}))
+assert "tensorflow" not in sys.modules, "a baseline loaded TensorFlow"
+model = mlflow.pyfunc.load_model(f"runs:/{{summary.run_id}}/model")
+scores = pd.read_csv(mlflow.artifacts.download_artifacts(
+    run_id=summary.run_id, artifact_path="scores/test_scores.csv"))
+print(summary.metrics["auc_pr"], summary.metrics["f1_best_oracle"], len(scores))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    auc_pr, best, n_rows = result.stdout.split()[-3:]
+    assert 0 < float(auc_pr) <= 1 and float(best) <= 1 and int(n_rows) > 0
+
+
+def test_pyfunc_scores_of_a_baseline_equal_the_run_scores(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from sparse_lstm_ad.serving import ScoringState, load_detector, score_frame
+
+    cfg = compose_config("+experiment=fast", "model=pca", "data=case1")
+    rows = prepare_rows(cfg)
+    detector, _ = train_model(cfg, rows, {})
+    scored = score_parts(detector, cfg, rows, {"train": make_windows(rows.train, 15)})
+    state = ScoringState(
+        channels=rows.channels,
+        mean=rows.standardizer.mean.tolist(),
+        std=rows.standardizer.std.tolist(),
+        window=cfg.data.window,
+        stride=1,
+        error_mean=scored.error_model.mean.tolist(),
+        inv_cov=scored.error_model.inv_cov.tolist(),
+        threshold=scored.threshold,
+        linear_mean=detector.mean.tolist(),
+        linear_basis=detector.basis.tolist(),
+    )
+    state = ScoringState.load(state.save(tmp_path / "scoring.json"))
+    raw = pd.DataFrame(rows.test * rows.standardizer.std + rows.standardizer.mean)
+    raw.columns = rows.channels
+    again = score_frame(load_detector(replace(state), {}), state, raw)
+    np.testing.assert_allclose(again["score"], scored.test, rtol=1e-9)

@@ -1,0 +1,68 @@
+"""Runs end by early stopping and say why; the proximal L1 step makes exact zeros."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sparse_lstm_ad.config import L1Method, ModelConfig, ModelKind, TrainConfig
+from sparse_lstm_ad.fitting import StoppedBy
+from sparse_lstm_ad.models import build_model, sparse_weights, weight_sparsity
+from sparse_lstm_ad.training import fit_autoencoder
+
+WINDOW, CHANNELS = 8, 6
+
+
+def _windows(n: int = 160, seed: int = 0) -> np.ndarray:
+    """Three informative channels and three of pure noise, as windows."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n + WINDOW)
+    signal = np.sin(t / 4)[:, None] * np.array([1.0, -0.5, 0.8])
+    rows = np.hstack([signal, 0.05 * rng.normal(size=(len(t), 3))]).astype(np.float32)
+    return np.lib.stride_tricks.sliding_window_view(rows, WINDOW, axis=0).transpose(0, 2, 1)
+
+
+def _fit(model_cfg: ModelConfig, train_cfg: TrainConfig):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = build_model(model_cfg, WINDOW, CHANNELS)
+    x = np.ascontiguousarray(_windows())
+    return model, fit_autoencoder(model, x[:128], x[128:], train_cfg)
+
+
+def test_a_run_at_the_ceiling_says_so() -> None:
+    _, fit = _fit(ModelConfig(hidden=4), TrainConfig(epochs=2, batch_size=32, jit_compile=False))
+    assert fit.stopped_by == StoppedBy.max_epochs and fit.epochs_run == 2
+
+
+def test_a_plateau_ends_by_early_stopping_with_the_best_weights() -> None:
+    # A gain of half the loss per epoch is never reached: no epoch after the first counts.
+    train = TrainConfig(epochs=50, batch_size=32, patience=3, min_delta=0.5, jit_compile=False)
+    model, fit = _fit(ModelConfig(hidden=4), train)
+    assert fit.stopped_by == StoppedBy.early_stopping
+    assert fit.epochs_run == 4  # the first epoch, then three without a gain
+    assert fit.history["learning_rate"][-1] < train.learning_rate  # reduced on the plateau
+    val = np.asarray(fit.history["val_loss"])
+    assert fit.best_epoch == int(np.argmin(val)) + 1
+    x = np.ascontiguousarray(_windows())[128:]
+    restored = model.evaluate(x, x, verbose=0, return_dict=True)["loss"]
+    assert restored == pytest.approx(val.min(), rel=1e-4)
+
+
+@pytest.mark.parametrize("kind", [ModelKind.sparse_gate, ModelKind.sparse_projection])
+def test_the_l1_range_takes_the_layer_from_no_zeros_to_nearly_all(kind: ModelKind) -> None:
+    train = TrainConfig(epochs=15, batch_size=32, learning_rate=1e-2, jit_compile=False)
+    shares = []
+    for l1 in (0.0, 1e3):
+        model, _ = _fit(ModelConfig(kind=kind, hidden=4, l1=l1), train)
+        shares.append(weight_sparsity(sparse_weights(model), 1e-2).exact_zero_share)
+    assert shares[0] == 0.0 and shares[1] > 0.9
+
+
+def test_the_seed_penalty_shrinks_without_exact_zeros() -> None:
+    train = TrainConfig(epochs=15, batch_size=32, learning_rate=1e-2, jit_compile=False)
+    cfg = ModelConfig(kind=ModelKind.sparse_gate, hidden=4, l1=1e-2, l1_method=L1Method.penalty)
+    model, _ = _fit(cfg, train)
+    sparsity = weight_sparsity(sparse_weights(model), 1e-2)
+    assert sparsity.exact_zero_share < 0.05 < sparsity.zero_share
