@@ -65,13 +65,29 @@ def _pooled(rows: np.ndarray, window: int) -> np.ndarray:
 
 
 def test_mahalanobis_is_the_distance_of_each_row_from_the_training_rows() -> None:
-    cfg, rows, scored = _scored("model=mahalanobis", "data=case1")
+    cfg, rows, scored = _scored("model=mahalanobis", "model.mahalanobis_scope=row", "data=case1")
     train = _pooled(rows.train, cfg.data.window)
     centred = rows.test - train.mean(axis=0)
     inverse = np.linalg.pinv(np.cov(train, rowvar=False), hermitian=True)
     per_row = np.sqrt(np.einsum("ij,jk,ik->i", centred, inverse, centred))
     np.testing.assert_allclose(scored.test, _window_average(per_row, cfg.data.window), rtol=1e-5)
-    assert scored.reconstruction_mse["train"] == pytest.approx(np.mean(rows.train**2))
+    assert scored.reconstruction_mse["train"] == pytest.approx(np.mean(train**2))
+
+
+def test_window_mahalanobis_is_the_distance_of_each_flattened_window() -> None:
+    cfg, rows, scored = _scored("model=mahalanobis", "data=case1")
+    flat = make_windows(rows.train, cfg.data.window).reshape(-1, cfg.data.window * 2)
+    test = make_windows(rows.test, cfg.data.window).reshape(-1, cfg.data.window * 2)
+    centred = test - flat.mean(axis=0)
+    inverse = np.linalg.pinv(np.cov(flat, rowvar=False), hermitian=True)
+    per_window = np.sqrt(np.einsum("ij,jk,ik->i", centred, inverse, centred))
+    steps = np.repeat(per_window[:, None], cfg.data.window, axis=1)
+    starts = window_starts(len(rows.test), cfg.data.window, 1)
+    expected = time_step_scores(steps, starts, len(rows.test))
+    np.testing.assert_allclose(scored.test, expected, rtol=1e-6)
+    # The channels' shares of each squared distance add up to it.
+    squared = time_step_scores(steps**2, starts, len(rows.test))
+    np.testing.assert_allclose(scored.test_contributions.sum(axis=1), squared, rtol=1e-6)
 
 
 def test_isolation_forest_scores_rows_then_averages_over_windows() -> None:
@@ -83,14 +99,18 @@ def test_isolation_forest_scores_rows_then_averages_over_windows() -> None:
 
 
 def test_pca_errors_go_to_the_error_model() -> None:
-    cfg, rows, scored = _scored("model=pca", "model.pca_variance=0.5", "data=case1")
+    # PCA's errors lie in the discarded components: a singular covariance, inverted with
+    # shrinkage here so that rounding in it cannot decide the comparison.
+    overrides = ("model=pca", "model.pca_variance=0.5", "data=case1", "scoring.inverse=shrinkage")
+    cfg, rows, scored = _scored(*overrides)
     reconstruction = fit_pca(rows.train, 0.5)
     assert reconstruction.basis.shape[1] == 1
     errors = reconstruction(rows.test) - rows.test
     train = _pooled(rows.train, cfg.data.window)
     train_errors = reconstruction(train) - train
     centred = errors - train_errors.mean(axis=0)
-    inverse = np.linalg.pinv(np.cov(train_errors, rowvar=False), hermitian=True)
+    cov = np.cov(train_errors, rowvar=False)
+    inverse = np.linalg.inv(0.9 * cov + 0.1 * np.trace(cov) / 2 * np.eye(2))
     per_row = np.sqrt(np.einsum("ij,jk,ik->i", centred, inverse, centred))
     np.testing.assert_allclose(scored.test, _window_average(per_row, cfg.data.window), rtol=1e-5)
 

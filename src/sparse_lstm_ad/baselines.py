@@ -1,7 +1,12 @@
 """Detectors without a network: what an LSTM autoencoder has to beat to earn its keep.
 
-- `mahalanobis`: the reconstruction is zero, so the error model is fitted on the standardised
-  rows themselves: the Mahalanobis distance of each row from the training rows.
+- `mahalanobis`: no model at all. By default (`model.mahalanobis_scope=window`) the distance of
+  each window, flattened to window x channels values, from the training windows; a row gets
+  the mean over the windows covering it. With `row`, the reconstruction is zero, so the error
+  model is fitted on the standardised rows themselves: each row's distance from the training
+  rows (the window alignment hands a row its own score back). Measured on the seven datasets
+  of experiments/baselines (mahalanobis_scope.py): the window scope is the stronger baseline
+  everywhere (AUC-PR 0.36 vs 0.09 on ASD omi-3, 0.96 vs 0.87 on correlation breaks, k = 100).
 - `pca`: the reconstruction from the fewest principal components of the training rows that
   explain `model.pca_variance` of their variance; its errors go to the same error model.
 - `iforest`: scikit-learn's IsolationForest on the rows. Its trees are kept as plain arrays
@@ -18,7 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-from sparse_lstm_ad.config import ModelConfig, ModelKind
+from sparse_lstm_ad.config import MahalanobisScope, ModelConfig, ModelKind
+from sparse_lstm_ad.data import make_windows
+from sparse_lstm_ad.scoring import (
+    CovarianceInverse,
+    ErrorModel,
+    channel_contributions,
+    fit_error_model,
+    mahalanobis_scores,
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +58,38 @@ def fit_pca(train: np.ndarray, variance_share: float) -> LinearReconstruction:
     pca = PCA(n_components=None if variance_share >= 1 else variance_share, svd_solver="full")
     pca.fit(train)
     return LinearReconstruction(pca.mean_, pca.components_.T)
+
+
+@dataclass(frozen=True)
+class WindowMahalanobis:
+    """N(mean, cov) of flattened training windows; scores windows, not reconstructions."""
+
+    window: int
+    model: ErrorModel  # over window x channels values, time step major
+
+    def __call__(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(n, window, k) -> per-window distances (n,) and per-channel contributions (n, k)."""
+        n, length, k = windows.shape
+        flat = np.asarray(windows, dtype=np.float64).reshape(n, length * k)
+        shares = channel_contributions(flat, self.model).reshape(n, length, k).sum(axis=1)
+        return mahalanobis_scores(flat, self.model), shares
+
+    def save(self, path: Path) -> Path:
+        np.savez(path, window=self.window, mean=self.model.mean, inv_cov=self.model.inv_cov)
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> WindowMahalanobis:
+        with np.load(path, allow_pickle=False) as saved:
+            return cls(int(saved["window"]), ErrorModel(saved["mean"], saved["inv_cov"]))
+
+
+def fit_window_mahalanobis(
+    train: np.ndarray, window: int, inverse: CovarianceInverse, shrinkage: float
+) -> WindowMahalanobis:
+    windows = make_windows(train, window)
+    flat = windows.reshape(len(windows), -1)
+    return WindowMahalanobis(window, fit_error_model(flat, inverse, shrinkage))
 
 
 @dataclass(frozen=True)
@@ -134,11 +179,20 @@ def _average_path_length(n: int) -> float:
     return 2.0 * (np.log(n - 1.0) + np.euler_gamma) - 2.0 * (n - 1.0) / n
 
 
-Baseline = LinearReconstruction | ForestScorer
+Baseline = LinearReconstruction | ForestScorer | WindowMahalanobis
 
 
-def fit_baseline(cfg: ModelConfig, train: np.ndarray, seed: int) -> Baseline:
+def fit_baseline(
+    cfg: ModelConfig,
+    train: np.ndarray,
+    seed: int,
+    window: int,
+    inverse: CovarianceInverse = CovarianceInverse.pinv,
+    shrinkage: float = 0.1,
+) -> Baseline:
     """The baseline `cfg.kind` fitted on the standardised training rows."""
+    if cfg.kind == ModelKind.mahalanobis and cfg.mahalanobis_scope == MahalanobisScope.window:
+        return fit_window_mahalanobis(train, window, inverse, shrinkage)
     if cfg.kind == ModelKind.mahalanobis:
         return zero_reconstruction(train.shape[1])
     if cfg.kind == ModelKind.pca:

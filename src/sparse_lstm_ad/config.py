@@ -54,7 +54,7 @@ MODEL_KEYS: dict[ModelKind, tuple[str, ...]] = {
     ModelKind.standard: _LSTM_KEYS,
     ModelKind.sparse_gate: (*_SPARSE_KEYS, "gate_init", "gate_activation"),
     ModelKind.sparse_projection: (*_SPARSE_KEYS, "projection_units"),
-    ModelKind.mahalanobis: (),
+    ModelKind.mahalanobis: ("mahalanobis_scope",),
     ModelKind.pca: ("pca_variance",),
     ModelKind.iforest: ("iforest_trees",),
 }
@@ -63,6 +63,11 @@ MODEL_KEYS: dict[ModelKind, tuple[str, ...]] = {
 class L1Method(StrEnum):
     proximal = "proximal"  # a soft-threshold step after each Adam step: exact zeros
     penalty = "penalty"  # the seed's: the L1 term's gradient in Adam; weights hover near zero
+
+
+class MahalanobisScope(StrEnum):
+    window = "window"  # each window flattened (window x channels values): measured stronger
+    row = "row"  # each standardised row alone
 
 
 class Threshold(StrEnum):
@@ -182,6 +187,7 @@ class ModelConfig:
     gate_activation: GateActivation = GateActivation.linear
     projection_units: int | None = None  # width of the paper's layer; None: half the channels
     sparsity_tolerance: float = 1e-2  # a sparse weight below this magnitude counts as near zero
+    mahalanobis_scope: MahalanobisScope = MahalanobisScope.window
     pca_variance: float = 0.9  # pca: keep the fewest components explaining this share
     iforest_trees: int = 100
 

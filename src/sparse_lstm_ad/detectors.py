@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from sparse_lstm_ad.baselines import ForestScorer
+from sparse_lstm_ad.baselines import ForestScorer, WindowMahalanobis
 from sparse_lstm_ad.data import make_windows, window_starts
 from sparse_lstm_ad.scoring import (
     ErrorModel,
@@ -20,6 +20,7 @@ from sparse_lstm_ad.scoring import (
     RowScores,
     score_row_detector,
     score_windows,
+    time_step_scores,
 )
 
 
@@ -42,7 +43,23 @@ def score_rows_with(
     """
     if isinstance(detector, ForestScorer):
         return score_row_detector(detector(rows), window, stride, rows.shape[1]), float("nan")
+    if isinstance(detector, WindowMahalanobis):
+        return score_window_detector(detector, rows, stride), float("nan")
     assert error_model is not None, "a reconstruction detector needs its error model"
     windows = make_windows(rows, window, stride)
     starts = window_starts(len(rows), window, stride)
     return score_windows(windows, starts, len(rows), reconstructor_of(detector), error_model)
+
+
+def score_window_detector(detector: WindowMahalanobis, rows: np.ndarray, stride: int) -> RowScores:
+    """Each window's score and channel shares, given to its rows; a row takes their mean."""
+    windows = make_windows(rows, detector.window, stride)
+    starts = window_starts(len(rows), detector.window, stride)
+    scores, shares = detector(windows)
+    length = detector.window
+    return RowScores(
+        scores=time_step_scores(np.repeat(scores[:, None], length, axis=1), starts, len(rows)),
+        contributions=time_step_scores(
+            np.repeat(shares[:, None, :], length, axis=1), starts, len(rows)
+        ),
+    )

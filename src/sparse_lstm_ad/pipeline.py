@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from sparse_lstm_ad import tracking
-from sparse_lstm_ad.baselines import ForestScorer, fit_baseline
+from sparse_lstm_ad.baselines import ForestScorer, WindowMahalanobis, fit_baseline
 from sparse_lstm_ad.config import NETWORK_KINDS, Config, FitOn, ScoringConfig, Threshold
 from sparse_lstm_ad.config_checks import ConfigError
 from sparse_lstm_ad.data import Standardizer, fit_standardizer, make_windows
@@ -156,7 +156,14 @@ def train_model(cfg: Config, rows: Rows, windows: dict[str, np.ndarray]) -> tupl
     """The detector of `model.kind`, fitted on the training rows or windows."""
     if cfg.model.kind not in NETWORK_KINDS:
         started = time.perf_counter()
-        baseline = fit_baseline(cfg.model, rows.train, cfg.seed)
+        baseline = fit_baseline(
+            cfg.model,
+            rows.train,
+            cfg.seed,
+            cfg.data.window,
+            cfg.scoring.inverse,
+            cfg.scoring.shrinkage,
+        )
         return baseline, FitResult(seconds=time.perf_counter() - started)
     from sparse_lstm_ad.models import build_model
     from sparse_lstm_ad.training import fit_autoencoder
@@ -206,7 +213,7 @@ def score_parts(model: Any, cfg: Config, rows: Rows, windows: dict[str, np.ndarr
     Batch by batch: no part's errors are ever held whole (see scoring.ErrorMoments).
     """
     detector, error_model, mse = model, None, {}
-    if not isinstance(model, ForestScorer):  # a reconstruction detector: fit its error model
+    if not isinstance(model, ForestScorer | WindowMahalanobis):  # fit its errors' model
         detector = reconstructor_of(model)
         normal = "train" if cfg.scoring.fit_on == FitOn.train else "val"
         moments = {part: error_moments(windows[part], detector) for part in {"train", normal}}

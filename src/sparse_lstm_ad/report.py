@@ -15,9 +15,11 @@ COLUMNS = {
     "status": "status",
     "metrics.auc_roc": "AUC-ROC",
     "metrics.auc_pr": "AUC-PR",
+    "metrics.vus_pr": "VUS-PR",
     "metrics.f1": "F1",
     "metrics.train_reconstruction_mse": "train MSE",
     "metrics.epochs_run": "epochs",
+    "tags.stopped_by": "stopped by",
     "metrics.fit_seconds": "fit s",
 }
 
@@ -58,13 +60,13 @@ GROUP_TAGS = {"tags.model": "model", "tags.data": "case"}
 REPORT_METRICS = {
     "metrics.auc_roc": "AUC-ROC",
     "metrics.auc_pr": "AUC-PR",
+    "metrics.vus_pr": "VUS-PR",
     "metrics.f1": "F1",
     "metrics.val_reconstruction_mse": "val MSE",
     "metrics.epochs_run": "epochs",
 }
 # Params that say how or where a run executed, or which repetition it is: never a group key.
 _NOT_SWEPT = ("params.seed", "params.threads", "params.rerun", "params.tracking.")
-_SPARSE_ONLY = ("l1", "gate_init", "gate_activation", "projection_units", "sparsity_tolerance")
 
 
 def swept_params(runs: pd.DataFrame) -> list[str]:
@@ -77,15 +79,17 @@ def swept_params(runs: pd.DataFrame) -> list[str]:
 
 
 def _blank_unused(runs: pd.DataFrame) -> pd.DataFrame:
-    """A standard model ignores the sparse layer's settings: show them as '-' for it."""
+    """Model keys a kind ignores (l1 for the standard model, hidden for a baseline): '-'."""
+    from sparse_lstm_ad.config import ModelKind, unused_model_keys
+
     runs = runs.copy()
-    standard = (
-        runs.get("params.model.kind", pd.Series(index=runs.index, dtype=object)) == "standard"
-    )
-    for name in _SPARSE_ONLY:
-        column = f"params.model.{name}"
-        if column in runs.columns:
-            runs[column] = runs[column].astype(object).where(~standard, "-")
+    kinds = runs.get("params.model.kind", pd.Series(index=runs.index, dtype=object))
+    for kind in ModelKind:
+        ignores = kinds == kind.value
+        for name in unused_model_keys(kind.value):
+            column = f"params.model.{name}"
+            if column in runs.columns:
+                runs[column] = runs[column].astype(object).where(~ignores, "-")
     return runs
 
 

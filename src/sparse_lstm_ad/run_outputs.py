@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from sparse_lstm_ad import plots, tracking
-from sparse_lstm_ad.baselines import ForestScorer, LinearReconstruction
+from sparse_lstm_ad.baselines import ForestScorer, LinearReconstruction, WindowMahalanobis
 from sparse_lstm_ad.config import SPARSE_KINDS, Config, ModelKind
 
 if TYPE_CHECKING:
@@ -90,6 +90,8 @@ def log_scoring_model(cfg: Config, detector: Any, rows: Rows, scored: Scored) ->
         artifacts = {"scoring": state.save(folder / "scoring.json")}
         if isinstance(detector, ForestScorer):
             artifacts["forest"] = detector.save(folder / "forest.npz")
+        elif isinstance(detector, WindowMahalanobis):
+            artifacts["window_mahalanobis"] = detector.save(folder / "window_mahalanobis.npz")
         elif linear is None:
             artifacts["network"] = folder / "autoencoder.keras"
             detector.save(artifacts["network"])

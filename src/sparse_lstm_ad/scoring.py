@@ -260,8 +260,8 @@ def score_windows(
 
 
 def score_row_detector(row_scores: np.ndarray, length: int, stride: int, k: int) -> RowScores:
-    """A detector's own per-row scores through the windows' alignment, as reconstruction
-    scores go: each row gets the mean over the windows covering it of their rows' scores.
+    """A detector's own per-row scores, through the same alignment as reconstruction scores
+    (which hands each row its own score back; rows no window covers, with a stride, get NaN).
 
     It decomposes no score by channel: the contributions are NaN.
     """

@@ -19,7 +19,7 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from sparse_lstm_ad.baselines import ForestScorer, LinearReconstruction
+from sparse_lstm_ad.baselines import ForestScorer, LinearReconstruction, WindowMahalanobis
 from sparse_lstm_ad.data import Standardizer
 from sparse_lstm_ad.detectors import score_rows_with
 from sparse_lstm_ad.scoring import ErrorModel
@@ -111,6 +111,8 @@ def load_detector(state: ScoringState, artifacts: dict[str, str]) -> Any:
     """The detector the artifacts hold; TensorFlow loads only for a network."""
     if "forest" in artifacts:
         return ForestScorer.load(Path(artifacts["forest"]))
+    if "window_mahalanobis" in artifacts:
+        return WindowMahalanobis.load(Path(artifacts["window_mahalanobis"]))
     linear = state.linear_reconstruction()
     if linear is not None:
         return linear
