@@ -38,7 +38,9 @@ def test_a_run_at_the_ceiling_says_so() -> None:
 
 def test_a_plateau_ends_by_early_stopping_with_the_best_weights() -> None:
     # A gain of half the loss per epoch is never reached: no epoch after the first counts.
-    train = TrainConfig(epochs=50, batch_size=32, patience=3, min_delta=0.5, jit_compile=False)
+    train = TrainConfig(
+        epochs=50, batch_size=32, patience=3, min_delta=0.5, lr_patience=2, jit_compile=False
+    )
     model, fit = _fit(ModelConfig(hidden=4), train)
     assert fit.stopped_by == StoppedBy.early_stopping
     assert fit.epochs_run == 4  # the first epoch, then three without a gain
@@ -61,8 +63,8 @@ def test_the_l1_range_takes_the_layer_from_no_zeros_to_nearly_all(kind: ModelKin
 
 
 def test_the_seed_penalty_shrinks_without_exact_zeros() -> None:
-    train = TrainConfig(epochs=15, batch_size=32, learning_rate=1e-2, jit_compile=False)
-    cfg = ModelConfig(kind=ModelKind.sparse_gate, hidden=4, l1=1e-2, l1_method=L1Method.penalty)
+    train = TrainConfig(epochs=40, batch_size=32, learning_rate=1e-2, jit_compile=False)
+    cfg = ModelConfig(kind=ModelKind.sparse_gate, hidden=4, l1=1.0, l1_method=L1Method.penalty)
     model, _ = _fit(cfg, train)
     sparsity = weight_sparsity(sparse_weights(model), 1e-2)
     assert sparsity.exact_zero_share < 0.05 < sparsity.zero_share

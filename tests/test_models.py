@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from sparse_lstm_ad.config import NETWORK_KINDS, ModelConfig, ModelKind, TrainConfig
+from sparse_lstm_ad.config import NETWORK_KINDS, L1Method, ModelConfig, ModelKind, TrainConfig
 from sparse_lstm_ad.fitting import StoppedBy, TrainingDiverged, raise_if_diverged
 from sparse_lstm_ad.models import (
     FeatureGate,
@@ -56,12 +56,21 @@ def test_sparse_layers_expose_their_weights() -> None:
 
 def test_loss_includes_l1_but_mse_does_not() -> None:
     keras.utils.set_random_seed(0)
-    cfg = ModelConfig(kind=ModelKind.sparse_gate, l1=0.1)
+    cfg = ModelConfig(kind=ModelKind.sparse_gate, l1=0.1, l1_method=L1Method.penalty)
     model = build_model(cfg, WINDOW, CHANNELS)
     x = _windows()
     fit = fit_autoencoder(model, x[:48], x[48:], TrainConfig(epochs=1, batch_size=48))
-    # All gates start at 1: the L1 term at the start is 0.1 * 24 = 2.4, far above any MSE here.
+    # All gates start at 1: the seed's L1 term at the start is 0.1 * 24 = 2.4, far above any MSE.
     assert fit.history["loss"][0] - fit.history["mse"][0] > 1.0
+
+
+def test_proximal_loss_holds_the_mean_penalty_of_the_weights() -> None:
+    keras.utils.set_random_seed(0)
+    model = build_model(ModelConfig(kind=ModelKind.sparse_gate, l1=2.0), WINDOW, CHANNELS)
+    x = _windows()
+    fit = fit_autoencoder(model, x[:48], x[48:], TrainConfig(epochs=1, batch_size=48))
+    penalty = 2.0 * np.abs(sparse_weights(model)).mean()
+    assert fit.history["val_loss"][0] - fit.history["val_mse"][0] == pytest.approx(penalty, 1e-4)
 
 
 def test_weight_sparsity_on_a_hand_made_gate() -> None:

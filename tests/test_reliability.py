@@ -31,7 +31,7 @@ FAST = "+experiment=fast"
 # compose-time errors are Hydra's message, which names the key (`full_key`) or the option.
 BAD_INPUTS = [
     ("model.l1=-1", "model.l1=-1.0 is not allowed: must be >= 0"),
-    ("data.window=1", "data.window=1 is not allowed: must be >= 2"),
+    ("data.window=0", "data.window=0 is not allowed: must be >= 1"),
     ("data.stride=0", "data.stride=0 is not allowed"),
     ("data.every=0", "data.every=0 is not allowed"),
     ("train.validation_split=0", "train.validation_split=0.0 is not allowed: must be in (0, 1)"),

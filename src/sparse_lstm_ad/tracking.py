@@ -60,8 +60,7 @@ def prepare_store(cfg: TrackingConfig) -> str:
     break it, and racing `set_experiment` calls to file runs under "Default".
     """
     check_store(cfg)
-    # Progress bars of artifact transfers would fill every job's log.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    _no_progress_bars()
     # Schema migrations and model validation log at INFO on every run: noise in a sweep log.
     for name in ("alembic", "mlflow.store.db.utils", "mlflow.pyfunc"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -284,7 +283,13 @@ def register_model(cfg: TrackingConfig, run_id: str, name: str) -> str:
         raise LookupError(f"cannot register run {run_id}'s model: {error.message}") from error
 
 
+def _no_progress_bars() -> None:
+    # Progress bars of artifact transfers would fill every job's log and every command's output.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
 def load_scoring_model(cfg: TrackingConfig, model_uri: str) -> Any:
+    _no_progress_bars()
     mlflow.set_tracking_uri(tracking_uri(cfg))
     return mlflow.pyfunc.load_model(model_uri)
 
