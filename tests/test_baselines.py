@@ -56,7 +56,8 @@ def _scored(*overrides: str):
     rows = prepare_rows(cfg)
     detector, fit = train_model(cfg, rows, {})
     assert fit.stopped_by is None and fit.epochs_run == 0  # fitted in closed form
-    return cfg, rows, score_parts(detector, cfg, rows, {"train": make_windows(rows.train, 15)})
+    windows = {part: make_windows(getattr(rows, part), 15) for part in ("train", "val", "test")}
+    return cfg, rows, score_parts(detector, cfg, rows, windows)
 
 
 def _pooled(rows: np.ndarray, window: int) -> np.ndarray:
@@ -124,9 +125,13 @@ def test_a_window_of_one_scores_each_row_alone() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["mahalanobis", "pca", "iforest"])
+@pytest.mark.parametrize(
+    "kind", ["mahalanobis", "pca", "iforest", "pca scoring.scope=window", "mahalanobis_row"]
+)
 def test_baseline_run_logs_a_scoring_model_without_tensorflow(kind: str, tmp_path: Path) -> None:
     """A whole run in a fresh process: metrics, a pyfunc model that scores as the run did."""
+    kind = kind.replace("mahalanobis_row", "mahalanobis model.mahalanobis_scope=row")
+    overrides = ", ".join(f'"{o}"' for o in f"model={kind}".split())
     script = f"""
 import sys
 import mlflow
@@ -134,12 +139,16 @@ import numpy as np
 import pandas as pd
 from sparse_lstm_ad.pipeline import JobInfo, run_experiment
 from tests.conftest import compose_config
-cfg = compose_config("+experiment=fast", "model={kind}", "tracking.dir={tmp_path / "mlruns"}")
-summary = run_experiment(cfg, JobInfo(run_name="{kind}", config={{}}))
+from sparse_lstm_ad.pipeline import prepare_rows
+cfg = compose_config("+experiment=fast", {overrides}, "tracking.dir={tmp_path / "mlruns"}")
+summary = run_experiment(cfg, JobInfo(run_name="baseline", config={{}}))
 assert "tensorflow" not in sys.modules, "a baseline loaded TensorFlow"
 model = mlflow.pyfunc.load_model(f"runs:/{{summary.run_id}}/model")
 scores = pd.read_csv(mlflow.artifacts.download_artifacts(
     run_id=summary.run_id, artifact_path="scores/test_scores.csv"))
+rows = prepare_rows(cfg)
+raw = pd.DataFrame(rows.test * rows.standardizer.std + rows.standardizer.mean, columns=rows.channels)
+np.testing.assert_allclose(model.predict(raw)["score"], scores["score"], rtol=1e-9)
 print(summary.metrics["auc_pr"], summary.metrics["f1_best_oracle"], len(scores))
 """
     result = subprocess.run(
@@ -176,3 +185,20 @@ def test_pyfunc_scores_of_a_baseline_equal_the_run_scores(tmp_path: Path) -> Non
     raw.columns = rows.channels
     again = score_frame(load_detector(replace(state), {}), state, raw)
     np.testing.assert_allclose(again["score"], scored.test, rtol=1e-9)
+
+
+def test_window_scope_of_pca_errors_is_the_window_mahalanobis_of_its_errors() -> None:
+    cfg, rows, scored = _scored("model=pca", "model.pca_variance=0.5", "scoring.scope=window")
+    reconstruction = fit_pca(rows.train, 0.5)
+    window = cfg.data.window
+    train = make_windows(rows.train, window)
+    test = make_windows(rows.test, window)
+    flat = (reconstruction(train) - train).reshape(len(train), -1)
+    errors = (reconstruction(test) - test).reshape(len(test), -1)
+    centred = errors - flat.mean(axis=0)
+    inverse = np.linalg.pinv(np.cov(flat, rowvar=False), hermitian=True)
+    per_window = np.sqrt(np.einsum("ij,jk,ik->i", centred, inverse, centred))
+    steps = np.repeat(per_window[:, None], window, axis=1)
+    expected = time_step_scores(steps, window_starts(len(rows.test), window, 1), len(rows.test))
+    np.testing.assert_allclose(scored.test, expected, rtol=1e-5)
+    assert scored.window_errors is not None and np.isfinite(scored.reconstruction_mse["val"])

@@ -49,8 +49,25 @@ def table(frame: pd.DataFrame, metric: str) -> str:
     return to_markdown(wide.reset_index())
 
 
+def capacity(frame: pd.DataFrame) -> str:
+    """The standard model's AUC-PR by layers and window (capacity.sh adds the variants)."""
+    standard = frame[frame["tags.model"] == "standard"]
+    standard = standard[standard["params.seed"].isin(["0", "1"])]
+    keys = ["dataset", "params.model.layers", "params.data.window"]
+    grouped = standard.groupby(keys)[["metrics.auc_pr", "metrics.val_reconstruction_mse"]]
+    table = grouped.agg(cell).reset_index()
+    table = table[
+        table["dataset"].isin(standard.loc[standard["params.model.layers"] == "2", "dataset"])
+    ]
+    return to_markdown(table.rename(columns=lambda c: c.split(".")[-1]))
+
+
 def main(store: str) -> None:
-    frame = runs(store)
+    everything = runs(store)
+    default = (everything["params.model.layers"].fillna("1") == "1") & (
+        everything["params.data.window"] == "15"
+    )
+    frame = everything[default]
     print(f"# The detectors with their defaults, {frame['params.seed'].nunique()} seeds\n")
     for metric in ("auc_pr", "vus_pr", "auc_roc"):
         print(f"## {metric} (mean ± std (runs) over seeds)\n\n{table(frame, metric)}\n")
@@ -65,7 +82,8 @@ def main(store: str) -> None:
     sparse = frame[frame["tags.model"].isin(MODELS[1:3])]
     share = sparse.groupby(["dataset", "tags.model"])["metrics.sparsity_exact"].mean().unstack()
     share = to_markdown(share.round(3).reset_index())
-    print(f"## Share of exactly-zero sparse weights (mean)\n\n{share}")
+    print(f"## Share of exactly-zero sparse weights (mean)\n\n{share}\n")
+    print(f"## Standard model: layers and window (seeds 0-1)\n\n{capacity(everything)}")
 
 
 if __name__ == "__main__":

@@ -70,6 +70,11 @@ class MahalanobisScope(StrEnum):
     row = "row"  # each standardised row alone
 
 
+class ScoringScope(StrEnum):
+    step = "step"  # EncDec-AD: the error vector of each (window, step), k values
+    window = "window"  # each window's errors flattened, window x k values: time structure too
+
+
 class Threshold(StrEnum):
     quantile = "quantile"  # `scoring.threshold_quantile` of the validation scores
     pot = "pot"  # peaks over threshold: a generalised Pareto tail fitted on validation scores
@@ -223,6 +228,7 @@ class ScoringConfig:
     fit_on: FitOn = FitOn.train
     inverse: CovarianceInverse = CovarianceInverse.pinv
     shrinkage: float = 0.1
+    scope: ScoringScope = ScoringScope.step  # what one error vector of the error model is
     threshold: Threshold = Threshold.quantile
     threshold_quantile: float = 0.99  # of the per-step scores of normal validation rows
     # pot: excesses over this quantile of the validation scores are fitted by a generalised

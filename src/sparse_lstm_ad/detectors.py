@@ -8,6 +8,7 @@ The training run and the logged scoring model both score through here.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,10 +19,13 @@ from sparse_lstm_ad.scoring import (
     ErrorModel,
     Reconstruct,
     RowScores,
+    batch_errors,
     score_row_detector,
     score_windows,
     time_step_scores,
 )
+
+WINDOW_BATCH = 2048  # windows scored at once by a window detector
 
 
 def reconstructor_of(detector: Any) -> Reconstruct:
@@ -43,7 +47,7 @@ def score_rows_with(
     """
     if isinstance(detector, ForestScorer):
         return score_row_detector(detector(rows), window, stride, rows.shape[1]), float("nan")
-    if isinstance(detector, WindowMahalanobis):
+    if isinstance(detector, WindowMahalanobis | WindowErrorScorer):
         return score_window_detector(detector, rows, stride), float("nan")
     assert error_model is not None, "a reconstruction detector needs its error model"
     windows = make_windows(rows, window, stride)
@@ -51,11 +55,40 @@ def score_rows_with(
     return score_windows(windows, starts, len(rows), reconstructor_of(detector), error_model)
 
 
-def score_window_detector(detector: WindowMahalanobis, rows: np.ndarray, stride: int) -> RowScores:
+@dataclass(frozen=True)
+class WindowErrorScorer:
+    """A reconstruction detector scored by window (`scoring.scope=window`): each window's
+    errors, flattened, go to a Gaussian fitted on the flattened errors of normal windows."""
+
+    reconstruct: Reconstruct
+    errors: WindowMahalanobis
+
+    @property
+    def window(self) -> int:
+        return self.errors.window
+
+    def __call__(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        errors = np.asarray(self.reconstruct(windows), dtype=np.float64) - windows
+        return self.errors(errors)
+
+
+def window_errors(windows: np.ndarray, reconstruct: Reconstruct) -> np.ndarray:
+    """(n, window x k) reconstruction errors of every window, flattened."""
+    parts = [errors.reshape(len(errors), -1) for _, errors in batch_errors(windows, reconstruct)]
+    return np.concatenate(parts)
+
+
+def score_window_detector(
+    detector: WindowMahalanobis | WindowErrorScorer, rows: np.ndarray, stride: int
+) -> RowScores:
     """Each window's score and channel shares, given to its rows; a row takes their mean."""
     windows = make_windows(rows, detector.window, stride)
     starts = window_starts(len(rows), detector.window, stride)
-    scores, shares = detector(windows)
+    batches = [
+        detector(windows[i : i + WINDOW_BATCH]) for i in range(0, len(windows), WINDOW_BATCH)
+    ]
+    scores = np.concatenate([b[0] for b in batches])
+    shares = np.concatenate([b[1] for b in batches])
     length = detector.window
     return RowScores(
         scores=time_step_scores(np.repeat(scores[:, None], length, axis=1), starts, len(rows)),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +16,23 @@ import numpy as np
 
 from sparse_lstm_ad import tracking
 from sparse_lstm_ad.baselines import ForestScorer, WindowMahalanobis, fit_baseline
-from sparse_lstm_ad.config import NETWORK_KINDS, Config, FitOn, ScoringConfig, Threshold
+from sparse_lstm_ad.config import (
+    NETWORK_KINDS,
+    Config,
+    FitOn,
+    ScoringConfig,
+    ScoringScope,
+    Threshold,
+)
 from sparse_lstm_ad.config_checks import ConfigError
 from sparse_lstm_ad.data import Standardizer, fit_standardizer, make_windows
 from sparse_lstm_ad.data.sources import load_series, split_validation
-from sparse_lstm_ad.detectors import reconstructor_of, score_rows_with
+from sparse_lstm_ad.detectors import (
+    WindowErrorScorer,
+    reconstructor_of,
+    score_rows_with,
+    window_errors,
+)
 from sparse_lstm_ad.fitting import FitResult, StoppedBy, raise_if_diverged
 from sparse_lstm_ad.metrics import (
     attribution_metrics,
@@ -29,7 +41,7 @@ from sparse_lstm_ad.metrics import (
     quantile_threshold,
 )
 from sparse_lstm_ad.run_outputs import has_contributions, log_outputs
-from sparse_lstm_ad.scoring import ErrorModel, RowScores, error_moments
+from sparse_lstm_ad.scoring import ErrorModel, RowScores, error_moments, fit_error_model
 from sparse_lstm_ad.thresholds import best_f1, pot_threshold
 
 log = logging.getLogger(__name__)
@@ -77,6 +89,7 @@ class Scored:
     threshold: float
     error_model: ErrorModel | None  # None: a detector that scores rows itself (iforest)
     reconstruction_mse: dict[str, float]
+    window_errors: WindowMahalanobis | None = None  # the error model of scoring.scope=window
 
 
 def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
@@ -213,20 +226,35 @@ def score_parts(model: Any, cfg: Config, rows: Rows, windows: dict[str, np.ndarr
     Batch by batch: no part's errors are ever held whole (see scoring.ErrorMoments).
     """
     detector, error_model, mse = model, None, {}
-    if not isinstance(model, ForestScorer | WindowMahalanobis):  # fit its errors' model
+    normal = "train" if cfg.scoring.fit_on == FitOn.train else "val"
+    reconstructs = not isinstance(model, ForestScorer | WindowMahalanobis)
+    if reconstructs and cfg.scoring.scope == ScoringScope.window:
+        detector = _window_error_scorer(model, cfg, windows[normal])
+        mse = {p: error_moments(windows[p], detector.reconstruct).mse for p in windows}
+    elif reconstructs:  # fit the error model of its step errors
         detector = reconstructor_of(model)
-        normal = "train" if cfg.scoring.fit_on == FitOn.train else "val"
         moments = {part: error_moments(windows[part], detector) for part in {"train", normal}}
         error_model = moments[normal].error_model(cfg.scoring.inverse, cfg.scoring.shrinkage)
         mse["train"] = moments["train"].mse
     scored = {}
     for part in ("val", "test"):
-        scored[part], mse[part] = score_rows_with(
+        scored[part], part_mse = score_rows_with(
             detector, getattr(rows, part), cfg.data.window, cfg.data.stride, error_model
         )
-    if error_model is None:
+        mse.setdefault(part, part_mse)
+    if not reconstructs:
         mse = {}
-    return _scored(scored, cfg.scoring, error_model, mse)
+    result = _scored(scored, cfg.scoring, error_model, mse)
+    if isinstance(detector, WindowErrorScorer):
+        result = replace(result, window_errors=detector.errors)
+    return result
+
+
+def _window_error_scorer(model: Any, cfg: Config, normal: np.ndarray) -> WindowErrorScorer:
+    network = reconstructor_of(model)
+    errors = window_errors(normal, network)
+    fitted = fit_error_model(errors, cfg.scoring.inverse, cfg.scoring.shrinkage)
+    return WindowErrorScorer(network, WindowMahalanobis(cfg.data.window, fitted))
 
 
 def _scored(

@@ -12,6 +12,7 @@ import pandas as pd
 from sparse_lstm_ad import plots, tracking
 from sparse_lstm_ad.baselines import ForestScorer, LinearReconstruction, WindowMahalanobis
 from sparse_lstm_ad.config import SPARSE_KINDS, Config, ModelKind
+from sparse_lstm_ad.detectors import WindowErrorScorer, reconstructor_of
 
 if TYPE_CHECKING:
     from sparse_lstm_ad.pipeline import Rows, Scored
@@ -95,6 +96,9 @@ def log_scoring_model(cfg: Config, detector: Any, rows: Rows, scored: Scored) ->
         elif linear is None:
             artifacts["network"] = folder / "autoencoder.keras"
             detector.save(artifacts["network"])
+        if scored.window_errors is not None:
+            artifacts["window_errors"] = scored.window_errors.save(folder / "window_errors.npz")
+            detector = WindowErrorScorer(reconstructor_of(detector), scored.window_errors)
         tracking.log_pyfunc_model(
             serving.MODEL_CODE, artifacts, example, score_frame(detector, state, example)
         )

@@ -21,7 +21,7 @@ import pandas as pd
 
 from sparse_lstm_ad.baselines import ForestScorer, LinearReconstruction, WindowMahalanobis
 from sparse_lstm_ad.data import Standardizer
-from sparse_lstm_ad.detectors import score_rows_with
+from sparse_lstm_ad.detectors import WindowErrorScorer, reconstructor_of, score_rows_with
 from sparse_lstm_ad.scoring import ErrorModel
 
 MODEL_CODE = Path(__file__).with_name("pyfunc_model_code.py")
@@ -108,7 +108,16 @@ class AnomalyScorer(mlflow.pyfunc.PythonModel):
 
 
 def load_detector(state: ScoringState, artifacts: dict[str, str]) -> Any:
-    """The detector the artifacts hold; TensorFlow loads only for a network."""
+    """The detector the artifacts hold, scored by window if they hold that error model."""
+    base = _load_base(state, artifacts)
+    if "window_errors" not in artifacts:
+        return base
+    errors = WindowMahalanobis.load(Path(artifacts["window_errors"]))
+    return WindowErrorScorer(reconstructor_of(base), errors)
+
+
+def _load_base(state: ScoringState, artifacts: dict[str, str]) -> Any:
+    """The detector itself; TensorFlow loads only for a network."""
     if "forest" in artifacts:
         return ForestScorer.load(Path(artifacts["forest"]))
     if "window_mahalanobis" in artifacts:
