@@ -147,7 +147,8 @@ model = mlflow.pyfunc.load_model(f"runs:/{{summary.run_id}}/model")
 scores = pd.read_csv(mlflow.artifacts.download_artifacts(
     run_id=summary.run_id, artifact_path="scores/test_scores.csv"))
 rows = prepare_rows(cfg)
-raw = pd.DataFrame(rows.test * rows.standardizer.std + rows.standardizer.mean, columns=rows.channels)
+raw = rows.test * rows.standardizer.std + rows.standardizer.mean
+raw = pd.DataFrame(raw, columns=rows.channels)
 np.testing.assert_allclose(model.predict(raw)["score"], scores["score"], rtol=1e-9)
 print(summary.metrics["auc_pr"], summary.metrics["f1_best_oracle"], len(scores))
 """
