@@ -1,14 +1,26 @@
 #!/usr/bin/env bash
-# Two stacked LSTM layers per side, and a window of 30, each against the default (one layer,
-# window 15) for the standard model, seeds 0-1, on three datasets. The default runs are those
-# of run.sh (same store); this adds the variants to the experiment "baselines".
+# Variants of the default LSTM set beside run.sh's runs (same store, experiment "baselines"),
+# seeds 0-1: the standard model with two stacked layers per side, and with a window of 30, on
+# three datasets; standard and sparse scored by window (scoring.scope=window) on all seven.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 STORE=${1:-/tmp/baselines-store}
-for data in "data=asd data.entity=omi-1,omi-3" "data=corr_breaks"; do
-  # shellcheck disable=SC2086
-  .venv/bin/python src/train.py -m hydra/launcher=joblib hydra.launcher.n_jobs=2 seed=0,1 \
-    model=standard model.layers=1,2 data.window=15,30 $data tracking.dir="$STORE" \
-    tracking.experiment=baselines tracking.log_model=false \
+run() {
+  # shellcheck disable=SC2068
+  .venv/bin/python src/train.py -m hydra/launcher=joblib hydra.launcher.n_jobs=2 seed=0,1 $@ \
+    tracking.dir="$STORE" tracking.experiment=baselines tracking.log_model=false \
     hydra.sweep.dir="$STORE/sweeps/\${now:%Y-%m-%d_%H-%M-%S}" || true
+}
+DATASETS=(
+  "data=asd data.entity=omi-1,omi-2,omi-3,omi-4"
+  "data=case2"
+  "data=corr_breaks"
+  "data=corr_breaks data.correlated.channels=100 data.correlated.groups=20 data.name=corr-breaks-k100"
+)
+for data in "${DATASETS[@]}"; do
+  run model=standard,sparse scoring.scope=window $data
+done
+for data in "data=asd data.entity=omi-1,omi-3" "data=corr_breaks"; do
+  run model=standard model.layers=2 $data
+  run model=standard data.window=30 $data
 done

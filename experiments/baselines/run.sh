@@ -21,4 +21,12 @@ for seeds in 0,1,2 3,4; do
       hydra.sweep.dir="$STORE/sweeps/\${now:%Y-%m-%d_%H-%M-%S}" || true
   done
 done
+# The per-row Mahalanobis (the distance of each standardised row), deterministic: one seed.
+for data in "${DATASETS[@]}"; do
+  # shellcheck disable=SC2086
+  $PY src/train.py -m seed=0 model=mahalanobis model.mahalanobis_scope=row $data \
+    tracking.dir="$STORE" tracking.experiment=baselines tracking.log_model=false \
+    hydra.sweep.dir="$STORE/sweeps/\${now:%Y-%m-%d_%H-%M-%S}" || true
+done
+bash experiments/baselines/capacity.sh "$STORE"
 $PY experiments/baselines/table.py "$STORE" > experiments/baselines/results.md

@@ -51,7 +51,7 @@ def table(frame: pd.DataFrame, metric: str) -> str:
 
 def capacity(frame: pd.DataFrame) -> str:
     """The standard model's AUC-PR by layers and window (capacity.sh adds the variants)."""
-    standard = frame[frame["tags.model"] == "standard"]
+    standard = frame[(frame["tags.model"] == "standard") & (frame["scope"] == "step")]
     standard = standard[standard["params.seed"].isin(["0", "1"])]
     keys = ["dataset", "params.model.layers", "params.data.window"]
     grouped = standard.groupby(keys)[["metrics.auc_pr", "metrics.val_reconstruction_mse"]]
@@ -62,10 +62,27 @@ def capacity(frame: pd.DataFrame) -> str:
     return to_markdown(table.rename(columns=lambda c: c.split(".")[-1]))
 
 
+def scopes(frame: pd.DataFrame) -> str:
+    """AUC-PR of the LSTMs scored per step (EncDec-AD) and per window, beside the baseline."""
+    lstm = frame[
+        frame["tags.model"].isin(["standard", "sparse"]) & (frame["params.data.window"] == "15")
+    ]
+    lstm = lstm[
+        (lstm["params.model.layers"].fillna("1") == "1") & lstm["params.seed"].isin(["0", "1"])
+    ]
+    label = lstm["tags.model"] + " / " + lstm["scope"]
+    table = lstm.groupby([lstm["dataset"], label])["metrics.auc_pr"].apply(cell).unstack()
+    return to_markdown(table.reset_index())
+
+
 def main(store: str) -> None:
     everything = runs(store)
-    default = (everything["params.model.layers"].fillna("1") == "1") & (
-        everything["params.data.window"] == "15"
+    scope = everything.get("params.scoring.scope", pd.Series(index=everything.index, dtype=object))
+    everything["scope"] = scope.fillna("step")
+    default = (
+        (everything["params.model.layers"].fillna("1") == "1")
+        & (everything["params.data.window"] == "15")
+        & (everything["scope"] == "step")
     )
     frame = everything[default]
     print(f"# The detectors with their defaults, {frame['params.seed'].nunique()} seeds\n")
@@ -83,7 +100,8 @@ def main(store: str) -> None:
     share = sparse.groupby(["dataset", "tags.model"])["metrics.sparsity_exact"].mean().unstack()
     share = to_markdown(share.round(3).reset_index())
     print(f"## Share of exactly-zero sparse weights (mean)\n\n{share}\n")
-    print(f"## Standard model: layers and window (seeds 0-1)\n\n{capacity(everything)}")
+    print(f"## Standard model: layers and window (seeds 0-1)\n\n{capacity(everything)}\n")
+    print(f"## AUC-PR scored per step or per window (seeds 0-1)\n\n{scopes(everything)}")
 
 
 if __name__ == "__main__":
