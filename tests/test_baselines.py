@@ -103,6 +103,7 @@ def test_pca_errors_go_to_the_error_model() -> None:
     # PCA's errors lie in the discarded components: a singular covariance, inverted with
     # shrinkage here so that rounding in it cannot decide the comparison.
     overrides = ("model=pca", "model.pca_variance=0.5", "data=case1", "scoring.inverse=shrinkage")
+    overrides += ("scoring.scope=step",)
     cfg, rows, scored = _scored(*overrides)
     reconstruction = fit_pca(rows.train, 0.5)
     assert reconstruction.basis.shape[1] == 1
@@ -165,7 +166,7 @@ def test_pyfunc_scores_of_a_baseline_equal_the_run_scores(tmp_path: Path) -> Non
 
     from sparse_lstm_ad.serving import ScoringState, load_detector, score_frame
 
-    cfg = compose_config("+experiment=fast", "model=pca", "data=case1")
+    cfg = compose_config("+experiment=fast", "model=pca", "data=case1", "scoring.scope=step")
     rows = prepare_rows(cfg)
     detector, _ = train_model(cfg, rows, {})
     scored = score_parts(detector, cfg, rows, {"train": make_windows(rows.train, 15)})
@@ -203,3 +204,13 @@ def test_window_scope_of_pca_errors_is_the_window_mahalanobis_of_its_errors() ->
     expected = time_step_scores(steps, window_starts(len(rows.test), window, 1), len(rows.test))
     np.testing.assert_allclose(scored.test, expected, rtol=1e-5)
     assert scored.window_errors is not None and np.isfinite(scored.reconstruction_mse["val"])
+
+
+def test_auto_scope_scores_by_window_until_a_window_is_large() -> None:
+    from sparse_lstm_ad.config import ScoringScope
+    from sparse_lstm_ad.pipeline import scoring_scope
+
+    cfg = compose_config()
+    assert scoring_scope(cfg, 100) == ScoringScope.window  # 15 x 100 values
+    assert scoring_scope(cfg, 500) == ScoringScope.step  # 15 x 500: a 7,500-square covariance
+    assert scoring_scope(compose_config("scoring.scope=step"), 5) == ScoringScope.step

@@ -71,8 +71,14 @@ class MahalanobisScope(StrEnum):
 
 
 class ScoringScope(StrEnum):
+    # window while a window holds at most WINDOW_SCOPE_MAX_VALUES values, else step: the
+    # window Gaussian's covariance grows with the square of window x channels.
+    auto = "auto"
     step = "step"  # EncDec-AD: the error vector of each (window, step), k values
     window = "window"  # each window's errors flattened, window x k values: time structure too
+
+
+WINDOW_SCOPE_MAX_VALUES = 2048
 
 
 class Threshold(StrEnum):
@@ -228,7 +234,7 @@ class ScoringConfig:
     fit_on: FitOn = FitOn.train
     inverse: CovarianceInverse = CovarianceInverse.pinv
     shrinkage: float = 0.1
-    scope: ScoringScope = ScoringScope.step  # what one error vector of the error model is
+    scope: ScoringScope = ScoringScope.auto  # what one error vector of the error model is
     threshold: Threshold = Threshold.quantile
     threshold_quantile: float = 0.99  # of the per-step scores of normal validation rows
     # pot: excesses over this quantile of the validation scores are fitted by a generalised

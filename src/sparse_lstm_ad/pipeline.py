@@ -18,8 +18,10 @@ from sparse_lstm_ad import tracking
 from sparse_lstm_ad.baselines import ForestScorer, WindowMahalanobis, fit_baseline
 from sparse_lstm_ad.config import (
     NETWORK_KINDS,
+    WINDOW_SCOPE_MAX_VALUES,
     Config,
     FitOn,
+    ModelKind,
     ScoringConfig,
     ScoringScope,
     Threshold,
@@ -109,6 +111,7 @@ def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
         "model": job.choices.get("model", cfg.model.kind.value),
         "data": job.choices.get("data", cfg.data.name),
         tracking.IDENTITY_TAG: job.identity,
+        **_scope_tag(cfg, len(rows.channels)),
         **({"mlflow.parentRunId": job.parent_run_id} if job.parent_run_id else {}),
         **job.tags,
     }
@@ -228,7 +231,7 @@ def score_parts(model: Any, cfg: Config, rows: Rows, windows: dict[str, np.ndarr
     detector, error_model, mse = model, None, {}
     normal = "train" if cfg.scoring.fit_on == FitOn.train else "val"
     reconstructs = not isinstance(model, ForestScorer | WindowMahalanobis)
-    if reconstructs and cfg.scoring.scope == ScoringScope.window:
+    if reconstructs and scoring_scope(cfg, len(rows.channels)) == ScoringScope.window:
         detector = _window_error_scorer(model, cfg, windows[normal])
         mse = {p: error_moments(windows[p], detector.reconstruct).mse for p in windows}
     elif reconstructs:  # fit the error model of its step errors
@@ -248,6 +251,27 @@ def score_parts(model: Any, cfg: Config, rows: Rows, windows: dict[str, np.ndarr
     if isinstance(detector, WindowErrorScorer):
         result = replace(result, window_errors=detector.errors)
     return result
+
+
+def _scope_tag(cfg: Config, n_channels: int) -> dict[str, str]:
+    """The scope the error model uses, for the detectors that have one of their errors."""
+    if cfg.model.kind in (ModelKind.iforest, ModelKind.mahalanobis):
+        return {}
+    return {"scoring_scope": scoring_scope(cfg, n_channels).value}
+
+
+def scoring_scope(cfg: Config, n_channels: int) -> ScoringScope:
+    """`scoring.scope`, with `auto` resolved by the size of a flattened window.
+
+    The mahalanobis baseline has a scope of its own (`model.mahalanobis_scope`): its rows
+    form step error vectors.
+    """
+    if cfg.model.kind == ModelKind.mahalanobis:
+        return ScoringScope.step
+    if cfg.scoring.scope != ScoringScope.auto:
+        return cfg.scoring.scope
+    small = cfg.data.window * n_channels <= WINDOW_SCOPE_MAX_VALUES
+    return ScoringScope.window if small else ScoringScope.step
 
 
 def _window_error_scorer(model: Any, cfg: Config, normal: np.ndarray) -> WindowErrorScorer:
