@@ -29,4 +29,5 @@ for data in "${DATASETS[@]}"; do
     hydra.sweep.dir="$STORE/sweeps/\${now:%Y-%m-%d_%H-%M-%S}" || true
 done
 bash experiments/baselines/capacity.sh "$STORE"
+bash experiments/baselines/window_scope.sh "$STORE"
 $PY experiments/baselines/table.py "$STORE" > experiments/baselines/results.md

@@ -51,7 +51,7 @@ def table(frame: pd.DataFrame, metric: str) -> str:
 
 def capacity(frame: pd.DataFrame) -> str:
     """The standard model's AUC-PR by layers and window (capacity.sh adds the variants)."""
-    standard = frame[(frame["tags.model"] == "standard") & (frame["scope"] == "step")]
+    standard = frame[(frame["tags.model"] == "standard") & (frame["scope"] == "window")]
     standard = standard[standard["params.seed"].isin(["0", "1"])]
     keys = ["dataset", "params.model.layers", "params.data.window"]
     grouped = standard.groupby(keys)[["metrics.auc_pr", "metrics.val_reconstruction_mse"]]
@@ -77,8 +77,12 @@ def scopes(frame: pd.DataFrame) -> str:
 
 def main(store: str) -> None:
     everything = runs(store)
-    scope = everything.get("params.scoring.scope", pd.Series(index=everything.index, dtype=object))
-    everything["scope"] = scope.fillna("step")
+    # The scope a run used: its tag (auto resolved), else its setting; before both, step.
+    nothing = pd.Series(index=everything.index, dtype=object)
+    scope = everything.get("tags.scoring_scope", nothing)
+    everything["scope"] = scope.fillna(everything.get("params.scoring.scope", nothing)).fillna(
+        "step"
+    )
     default = (
         (everything["params.model.layers"].fillna("1") == "1")
         & (everything["params.data.window"] == "15")
@@ -100,7 +104,8 @@ def main(store: str) -> None:
     share = sparse.groupby(["dataset", "tags.model"])["metrics.sparsity_exact"].mean().unstack()
     share = to_markdown(share.round(3).reset_index())
     print(f"## Share of exactly-zero sparse weights (mean)\n\n{share}\n")
-    print(f"## Standard model: layers and window (seeds 0-1)\n\n{capacity(everything)}\n")
+    heading = "## Standard model, scored by window: layers and window length (seeds 0-1)"
+    print(f"{heading}\n\n{capacity(everything)}\n")
     print(f"## AUC-PR scored per step or per window (seeds 0-1)\n\n{scopes(everything)}")
 
 
