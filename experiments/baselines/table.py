@@ -82,9 +82,11 @@ def main(store: str) -> None:
     # The scope a run used: its tag (auto resolved), else its setting; before both, step.
     nothing = pd.Series(index=everything.index, dtype=object)
     scope = everything.get("tags.scoring_scope", nothing)
-    everything["scope"] = scope.fillna(everything.get("params.scoring.scope", nothing)).fillna(
-        "step"
-    )
+    setting = everything.get("params.scoring.scope", nothing)
+    everything["scope"] = scope.fillna(setting).fillna("step")
+    # The scope means nothing to the baselines that score rows or windows themselves.
+    own = everything["tags.model"].isin(["mahalanobis", "mahalanobis_row", "iforest"])
+    everything.loc[own, "scope"] = "step"
     default = (
         (everything["params.model.layers"].fillna("1") == "1")
         & (everything["params.data.window"] == "15")
