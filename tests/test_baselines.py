@@ -208,7 +208,7 @@ def test_window_scope_of_pca_errors_is_the_window_mahalanobis_of_its_errors() ->
 
 def test_auto_scope_scores_by_window_until_a_window_is_large() -> None:
     from sparse_lstm_ad.config import ScoringScope
-    from sparse_lstm_ad.pipeline import scoring_scope
+    from sparse_lstm_ad.detectors import scoring_scope
 
     cfg = compose_config()
     assert scoring_scope(cfg, 100) == ScoringScope.window  # 15 x 100 values

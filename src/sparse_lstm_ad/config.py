@@ -71,9 +71,7 @@ class MahalanobisScope(StrEnum):
 
 
 class ScoringScope(StrEnum):
-    # window while a window holds at most WINDOW_SCOPE_MAX_VALUES values, else step: the
-    # window Gaussian's covariance grows with the square of window x channels.
-    auto = "auto"
+    auto = "auto"  # window up to WINDOW_SCOPE_MAX_VALUES values (its covariance: their square)
     step = "step"  # EncDec-AD: the error vector of each (window, step), k values
     window = "window"  # each window's errors flattened, window x k values: time structure too
 
@@ -210,11 +208,10 @@ class TrainConfig:
     learning_rate: float = 1e-3
     validation_split: float = 0.1  # the last share of the training rows, held out
     patience: int = 10  # epochs without a val_loss gain of `min_delta` before stopping
-    # Relative: a gain is a fall of val_loss by this share (1 %) of the last gain's loss.
-    # 1 % in 10 epochs: training goes on while val_loss falls faster than 0.1 % an epoch.
+    # Relative: a gain is a fall of val_loss by 1 % of the last gain's loss (Keras semantics).
     min_delta: float = 1e-2
-    # Reduce on plateau: the learning rate times `lr_factor` after `lr_patience` epochs
-    # without a gain; 0 turns it off. Below `patience`, so a plateau gets a smaller step first.
+    # Reduce on plateau: the learning rate x `lr_factor` after `lr_patience` epochs without a
+    # gain (0: off); below `patience`, so a plateau gets a smaller step before the stop.
     lr_patience: int = 5
     lr_factor: float = 0.3
     min_learning_rate: float = 1e-5

@@ -14,12 +14,14 @@ from typing import Any
 import numpy as np
 
 from sparse_lstm_ad.baselines import ForestScorer, WindowMahalanobis
+from sparse_lstm_ad.config import WINDOW_SCOPE_MAX_VALUES, Config, ModelKind, ScoringScope
 from sparse_lstm_ad.data import make_windows, window_starts
 from sparse_lstm_ad.scoring import (
     ErrorModel,
     Reconstruct,
     RowScores,
     batch_errors,
+    fit_error_model,
     score_row_detector,
     score_windows,
     time_step_scores,
@@ -96,3 +98,31 @@ def score_window_detector(
             np.repeat(shares[:, None, :], length, axis=1), starts, len(rows)
         ),
     )
+
+
+def scope_tag(cfg: Config, n_channels: int) -> dict[str, str]:
+    """The scope the error model uses, for the detectors that have one of their errors."""
+    if cfg.model.kind in (ModelKind.iforest, ModelKind.mahalanobis):
+        return {}
+    return {"scoring_scope": scoring_scope(cfg, n_channels).value}
+
+
+def scoring_scope(cfg: Config, n_channels: int) -> ScoringScope:
+    """`scoring.scope`, with `auto` resolved by the size of a flattened window.
+
+    The mahalanobis baseline has a scope of its own (`model.mahalanobis_scope`): its rows
+    form step error vectors.
+    """
+    if cfg.model.kind == ModelKind.mahalanobis:
+        return ScoringScope.step
+    if cfg.scoring.scope != ScoringScope.auto:
+        return cfg.scoring.scope
+    small = cfg.data.window * n_channels <= WINDOW_SCOPE_MAX_VALUES
+    return ScoringScope.window if small else ScoringScope.step
+
+
+def fit_window_error_scorer(model: Any, cfg: Config, normal: np.ndarray) -> WindowErrorScorer:
+    network = reconstructor_of(model)
+    errors = window_errors(normal, network)
+    fitted = fit_error_model(errors, cfg.scoring.inverse, cfg.scoring.shrinkage)
+    return WindowErrorScorer(network, WindowMahalanobis(cfg.data.window, fitted))

@@ -18,33 +18,31 @@ from sparse_lstm_ad import tracking
 from sparse_lstm_ad.baselines import ForestScorer, WindowMahalanobis, fit_baseline
 from sparse_lstm_ad.config import (
     NETWORK_KINDS,
-    WINDOW_SCOPE_MAX_VALUES,
     Config,
     FitOn,
-    ModelKind,
     ScoringConfig,
     ScoringScope,
-    Threshold,
 )
 from sparse_lstm_ad.config_checks import ConfigError
 from sparse_lstm_ad.data import Standardizer, fit_standardizer, make_windows
 from sparse_lstm_ad.data.sources import load_series, split_validation
 from sparse_lstm_ad.detectors import (
     WindowErrorScorer,
+    fit_window_error_scorer,
     reconstructor_of,
+    scope_tag,
     score_rows_with,
-    window_errors,
+    scoring_scope,
 )
 from sparse_lstm_ad.fitting import FitResult, StoppedBy, raise_if_diverged
 from sparse_lstm_ad.metrics import (
     attribution_metrics,
     evaluate,
     evaluate_ranges,
-    quantile_threshold,
 )
 from sparse_lstm_ad.run_outputs import has_contributions, log_outputs
-from sparse_lstm_ad.scoring import ErrorModel, RowScores, error_moments, fit_error_model
-from sparse_lstm_ad.thresholds import best_f1, pot_threshold
+from sparse_lstm_ad.scoring import ErrorModel, RowScores, error_moments
+from sparse_lstm_ad.thresholds import best_f1, choose_threshold
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +109,7 @@ def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
         "model": job.choices.get("model", cfg.model.kind.value),
         "data": job.choices.get("data", cfg.data.name),
         tracking.IDENTITY_TAG: job.identity,
-        **_scope_tag(cfg, len(rows.channels)),
+        **scope_tag(cfg, len(rows.channels)),
         **({"mlflow.parentRunId": job.parent_run_id} if job.parent_run_id else {}),
         **job.tags,
     }
@@ -232,7 +230,7 @@ def score_parts(model: Any, cfg: Config, rows: Rows, windows: dict[str, np.ndarr
     normal = "train" if cfg.scoring.fit_on == FitOn.train else "val"
     reconstructs = not isinstance(model, ForestScorer | WindowMahalanobis)
     if reconstructs and scoring_scope(cfg, len(rows.channels)) == ScoringScope.window:
-        detector = _window_error_scorer(model, cfg, windows[normal])
+        detector = fit_window_error_scorer(model, cfg, windows[normal])
         mse = {p: error_moments(windows[p], detector.reconstruct).mse for p in windows}
     elif reconstructs:  # fit the error model of its step errors
         detector = reconstructor_of(model)
@@ -253,34 +251,6 @@ def score_parts(model: Any, cfg: Config, rows: Rows, windows: dict[str, np.ndarr
     return result
 
 
-def _scope_tag(cfg: Config, n_channels: int) -> dict[str, str]:
-    """The scope the error model uses, for the detectors that have one of their errors."""
-    if cfg.model.kind in (ModelKind.iforest, ModelKind.mahalanobis):
-        return {}
-    return {"scoring_scope": scoring_scope(cfg, n_channels).value}
-
-
-def scoring_scope(cfg: Config, n_channels: int) -> ScoringScope:
-    """`scoring.scope`, with `auto` resolved by the size of a flattened window.
-
-    The mahalanobis baseline has a scope of its own (`model.mahalanobis_scope`): its rows
-    form step error vectors.
-    """
-    if cfg.model.kind == ModelKind.mahalanobis:
-        return ScoringScope.step
-    if cfg.scoring.scope != ScoringScope.auto:
-        return cfg.scoring.scope
-    small = cfg.data.window * n_channels <= WINDOW_SCOPE_MAX_VALUES
-    return ScoringScope.window if small else ScoringScope.step
-
-
-def _window_error_scorer(model: Any, cfg: Config, normal: np.ndarray) -> WindowErrorScorer:
-    network = reconstructor_of(model)
-    errors = window_errors(normal, network)
-    fitted = fit_error_model(errors, cfg.scoring.inverse, cfg.scoring.shrinkage)
-    return WindowErrorScorer(network, WindowMahalanobis(cfg.data.window, fitted))
-
-
 def _scored(
     scored: dict[str, RowScores],
     cfg: ScoringConfig,
@@ -295,13 +265,6 @@ def _scored(
         error_model=error_model,
         reconstruction_mse=mse,
     )
-
-
-def choose_threshold(val_scores: np.ndarray, cfg: ScoringConfig) -> float:
-    """From normal validation scores only: a quantile, or peaks over threshold."""
-    if cfg.threshold == Threshold.pot:
-        return pot_threshold(val_scores, cfg.pot_level, cfg.pot_risk)
-    return quantile_threshold(val_scores, cfg.threshold_quantile)
 
 
 def final_metrics(cfg: Config, scored: Scored, rows: Rows, fit: Any) -> dict[str, float]:

@@ -10,6 +10,9 @@ import math
 
 import numpy as np
 
+from sparse_lstm_ad.config import ScoringConfig, Threshold
+from sparse_lstm_ad.metrics import quantile_threshold
+
 # Fewer excesses than this give a generalised Pareto fit that is mostly noise.
 MIN_EXCESSES = 10
 
@@ -52,3 +55,10 @@ def best_f1(scores: np.ndarray, labels: np.ndarray) -> float:
     total = precision + recall
     f1 = np.divide(2 * precision * recall, total, out=np.zeros_like(total), where=total > 0)
     return float(f1.max())
+
+
+def choose_threshold(val_scores: np.ndarray, cfg: ScoringConfig) -> float:
+    """From normal validation scores only: a quantile, or peaks over threshold."""
+    if cfg.threshold == Threshold.pot:
+        return pot_threshold(val_scores, cfg.pot_level, cfg.pot_risk)
+    return quantile_threshold(val_scores, cfg.threshold_quantile)
