@@ -224,7 +224,8 @@ def _epoch_logger(model: Any, cfg: Config):
 def score_parts(model: Any, cfg: Config, rows: Rows, windows: dict[str, np.ndarray]) -> Scored:
     """Fit the error model on normal errors, then score validation and test rows.
 
-    Batch by batch: no part's errors are ever held whole (see scoring.ErrorMoments).
+    Per step, batch by batch: no part's errors are ever held whole (scoring.ErrorMoments).
+    By window, the normal windows' flattened errors are held once (at most 2,048 values each).
     """
     detector, error_model, mse = model, None, {}
     normal = "train" if cfg.scoring.fit_on == FitOn.train else "val"
