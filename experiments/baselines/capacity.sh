@@ -11,12 +11,8 @@ run() {
     tracking.dir="$STORE" tracking.experiment=baselines tracking.log_model=false \
     hydra.sweep.dir="$STORE/sweeps/\${now:%Y-%m-%d_%H-%M-%S}" || true
 }
-DATASETS=(
-  "data=asd data.entity=omi-1,omi-2,omi-3,omi-4"
-  "data=case2"
-  "data=corr_breaks"
-  "data=corr_breaks data.correlated.channels=100 data.correlated.groups=20 data.name=corr-breaks-k100"
-)
+# shellcheck source=datasets.sh
+source experiments/baselines/datasets.sh
 for data in "${DATASETS[@]}"; do
   run model=standard,sparse scoring.scope=window $data
 done

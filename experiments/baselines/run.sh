@@ -7,12 +7,8 @@ cd "$(dirname "$0")/../.."
 STORE=${1:-/tmp/baselines-store}
 PY=.venv/bin/python
 MODELS=standard,sparse,sparse_projection,mahalanobis,pca,iforest
-DATASETS=(
-  "data=asd data.entity=omi-1,omi-2,omi-3,omi-4"
-  "data=case2"
-  "data=corr_breaks"
-  "data=corr_breaks data.correlated.channels=100 data.correlated.groups=20 data.name=corr-breaks-k100"
-)
+# shellcheck source=datasets.sh
+source experiments/baselines/datasets.sh
 for seeds in 0,1,2 3,4; do
   for data in "${DATASETS[@]}"; do
     # shellcheck disable=SC2086

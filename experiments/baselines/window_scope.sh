@@ -4,12 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 STORE=${1:-/tmp/baselines-store}
-DATASETS=(
-  "data=asd data.entity=omi-1,omi-2,omi-3,omi-4"
-  "data=case2"
-  "data=corr_breaks"
-  "data=corr_breaks data.correlated.channels=100 data.correlated.groups=20 data.name=corr-breaks-k100"
-)
+# shellcheck source=datasets.sh
+source experiments/baselines/datasets.sh
 for data in "${DATASETS[@]}"; do
   # shellcheck disable=SC2086
   .venv/bin/python src/train.py -m hydra/launcher=joblib hydra.launcher.n_jobs=2 seed=0,1,2 \
