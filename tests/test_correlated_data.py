@@ -126,3 +126,50 @@ def test_bad_values_name_the_key(override: str) -> None:
     key = override.split("=")[0]
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         compose_config("data=correlated", override)
+
+
+def _premise(channels: int) -> CorrelatedSeries:
+    """The paper's premise: 4 signals in 80 % redundant copies, 20 % pure noise, any k."""
+    cfg = dataclasses.replace(
+        _only("correlation_break"),
+        channels=channels,
+        groups=4,
+        redundant_share=0.8,
+        noise_share=0.2,
+    )
+    return correlated_series(cfg)
+
+
+@pytest.mark.parametrize("channels", [20, 100, 200])
+def test_redundant_and_noise_channels_carry_the_same_few_signals(channels: int) -> None:
+    series = _premise(channels)
+    names = series.channels
+    noise = [i for i, name in enumerate(names) if name.endswith("_n")]
+    assert len(noise) == channels // 5 and noise == list(range(channels - len(noise), channels))
+    assert sum("_g" in name for name in names) == channels - len(noise)
+    train = series.train
+    z = (train - train.mean(axis=0)) / train.std(axis=0)
+    # The noise channels are uncorrelated with everything; the rest live on 4 latents, each a
+    # sine plus a harmonic: the signal channels' covariance is nearly of rank 8 at any k.
+    signal = np.linalg.eigvalsh(np.cov(z[:, : channels - len(noise)].T))[::-1]
+    assert signal[:8].sum() / signal.sum() > 0.9
+    assert np.abs(np.corrcoef(z[:, noise].T) - np.eye(len(noise))).max() < 0.2
+    # Anomalies break group channels only: the labels never touch a noise channel.
+    assert series.test_channel_labels[:, noise].sum() == 0
+    assert series.test_channel_labels.sum() > 0
+
+
+def test_solo_channels_follow_latents_of_their_own() -> None:
+    cfg = dataclasses.replace(_SMALL, channels=12, groups=2, redundant_share=0.5, noise_share=0.25)
+    series = correlated_series(cfg)
+    assert [name[-2:] for name in series.channels] == ["g0"] * 3 + ["g1"] * 3 + ["_s"] * 3 + [
+        "_n"
+    ] * 3
+    assert list(series.group_of) == [0, 0, 0, 1, 1, 1, 2, 3, 4, -1, -1, -1]
+
+
+def test_shares_that_do_not_fit_are_refused() -> None:
+    with pytest.raises(ValueError, match="redundant_share"):
+        correlated_series(dataclasses.replace(_SMALL, redundant_share=0.9, noise_share=0.5))
+    with pytest.raises(ValueError, match="groups=3"):
+        correlated_series(dataclasses.replace(_SMALL, redundant_share=0.1, noise_share=0.0))

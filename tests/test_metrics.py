@@ -5,15 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sparse_lstm_ad.attribution import attribution_metrics, hit_rate, mass_attribution_metrics
 from sparse_lstm_ad.metrics import (
     DetectionMetrics,
     RangeMetrics,
-    attribution_metrics,
     auc_pr,
     auc_roc,
     evaluate,
     evaluate_ranges,
-    hit_rate,
     point_adjusted_f1,
     precision_recall_f1,
     quantile_threshold,
@@ -264,3 +263,13 @@ def test_hit_rate_by_hand() -> None:
     assert np.isnan(hit_rate(contributions, np.zeros_like(truth), 1.0))
     with pytest.raises(ValueError, match="n_rows, k"):
         hit_rate(contributions, truth[:, :3], 1.0)
+
+
+def test_mass_hit_rate_ranks_the_kept_channels_at_every_row() -> None:
+    # Channels 0 and 2 break; the layer keeps most of channel 2, then 1, then 0.
+    truth = np.array([[1, 0, 0], [0, 0, 1], [0, 0, 0], [1, 0, 1]])
+    mass = np.array([0.1, 0.5, 2.0])
+    # Rows: {0} top-1 is 2: miss; {2} top-1 is 2: hit; {0, 2} top-2 is {2, 1}: one of two.
+    assert mass_attribution_metrics(mass, truth)["mass_hit_rate_100"] == pytest.approx(1.5 / 3)
+    # @150%: row 1 looks at top-1 (floor 1.5), row 4 at top-3: both found.
+    assert mass_attribution_metrics(mass, truth)["mass_hit_rate_150"] == pytest.approx(2 / 3)

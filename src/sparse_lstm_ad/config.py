@@ -115,7 +115,7 @@ class AnomalyTypeConfig:
 
 
 def _anomaly(count: int, length: int, size: float, channels: int) -> AnomalyTypeConfig:
-    return AnomalyTypeConfig(count=count, length=length, size=size, channels=channels)
+    return AnomalyTypeConfig(count, length, size, channels)
 
 
 # The fields of CorrelatedAnomaliesConfig that are anomaly kinds, in injection-config order.
@@ -153,6 +153,8 @@ class CorrelatedDataConfig:
     period: float = 100.0  # mean period of the latent signals (rows); each group's differs
     latent_noise: float = 0.3  # std of the noise shared by a group (sine amplitude 1)
     noise: float = 0.1  # std of each channel's own noise, added after its gain
+    redundant_share: float = 1.0  # of the channels, copies of the groups' latents; noise_share:
+    noise_share: float = 0.0  # pure noise; the rest have latents of their own (correlated.py)
     anomalies: CorrelatedAnomaliesConfig = field(default_factory=CorrelatedAnomaliesConfig)
 
 

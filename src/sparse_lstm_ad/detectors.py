@@ -13,8 +13,15 @@ from typing import Any
 
 import numpy as np
 
+from sparse_lstm_ad.attribution import mass_attribution_metrics
 from sparse_lstm_ad.baselines import ForestScorer, WindowMahalanobis
-from sparse_lstm_ad.config import WINDOW_SCOPE_MAX_VALUES, Config, ModelKind, ScoringScope
+from sparse_lstm_ad.config import (
+    SPARSE_KINDS,
+    WINDOW_SCOPE_MAX_VALUES,
+    Config,
+    ModelKind,
+    ScoringScope,
+)
 from sparse_lstm_ad.data import make_windows, window_starts
 from sparse_lstm_ad.scoring import (
     ErrorModel,
@@ -28,6 +35,18 @@ from sparse_lstm_ad.scoring import (
 )
 
 WINDOW_BATCH = 2048  # windows scored at once by a window detector
+
+
+def sparse_mass_metrics(
+    kind: ModelKind, detector: Any, channel_labels: np.ndarray | None
+) -> dict[str, float]:
+    """How well the sparse layer's channel mass names the labelled channels; {} for a kind
+    without a sparse layer, or data without per-channel labels."""
+    if kind not in SPARSE_KINDS or channel_labels is None:
+        return {}
+    from sparse_lstm_ad.models import channel_mass, sparse_weights
+
+    return mass_attribution_metrics(channel_mass(sparse_weights(detector), kind), channel_labels)
 
 
 def reconstructor_of(detector: Any) -> Reconstruct:

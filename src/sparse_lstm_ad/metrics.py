@@ -1,7 +1,8 @@
 """Detection metrics, without scikit-learn (it is not a dependency).
 
 Point-wise: AUC-ROC, AUC-PR, precision, recall, F1 (`evaluate`). Range-aware: VUS-ROC and
-VUS-PR, point-adjusted F1 (`evaluate_ranges`). Attribution: HitRate@P% (`hit_rate`).
+VUS-PR, point-adjusted F1 (`evaluate_ranges`). Attribution is in
+`attribution.py`.
 
 ``auc_pr`` follows sklearn's ``average_precision_score`` exactly, so numbers compare with
 the literature; the tests check both AUCs against sklearn where it is installed.
@@ -310,42 +311,3 @@ def evaluate_ranges(
         vus_pr=surface.pr,
         point_adjusted_f1=point_adjusted_f1(scores, positive, threshold),
     )
-
-
-# --- Attribution: which channels a detector blames ----------------------------------------
-
-
-def hit_rate(contributions: np.ndarray, channel_labels: np.ndarray, p: float = 1.0) -> float:
-    """HitRate@P% (OmniAnomaly, InterFusion): at each row with g > 0 channels labelled, the share
-    of them among the floor(p * g) channels with the largest contributions; the mean over rows.
-
-    Rows whose contributions hold NaN (no window covers them) are left out; ties go to the
-    lower channel index. NaN when no row is left.
-    """
-    contributions = np.asarray(contributions, dtype=np.float64)
-    truth = np.asarray(channel_labels) == 1
-    if contributions.ndim != 2 or contributions.shape != truth.shape:
-        raise ValueError(
-            f"contributions {contributions.shape} and channel labels {truth.shape} "
-            "must both be (n_rows, k)"
-        )
-    if p <= 0:
-        raise ValueError(f"p must be > 0, got {p}")
-    counted = truth.any(axis=1) & np.isfinite(contributions).all(axis=1)
-    if not counted.any():
-        return float("nan")
-    values, truth = contributions[counted], truth[counted]
-    order = np.argsort(-values, axis=1, kind="stable")
-    rank = np.empty_like(order)
-    np.put_along_axis(rank, order, np.broadcast_to(np.arange(values.shape[1]), order.shape), 1)
-    n_true = truth.sum(axis=1)
-    top = rank < np.floor(p * n_true)[:, None]
-    return float(np.mean((top & truth).sum(axis=1) / n_true))
-
-
-def attribution_metrics(contributions: np.ndarray, channel_labels: np.ndarray) -> dict[str, float]:
-    """HitRate@100% and @150%, as InterFusion reports them."""
-    return {
-        "hit_rate_100": hit_rate(contributions, channel_labels, 1.0),
-        "hit_rate_150": hit_rate(contributions, channel_labels, 1.5),
-    }

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from sparse_lstm_ad import tracking
+from sparse_lstm_ad.attribution import attribution_metrics
 from sparse_lstm_ad.baselines import ForestScorer, WindowMahalanobis, fit_baseline
 from sparse_lstm_ad.config import (
     NETWORK_KINDS,
@@ -33,13 +34,10 @@ from sparse_lstm_ad.detectors import (
     scope_tag,
     score_rows_with,
     scoring_scope,
+    sparse_mass_metrics,
 )
 from sparse_lstm_ad.fitting import FitResult, StoppedBy, raise_if_diverged
-from sparse_lstm_ad.metrics import (
-    attribution_metrics,
-    evaluate,
-    evaluate_ranges,
-)
+from sparse_lstm_ad.metrics import evaluate, evaluate_ranges
 from sparse_lstm_ad.run_outputs import has_contributions, log_outputs
 from sparse_lstm_ad.scoring import ErrorModel, RowScores, error_moments
 from sparse_lstm_ad.thresholds import best_f1, choose_threshold
@@ -122,6 +120,7 @@ def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
         raise_if_diverged(fit)
         scored = score_parts(model, cfg, rows, windows)
         metrics = final_metrics(cfg, scored, rows, fit)
+        metrics.update(sparse_mass_metrics(cfg.model.kind, model, rows.test_channel_labels))
         tracking.log_metrics(metrics)
         log_outputs(cfg, model, rows, scored, fit.history)
         summary = RunSummary(run_id, metrics, tracking.artifact_uri())

@@ -114,7 +114,10 @@ def _sparse_layer_plots(cfg: Config, model: Any, channels: list[str], folder: Pa
     gate = cfg.model.kind == ModelKind.sparse_gate
     rows_label, cols_label = ("time step", "channel") if gate else ("channel", "unit")
     mass = channel_mass(weights, cfg.model.kind)
+    table = folder / "sparse_channel_mass.csv"  # the figures of the bar plot, for studies
+    pd.DataFrame({"channel": channels, "mass": mass}).to_csv(table, index=False)
     return [
+        table,
         plots.sparse_weights_heatmap(
             weights, rows_label, cols_label, channels, folder / "sparse_weights.png"
         ),

@@ -5,6 +5,12 @@ x_c(t) = gain_c * z_g(t) + offset_c + own noise. A channel that stops following 
 while staying in its usual range (a correlation break) looks normal channel by channel: only a
 model of the group sees it, which is what the sparse models are meant to be good at.
 
+Channels have one of three roles, in this order: `redundant_share` of them are such
+near-copies of the `groups` latent signals (named c07_g1: channel 7, group 1), `noise_share`
+of them are pure noise (c07_n), and the rest each follow a latent signal of their own (c07_s,
+"solo"). With the two shares summing to 1, any number of channels carries the same few
+signals: the paper's premise of many redundant channels. Anomalies go into group channels.
+
 The normal series and the anomalies draw from two independent streams of one seed, so the
 same seed with every anomaly turned off gives the same series without them.
 """
@@ -62,7 +68,7 @@ class _Latent:
     gain: np.ndarray  # (k,)
     offset: np.ndarray  # (k,)
     own_noise: np.ndarray  # (rows, k)
-    group_of: np.ndarray  # (k,)
+    group_of: np.ndarray  # (k,) each channel's latent signal; -1: a pure-noise channel
 
     def channel_values(
         self, rows: np.ndarray, channels: np.ndarray, frequency: float = 1.0, lag: int = 0
@@ -71,18 +77,40 @@ class _Latent:
         its periodic part at `frequency` times its own; each channel keeps its own noise."""
         # The signal once per group, then spread to the channels: k can be hundreds.
         groups, column = np.unique(self.group_of[channels], return_inverse=True)
+        carries = groups >= 0  # a pure-noise channel has no latent part
+        groups = np.where(carries, groups, 0)
         source = rows - lag
         angle = 2 * np.pi * frequency * source[:, None] / self.period[groups]
         periodic = np.sin(angle + self.phase[groups]) + _HARMONIC * np.sin(
             2 * angle + self.harmonic_phase[groups]
         )
-        latent = (periodic + self.shared_noise[np.ix_(source, groups)])[:, column]
+        latent = ((periodic + self.shared_noise[np.ix_(source, groups)]) * carries)[:, column]
         own = self.own_noise[np.ix_(rows, channels)]
         return latent * self.gain[channels] + self.offset[channels] + own
 
 
+def _roles(cfg: CorrelatedDataConfig) -> np.ndarray:
+    """(k,) each channel's latent: contiguous groups (sizes within one of each other) of the
+    redundant channels, then one latent per solo channel, then -1 for the noise channels."""
+    k, g = cfg.channels, cfg.groups
+    noise = round(cfg.noise_share * k)
+    redundant = round(cfg.redundant_share * k)
+    if not 0 <= noise <= k or not g <= redundant <= k - noise:
+        raise ValueError(
+            f"data.correlated: redundant_share {cfg.redundant_share} and noise_share "
+            f"{cfg.noise_share} of {k} channels must leave at least groups={g} redundant "
+            "channels and sum to at most 1"
+        )
+    solo = k - redundant - noise
+    return np.concatenate(
+        [np.arange(redundant) * g // redundant, g + np.arange(solo), np.full(noise, -1)]
+    )
+
+
 def _draw_latent(cfg: CorrelatedDataConfig, rng: np.random.Generator) -> _Latent:
-    k, g, n = cfg.channels, cfg.groups, cfg.length
+    group_of = _roles(cfg)
+    k, n = cfg.channels, cfg.length
+    g = int(group_of.max()) + 1  # the latent signals: the groups' and the solo channels'
     return _Latent(
         # Periods differ between groups so that groups are not correlated with each other.
         period=cfg.period * rng.uniform(*_PERIOD_SPREAD, g),
@@ -92,8 +120,7 @@ def _draw_latent(cfg: CorrelatedDataConfig, rng: np.random.Generator) -> _Latent
         gain=rng.uniform(*_GAIN, k),
         offset=rng.uniform(*_OFFSET, k),
         own_noise=cfg.noise * rng.standard_normal((n, k)),
-        # Contiguous groups whose sizes differ by at most one.
-        group_of=np.arange(k) * g // k,
+        group_of=group_of,
     )
 
 
@@ -188,8 +215,11 @@ _INJECTORS: dict[str, _Injector] = {
 }
 
 
-def _pick_channels(group_of: np.ndarray, wanted: int, rng: np.random.Generator) -> np.ndarray:
-    members = np.flatnonzero(group_of == rng.integers(group_of.max() + 1))
+def _pick_channels(
+    group_of: np.ndarray, groups: int, wanted: int, rng: np.random.Generator
+) -> np.ndarray:
+    """`wanted` channels of one of the first `groups` latents: the redundant groups."""
+    members = np.flatnonzero(group_of == rng.integers(groups))
     return np.sort(rng.choice(members, min(wanted, len(members)), replace=False))
 
 
@@ -218,7 +248,7 @@ def _inject(
     injected = []
     for kind, start, length in _plan(cfg, n_test, rng):
         setting: AnomalyTypeConfig = getattr(cfg.anomalies, kind)
-        chans = _pick_channels(ctx.latent.group_of, setting.channels, rng)
+        chans = _pick_channels(ctx.latent.group_of, cfg.groups, setting.channels, rng)
         rows = train_rows + start + np.arange(length)
         segment = _Segment(rows, chans, setting.size, rng)
         values[np.ix_(rows, chans)] = _INJECTORS[kind](ctx, segment)
@@ -227,10 +257,12 @@ def _inject(
     return values, channel_labels, injected
 
 
-def channel_names(group_of: np.ndarray) -> list[str]:
-    """c07_g1: channel 7, of group 1; zero-padded so that names sort in channel order."""
+def channel_names(group_of: np.ndarray, groups: int) -> list[str]:
+    """c07_g1: channel 7, of group 1 (c07_s: a solo channel, c07_n: noise); zero-padded so
+    that names sort in channel order."""
     width = len(str(len(group_of) - 1))
-    return [f"c{c:0{width}d}_g{g}" for c, g in enumerate(group_of)]
+    roles = ["n" if g < 0 else f"g{g}" if g < groups else "s" for g in group_of]
+    return [f"c{c:0{width}d}_{role}" for c, role in enumerate(roles)]
 
 
 def correlated_series(cfg: CorrelatedDataConfig) -> CorrelatedSeries:
@@ -244,7 +276,7 @@ def correlated_series(cfg: CorrelatedDataConfig) -> CorrelatedSeries:
     values, channel_labels, injected = _inject(ctx, cfg, train_rows, anomaly_rng)
     return CorrelatedSeries(
         values=values,
-        channels=channel_names(latent.group_of),
+        channels=channel_names(latent.group_of, cfg.groups),
         group_of=latent.group_of,
         train_rows=train_rows,
         test_labels=channel_labels.any(axis=1).astype(np.int8),
