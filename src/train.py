@@ -7,9 +7,12 @@ without ever seeing test labels.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import signal
+import sys
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -21,7 +24,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from sparse_lstm_ad.config import Config, active_only, config_identity, register_configs
-from sparse_lstm_ad.config_checks import ConfigError, validate
+from sparse_lstm_ad.config_checks import ConfigError, checked_config
 
 # Quiets TensorFlow's C++ info and warnings once its logging is up (a few start-up lines
 # from absl are printed before any setting applies).
@@ -42,8 +45,22 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (ConfigError, StoreError, ValueError, FileNotFoundError, TrainingDiverged)
 
 
-def _terminate_as_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+_SIGNALS: list[int] = []  # the interrupting signal, once one came
+
+
+def _on_interrupt(signum: int, frame: Any) -> None:
+    """The first Ctrl-C or SIGTERM ends the run KILLED on its way out; a second one, at once."""
+    if _SIGNALS:
+        os.write(2, b"interrupted again: exiting now; the next command closes the open runs\n")
+        os._exit(128 + _SIGNALS[0])
+    _SIGNALS.append(signum)
+    raise KeyboardInterrupt
+
+
+def _catch_interrupts() -> None:
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, _on_interrupt)
 
 
 def job_info(config: Config) -> Any:
@@ -69,9 +86,24 @@ def job_info(config: Config) -> Any:
         config_files=[hydra_dir / name for name in ("config.yaml", "overrides.yaml")],
         sweep=sweep,
         choices=choices,
-        identity=config_identity(container),
+        identity=run_identity(config, container),
         parent_run_id=tracking.sweep_parent(config.tracking, sweep) if sweep else None,
     )
+
+
+def run_identity(config: Config, container: dict) -> str:
+    """What a run computes: its config, the contents of its input files, the code's version.
+
+    A job counts as done when a FINISHED run has this hash: a changed CSV runs it again.
+    """
+    from importlib.metadata import version
+
+    from sparse_lstm_ad.config import DataSource
+    from sparse_lstm_ad.data.csv_files import input_fingerprint
+
+    inputs = input_fingerprint(config.data.csv) if config.data.source == DataSource.csv else {}
+    parts = [config_identity(container), inputs, version("sparse-lstm-ad")]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _multirun() -> bool:
@@ -85,9 +117,7 @@ def _earlier_run(config: Config, job: Any) -> Any:
     if not job.sweep or config.rerun:
         return None
     done = tracking.finished_run(config.tracking, job.identity)
-    if done is None:
-        for run_id in tracking.close_orphans(config.tracking, job.identity):
-            log.warning("run %s of this config was left RUNNING by a dead process: KILLED", run_id)
+    if done is None:  # a run of it left RUNNING by a dead process was closed by prepare_store
         return None
     log.info("skipping %s: this config already FINISHED as run %s", job.run_name, done.run_id)
     if job.parent_run_id:
@@ -126,7 +156,7 @@ def _launcher_threads() -> int:
 
 
 def run_job(cfg: DictConfig) -> float:
-    config: Config = validate(OmegaConf.to_object(cfg))  # type: ignore[arg-type]
+    config = checked_config(cfg)
     if config.threads == 0 and (threads := _launcher_threads()):
         config = replace(config, threads=threads)  # jobs run side by side: no oversubscription
     job = job_info(config)
@@ -141,8 +171,7 @@ def run_job(cfg: DictConfig) -> float:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate_as_interrupt)  # ends the run KILLED, as Ctrl-C
+    _catch_interrupts()  # again: a launcher's worker process runs jobs here, not through cli()
     try:
         return run_job(cfg)
     except KeyboardInterrupt:
@@ -164,5 +193,42 @@ def main(cfg: DictConfig) -> float:
         raise SystemExit(2 if user_error else 1) from None
 
 
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def cli() -> None:
+    """Check the whole command, then let Hydra run it; a mistake or an interrupt is one line."""
+    from sparse_lstm_ad.launch_checks import UsageError, check_command
+
+    _catch_interrupts()
+    try:
+        try:
+            check_command(sys.argv[1:], CONF)
+        except UsageError as error:
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise  # the whole story, Hydra's own error included as the cause
+            print(f"error: {error}", file=sys.stderr)
+            raise SystemExit(2) from None
+        main()
+    except KeyboardInterrupt:
+        signum = _SIGNALS[0] if _SIGNALS else signal.SIGINT
+        print(_interrupted(signum), file=sys.stderr)
+        raise SystemExit(128 + signum) from None
+
+
+def _interrupted(signum: int) -> str:
+    """What the interrupt ended: the job's run and the sweep's parent, both closed KILLED."""
+    name = signal.Signals(signum).name
+    tracking = sys.modules.get("sparse_lstm_ad.tracking")
+    runs = list(tracking.INTERRUPTED) if tracking else []
+    ended = [f"run {runs[-1]} ended KILLED"] if runs else ["no run had started"]
+    if "sparse_lstm_ad.hydra_callbacks" in sys.modules:
+        from sparse_lstm_ad.hydra_callbacks import abandon_open_sweep
+
+        if parent := abandon_open_sweep(f"the multirun was interrupted ({name})"):
+            ended.append(parent)
+    return f"interrupted by {name}: {'; '.join(ended)}"
+
+
 if __name__ == "__main__":
-    main()
+    cli()

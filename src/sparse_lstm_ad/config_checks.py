@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import functools
+import math
+from collections.abc import Iterator
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sparse_lstm_ad.config import ANOMALY_KINDS, AnomalyTypeConfig, Config
 
@@ -57,7 +64,11 @@ _DATA_CHECKS: list[tuple[str, object, str]] = [
     ),
 ]
 
+_SEED_RANGE = "an integer in [0, 2**32 - 1] (NumPy's seed range)"
+
 _CHECKS: list[tuple[str, object, str]] = [
+    ("seed", lambda c: 0 <= c.seed < 2**32, _SEED_RANGE),
+    ("data.correlated.seed", lambda c: 0 <= c.data.correlated.seed < 2**32, _SEED_RANGE),
     *_DATA_CHECKS,
     ("model.hidden", lambda c: c.model.hidden is None or c.model.hidden >= 1, ">= 1 or null"),
     ("model.layers", lambda c: c.model.layers >= 1, ">= 1"),
@@ -95,8 +106,52 @@ _CHECKS: list[tuple[str, object, str]] = [
 
 def validate(cfg: Config) -> Config:
     """Raise ConfigError with one line naming the first key whose value is not allowed."""
+    for key, value in _floats(cfg):
+        if not math.isfinite(value):  # inf passes every `> 0`, NaN fails with a wrong reason
+            raise ConfigError(f"{key}={value} is not allowed: must be a finite number")
     for key, check, allowed in _CHECKS:
         if not check(cfg):  # type: ignore[operator]
             value = functools.reduce(getattr, key.split("."), cfg)
             raise ConfigError(f"{key}={value} is not allowed: must be {allowed}")
     return cfg
+
+
+def _floats(node: Any, prefix: str = "") -> Iterator[tuple[str, float]]:
+    """(key, value) of every float in a config of nested dataclasses."""
+    for item in dataclasses.fields(node):
+        value = getattr(node, item.name)
+        if dataclasses.is_dataclass(value):
+            yield from _floats(value, f"{prefix}{item.name}.")
+        elif isinstance(value, float):
+            yield f"{prefix}{item.name}", value
+
+
+def unknown_keys(node: DictConfig, prefix: str = "") -> Iterator[tuple[str, list[str]]]:
+    """(key, the keys its schema has) for each key the schema does not know.
+
+    Hydra adds `+group.key=value` even to a typed node, and the dataclass then drops it: a
+    mistyped `+train.learning_rat=0.1` would train with the default learning rate.
+    """
+    schema = OmegaConf.get_type(node)
+    known = [f.name for f in dataclasses.fields(schema)] if dataclasses.is_dataclass(schema) else []
+    for key in node:
+        name = f"{prefix}{key}"
+        if known and key not in known:
+            yield name, known
+            continue
+        child = node._get_node(key)  # the node itself: its value may be an interpolation
+        if isinstance(child, DictConfig) and not child._is_none():
+            yield from unknown_keys(child, f"{name}.")
+
+
+def checked_config(composed: DictConfig) -> Config:
+    """The composed config (less Hydra's own node) as checked dataclasses, or ConfigError."""
+    task = composed.copy()
+    with open_dict(task):
+        task.pop("hydra", None)
+    for key, known in unknown_keys(task):
+        close = difflib.get_close_matches(key.rsplit(".", 1)[-1], known, n=1)
+        group = key.rsplit(".", 1)[0] + "." if "." in key else ""
+        hint = f": did you mean {group}{close[0]}?" if close else ""
+        raise ConfigError(f"{key} is not a key of the config{hint}")
+    return validate(OmegaConf.to_object(task))  # type: ignore[arg-type]

@@ -9,7 +9,6 @@ table is printed, and the exit code is 1 if any job failed.
 from __future__ import annotations
 
 import atexit
-import copy
 import logging
 import sys
 from pathlib import Path
@@ -17,27 +16,27 @@ from typing import Any
 
 import pandas as pd
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
-from sparse_lstm_ad.config import Config, TrackingConfig
-from sparse_lstm_ad.config_checks import ConfigError, validate
+from sparse_lstm_ad.config import TrackingConfig
+from sparse_lstm_ad.config_checks import ConfigError, checked_config
 
 log = logging.getLogger(__name__)
+_OPEN: list[TrackingCallback] = []  # the multirun under way in this process, if any
 
 
-def _checked_config(config: DictConfig) -> Config:
-    """The composed config without Hydra's own node, its values checked."""
-    task = copy.deepcopy(config)
-    with open_dict(task):
-        task.pop("hydra", None)
-    return validate(OmegaConf.to_object(task))  # type: ignore[arg-type]
+def abandon_open_sweep(reason: str) -> str | None:
+    """Close the parent run of the multirun under way KILLED; what became of it, or None."""
+    if not _OPEN:
+        return None
+    return _OPEN.pop()._abandon(reason)
 
 
 def _prepare(config: DictConfig) -> TrackingConfig:
     from sparse_lstm_ad import tracking
 
     try:
-        checked = _checked_config(config)
+        checked = checked_config(config)
         tracking.prepare_store(checked.tracking)
     except (ConfigError, tracking.StoreError) as error:
         log.error("%s", error)
@@ -49,6 +48,7 @@ class TrackingCallback(Callback):
     def __init__(self) -> None:
         self.parent_id: str | None = None
         self.tracking: TrackingConfig | None = None
+        self.heartbeat: Any = None
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         _prepare(config)
@@ -59,7 +59,9 @@ class TrackingCallback(Callback):
         self.tracking = _prepare(config)
         sweep = str(Path(config.hydra.sweep.dir))
         self.parent_id = tracking.start_sweep(self.tracking, sweep, f"sweep {sweep}")
-        atexit.register(self._abandon)  # Ctrl-C or a crash between jobs: close the parent KILLED
+        self.heartbeat = tracking.Heartbeat(self.parent_id).start()
+        _OPEN.append(self)
+        atexit.register(self._abandon)  # a crash between jobs: close the parent KILLED
         log.info("sweep %s: parent run %s", sweep, self.parent_id)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -84,7 +86,7 @@ class TrackingCallback(Callback):
             )
         files = [optuna_results] if optuna_results.exists() else []
         status = tracking.end_sweep(self.tracking, self.parent_id, counts, files)
-        atexit.unregister(self._abandon)
+        self._stop()
         print(table)
         print(f"\nsweep {status}: " + ", ".join(f"{n} {key}" for key, n in counts.items()))
         print(
@@ -94,8 +96,23 @@ class TrackingCallback(Callback):
         if status != "FINISHED":
             sys.exit(1)
 
-    def _abandon(self) -> None:
+    def _stop(self) -> None:
+        atexit.unregister(self._abandon)
+        if self in _OPEN:
+            _OPEN.remove(self)
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+
+    def _abandon(self, reason: str = "the multirun ended without its report") -> str | None:
         from sparse_lstm_ad import tracking
 
-        if self.tracking is not None and self.parent_id is not None:
-            tracking.abandon_sweep(self.tracking, self.parent_id)
+        self._stop()
+        if self.tracking is None or self.parent_id is None:
+            return None
+        try:
+            if tracking.abandon_sweep(self.tracking, self.parent_id, reason):
+                return f"sweep parent run {self.parent_id} ended KILLED"
+        except Exception as error:  # the store went away: its heartbeat stops, it is closed later
+            first = (str(error).strip() or repr(error)).splitlines()[0]
+            return f"sweep parent run {self.parent_id} not closed ({first}): the next command will"
+        return None

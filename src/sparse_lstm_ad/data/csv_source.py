@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 
 from sparse_lstm_ad.config import ConstantPolicy, CsvDataConfig, NanPolicy
+from sparse_lstm_ad.data.csv_files import read_csv_file as _read
+from sparse_lstm_ad.data.csv_files import resolve as _resolve
 from sparse_lstm_ad.data.scaling import constant_channels
 from sparse_lstm_ad.data.series_split import SeriesSplit
 
@@ -73,25 +75,6 @@ def _drop_constant(split: SeriesSplit, train: _Part, policy: ConstantPolicy) -> 
 
 def _optional(name: str | None) -> list[str]:
     return [] if name is None else [name]
-
-
-def _resolve(cfg: CsvDataConfig, name: str, key: str) -> Path:
-    if not name:
-        raise ValueError(f"data.csv.{key} is not set: name the file (relative to data.csv.dir)")
-    path = Path(cfg.dir) / name  # an absolute `name` replaces `dir`
-    if not path.is_file():
-        raise ValueError(f"{path}: no such file (data.csv.{key}, from {Path.cwd()})")
-    return path
-
-
-def _read(path: Path) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: not a readable CSV file ({error})") from error
-    if frame.empty:
-        raise ValueError(f"{path}: no data rows")
-    return frame
 
 
 def _read_parts(cfg: CsvDataConfig) -> tuple[_Part, _Part]:

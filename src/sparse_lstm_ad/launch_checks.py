@@ -1,0 +1,155 @@
+"""Checks of a whole `train.py` command before Hydra starts a job: one line for any mistake.
+
+Every job's config is composed and checked first, swept values included (a sweep's bad value
+used to fail mid-sweep while the other jobs trained), then each distinct data block is loaded
+and each store opened. Hydra's own composition errors (several lines, exit 1) are reworded
+into one line naming the key or the option. TensorFlow is never imported here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra._internal.utils import get_args_parser
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import IntervalSweep, Override
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from sparse_lstm_ad.config import Config
+from sparse_lstm_ad.config_checks import ConfigError, checked_config
+
+# Options under which Hydra only prints (help, info) or reads a config we cannot see here.
+_HYDRA_ONLY = ("help", "hydra_help", "info", "shell_completion", "config_path", "config_dir")
+
+
+class UsageError(ValueError):
+    """A mistake in the command: its one-line message says which key, option or file."""
+
+
+def check_command(argv: list[str], conf_dir: Path) -> None:
+    """Raise UsageError for the first mistake in `train.py ARGV`; return if there is none."""
+    args = get_args_parser().parse_args(argv)
+    if any(getattr(args, name) for name in _HYDRA_ONLY):
+        return
+    configs = list(_job_configs(args.overrides, args.multirun, args.config_name, conf_dir))
+    if args.cfg:  # printing the config runs nothing: no data, no store
+        return
+    _check_data_and_stores(configs)
+
+
+def _job_configs(
+    overrides: list[str], multirun: bool, config_name: str | None, conf_dir: Path
+) -> Iterator[Config]:
+    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+        for job in _jobs(overrides, multirun, config_name or "config"):
+            yield _checked(config_name or "config", job)
+
+
+def _jobs(overrides: list[str], multirun: bool, config_name: str) -> list[list[str]]:
+    """The override lists of the jobs the command would run (a single run: one list)."""
+    parsed = _parse(overrides)
+    if not multirun:
+        return [overrides]
+    swept = [o for o in parsed if o.is_sweep_override()]
+    base = _compose(config_name, [o.input_line for o in parsed if not o.is_sweep_override()])
+    params = OmegaConf.select(base, "hydra.sweeper.params") or {}
+    swept += _parse([f"{key}={value}" for key, value in params.items()])
+    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+    if "BasicSweeper" in str(OmegaConf.select(base, "hydra.sweeper._target_")):
+        # The product, as the sweeper will launch it: a bound between keys holds per job.
+        (jobs,) = BasicSweeper.split_arguments([*_parse(fixed), *swept], None) or [[fixed]]
+        return jobs
+    # Another sweeper (Optuna) samples: each value, or an interval's ends, with the rest fixed.
+    return [fixed] + [[*fixed, f"{o.get_key_element()}={v}"] for o in swept for v in _values(o)]
+
+
+def _parse(overrides: list[str]) -> list[Override]:
+    try:
+        return OverridesParser.create().parse_overrides(overrides)
+    except OverrideParseException as error:
+        raise UsageError(
+            f"override {error.override!r} cannot be read: {error.message.splitlines()[0]} "
+            "(see https://hydra.cc/docs/advanced/override_grammar/basic/)"
+        ) from error
+
+
+def _values(override: Override) -> list[str]:
+    sweep = override.value()
+    if isinstance(sweep, IntervalSweep):
+        integral = all(float(end).is_integer() for end in (sweep.start, sweep.end))
+        return [str(int(end) if integral else end) for end in (sweep.start, sweep.end)]
+    return list(override.sweep_string_iterator())
+
+
+def _compose(config_name: str, overrides: list[str]) -> DictConfig:
+    try:
+        return compose(config_name, overrides=overrides, return_hydra_config=True)
+    except HydraException as error:
+        raise UsageError(hydra_error_line(error)) from error
+    except OmegaConfBaseException as error:
+        raise UsageError(_omegaconf_line(error)) from error
+
+
+def _checked(config_name: str, overrides: list[str]) -> Config:
+    try:
+        return checked_config(_compose(config_name, overrides))
+    except ConfigError as error:
+        raise UsageError(str(error)) from error
+    except OmegaConfBaseException as error:  # a missing value (???) or a bad interpolation
+        raise UsageError(_omegaconf_line(error)) from error
+
+
+def hydra_error_line(error: HydraException) -> str:
+    """Hydra's composition error in one line: the key or the option, and what is wrong."""
+    if isinstance(error, MissingConfigException) and error.options is not None:
+        missing = str(error.missing_cfg_file or "").strip()
+        group = missing.rsplit("/", 1)[0]
+        return (
+            f"{group}={missing.rsplit('/', 1)[-1]}: no such option in conf/{group}/ "
+            f"(the options: {', '.join(sorted(error.options))})"
+        )
+    cause = error.__cause__
+    if isinstance(cause, OmegaConfBaseException):
+        line = _omegaconf_line(cause)
+        if "not in" in line and "Could not override" in str(error):
+            line += f" (to add a key, +{cause.full_key}=...; the schema must have it)"
+        return line
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return "; ".join(lines[:2]) if lines else type(error).__name__
+
+
+def _omegaconf_line(error: OmegaConfBaseException) -> str:
+    message = str(getattr(error, "msg", "") or error).splitlines()[0]
+    key = getattr(error, "full_key", None)
+    return f"{key}: {message}" if key else message
+
+
+def _check_data_and_stores(configs: list[Config]) -> None:
+    """Each distinct data block loads and fits its window; each store opens; names are valid."""
+    from sparse_lstm_ad import tracking
+    from sparse_lstm_ad.pipeline import prepare_rows
+
+    seen: set[str] = set()
+    for config in configs:
+        if (reason := tracking.check_model_name(config.tracking.register_as)) is not None:
+            raise UsageError(f"tracking.register_as={config.tracking.register_as}: {reason}")
+        data = _data_key(config)
+        try:
+            if data not in seen:
+                prepare_rows(config)  # a data mistake: ValueError naming the file or key
+                seen.add(data)
+            tracking.prepare_store(config.tracking)
+        except (ValueError, tracking.StoreError) as error:
+            raise UsageError(str(error)) from error
+
+
+def _data_key(config: Config) -> str:
+    """What the loaded rows depend on."""
+    blocks = OmegaConf.to_container(OmegaConf.structured(config.data), enum_to_str=True)
+    return json.dumps([blocks, config.train.validation_split], sort_keys=True, default=str)

@@ -1,0 +1,242 @@
+"""The MLflow store: where it is, checks that it can be reached, its creation, and retries.
+
+A local SQLite store is created once, under an inter-process lock, in a temporary file that
+is renamed into place when complete: commands started together never run MLflow's schema
+migrations side by side (that was seen to break the store for good), and no command ever
+opens a half-made one. Concurrent use beyond one machine goes through a tracking server.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import random
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+
+from sparse_lstm_ad.config import TrackingConfig
+
+log = logging.getLogger(__name__)
+
+_RETRIES = 10
+_CONNECT_TIMEOUT_S = 3.0
+_DB_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
+# Messages of errors that pass: another writer holds SQLite, or a server is restarting.
+_TRANSIENT = ("locked", "busy", "max retries exceeded", "connection refused", "temporarily")
+
+
+class StoreError(RuntimeError):
+    """The tracking store cannot be reached, created or written."""
+
+
+def is_transient(error: BaseException) -> bool:
+    return any(word in str(error).lower() for word in _TRANSIENT)
+
+
+def retrying(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call, retrying with jittered backoff (about 50 s in all) while the store is busy."""
+    for attempt in range(_RETRIES):
+        try:
+            return call(*args, **kwargs)
+        except Exception as error:
+            if not is_transient(error) or attempt == _RETRIES - 1:
+                raise
+            time.sleep(min(0.05 * 2**attempt, 10.0) * (1 + random.random()))
+    raise AssertionError("unreachable")
+
+
+def tracking_uri(cfg: TrackingConfig) -> str:
+    if cfg.uri:
+        return cfg.uri
+    return f"sqlite:///{(Path(cfg.dir) / 'mlflow.db').resolve()}"
+
+
+def store_error(cfg: TrackingConfig, error: BaseException) -> StoreError:
+    first_line = (str(error).strip() or repr(error)).splitlines()[0]
+    return StoreError(f"tracking store {tracking_uri(cfg)} cannot be used: {first_line}")
+
+
+_prepared: dict[tuple[str, str], str] = {}
+
+
+def prepare_store(cfg: TrackingConfig) -> str:
+    """Create the store and the experiment if needed; return the experiment id.
+
+    Once per process and store: the commands call it before every search.
+    """
+    key = (tracking_uri(cfg), cfg.experiment)
+    if key in _prepared:
+        mlflow.set_tracking_uri(key[0])
+        return _prepared[key]
+    check_store(cfg)
+    quiet_mlflow()
+    try:
+        with _creation_lock(cfg):
+            _create_sqlite_store(cfg)
+            mlflow.set_tracking_uri(key[0])
+            experiment_id = _experiment_id(cfg)
+    except StoreError:
+        raise
+    except Exception as error:  # MLflow and SQLAlchemy raise many types for a bad store
+        raise store_error(cfg, error) from error
+    _prepared[key] = experiment_id
+    _close_dead_runs(cfg)
+    return experiment_id
+
+
+def _close_dead_runs(cfg: TrackingConfig) -> None:
+    """Runs a dead process left RUNNING, in every experiment: any command on the store ends them."""
+    from mlflow.tracking import MlflowClient
+
+    from sparse_lstm_ad.tracking_liveness import close_dead_runs
+
+    try:
+        experiments = retrying(MlflowClient().search_experiments)
+        close_dead_runs([experiment.experiment_id for experiment in experiments])
+    except Exception as error:  # many types for a bad store, as above
+        raise store_error(cfg, error) from error
+
+
+def quiet_mlflow() -> None:
+    # Schema migrations and model validation log at INFO on every run: noise in a sweep log.
+    for name in ("alembic", "mlflow.store.db.utils", "mlflow.pyfunc"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # Progress bars of artifact transfers would fill every job's log and every command's output.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+@contextmanager
+def _creation_lock(cfg: TrackingConfig) -> Iterator[None]:
+    """An exclusive lock beside a local store, held while it and its experiment are made."""
+    if cfg.uri:
+        yield
+        return
+    with open(Path(cfg.dir) / ".mlflow.db.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _create_sqlite_store(cfg: TrackingConfig) -> None:
+    """Make a complete store in a scratch file and rename it into place."""
+    if cfg.uri or (Path(cfg.dir) / "mlflow.db").exists():
+        return
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    final = Path(cfg.dir).resolve() / "mlflow.db"
+    scratch = final.with_name(f".mlflow.db.{os.getpid()}.new")
+    scratch.unlink(missing_ok=True)  # a leftover of a creator that died
+    store = SqlAlchemyStore(f"sqlite:///{scratch}", _artifact_root(cfg))
+    store.engine.dispose()
+    os.replace(scratch, final)  # atomic: others see no store or a whole one
+    log.info("created the tracking store %s", final)
+
+
+def _artifact_root(cfg: TrackingConfig) -> str | None:
+    return None if cfg.uri else (Path(cfg.dir) / "artifacts").resolve().as_uri()
+
+
+def _experiment_id(cfg: TrackingConfig) -> str:
+    experiment = retrying(mlflow.get_experiment_by_name, cfg.experiment)
+    if experiment is None:
+        try:
+            return retrying(
+                mlflow.create_experiment, cfg.experiment, artifact_location=_artifact_root(cfg)
+            )
+        except mlflow.exceptions.MlflowException as error:
+            if "already exists" not in str(error):  # else a command on another host made it
+                raise
+            experiment = retrying(mlflow.get_experiment_by_name, cfg.experiment)
+    if experiment.lifecycle_stage == "deleted":
+        raise StoreError(
+            f"tracking.experiment={cfg.experiment} was deleted in {tracking_uri(cfg)}: restore "
+            f"it (mlflow experiments restore --experiment-id {experiment.experiment_id}) or "
+            "pick another name"
+        )
+    return experiment.experiment_id
+
+
+def check_store(cfg: TrackingConfig) -> None:
+    """Fail fast, in one line, when the store is unreachable or cannot be created."""
+    if cfg.uri and cfg.uri.startswith(("http://", "https://")):
+        _check_server(cfg.uri)
+    elif cfg.uri:
+        _check_database(cfg.uri)
+    else:
+        folder = Path(cfg.dir)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            if not os.access(folder, os.W_OK):
+                raise PermissionError(13, "not writable")
+        except OSError as error:
+            raise StoreError(
+                f"tracking.dir={cfg.dir} cannot hold the store: {error.strerror or error}"
+            ) from error
+
+
+def _check_server(uri: str) -> None:
+    try:
+        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5).close()
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise StoreError(f"tracking.uri={uri} is not reachable: {reason}") from error
+
+
+def _check_database(uri: str) -> None:
+    """A database server that does not answer is told in seconds, not after MLflow's retries."""
+    import sqlalchemy
+
+    try:
+        url = sqlalchemy.engine.make_url(uri)
+    except sqlalchemy.exc.ArgumentError as error:
+        raise StoreError(f"tracking.uri={uri} is not a database or server URI") from error
+    dialect = url.get_backend_name()
+    if dialect == "sqlite" or not url.host:  # a file, or a local socket: nothing to dial
+        return
+    port = url.port or _DB_PORTS.get(dialect)
+    if port is None:
+        return
+    try:
+        socket.create_connection((url.host, port), timeout=_CONNECT_TIMEOUT_S).close()
+    except OSError as error:
+        where = f"{url.host}:{port}"
+        raise StoreError(
+            f"tracking.uri={url.render_as_string(hide_password=True)} is not reachable: "
+            f"nothing answers at {where} ({error.strerror or error})"
+        ) from error
+
+
+def experiment_names(cfg: TrackingConfig) -> list[str]:
+    """The store's active experiments; [] for a local store not created yet (nor created here)."""
+    if not cfg.uri and not (Path(cfg.dir) / "mlflow.db").exists():
+        return []
+    check_store(cfg)
+    mlflow.set_tracking_uri(tracking_uri(cfg))
+    try:
+        return [experiment.name for experiment in retrying(mlflow.search_experiments)]
+    except Exception as error:  # as in prepare_store: many types for a bad store
+        raise store_error(cfg, error) from error
+
+
+def check_model_name(name: str | None) -> str | None:
+    """Why the registry would refuse `name` (tracking.register_as), or None if it would not."""
+    if name is None:
+        return None
+    from mlflow.utils.validation import _validate_model_name
+
+    try:
+        _validate_model_name(name)
+    except mlflow.exceptions.MlflowException as error:
+        return error.message.splitlines()[0]
+    return None

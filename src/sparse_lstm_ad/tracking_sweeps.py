@@ -1,0 +1,142 @@
+"""A multirun in MLflow: its parent run, how its jobs ended, and the runs it holds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from sparse_lstm_ad.config import TrackingConfig
+from sparse_lstm_ad.tracking_liveness import process_tags
+from sparse_lstm_ad.tracking_store import prepare_store, retrying, tracking_uri
+
+SWEEP_TAG = "sweep"  # on each job's run: the multirun directory
+PARENT_TAG = "sweep_parent"  # on a sweep's parent run: the multirun directory
+IDENTITY_TAG = "config_hash"  # what a run computes; equal hashes, equal runs
+
+
+def search(cfg: TrackingConfig, filter_string: str) -> pd.DataFrame:
+    experiment_id = prepare_store(cfg)
+    return retrying(
+        mlflow.search_runs,
+        experiment_ids=[experiment_id],
+        filter_string=filter_string,
+        order_by=["attributes.start_time ASC"],
+    )
+
+
+def sweep_runs(cfg: TrackingConfig, sweep: str) -> pd.DataFrame:
+    """All job runs of one multirun, oldest first, with their params, metrics and tags."""
+    return search(cfg, f"tags.{SWEEP_TAG} = '{sweep}'")
+
+
+def start_sweep(cfg: TrackingConfig, sweep: str, name: str, git: Mapping[str, str]) -> str:
+    """Open the parent run that groups a multirun's jobs; returns its id."""
+    experiment_id = prepare_store(cfg)
+    tags = {PARENT_TAG: sweep, **git, **process_tags()}
+    run = retrying(MlflowClient().create_run, experiment_id, tags=tags, run_name=name)
+    return run.info.run_id
+
+
+def sweep_results(cfg: TrackingConfig, sweep: str) -> pd.DataFrame:
+    """One FINISHED run per config of a sweep, over every invocation of it.
+
+    Jobs skipped on a re-run are answered by the earlier runs their parents point to.
+    """
+    parents = search(cfg, f"tags.{PARENT_TAG} = '{sweep}'")
+    skipped = [
+        value
+        for column in parents.columns
+        if column.startswith("tags.skipped.")
+        for value in parents[column].dropna()
+    ]
+    runs = pd.concat([sweep_runs(cfg, sweep), runs_by_id(cfg, skipped)], ignore_index=True)
+    if runs.empty:
+        return runs
+    done = runs[runs["status"] == "FINISHED"].sort_values("start_time")
+    return done.drop_duplicates(f"tags.{IDENTITY_TAG}", keep="last").reset_index(drop=True)
+
+
+def sweep_parent(cfg: TrackingConfig, sweep: str) -> str | None:
+    runs = search(cfg, f"tags.{PARENT_TAG} = '{sweep}'")
+    return None if runs.empty else str(runs.iloc[-1]["run_id"])
+
+
+def end_sweep(
+    cfg: TrackingConfig, parent_id: str, counts: Mapping[str, int], files: list[Path]
+) -> str:
+    """Record the jobs' outcome on the parent and close it: FAILED if any job failed."""
+    mlflow.set_tracking_uri(tracking_uri(cfg))
+    client = MlflowClient()
+    for key, value in counts.items():
+        retrying(client.log_metric, parent_id, f"jobs_{key}", value)
+    for path in files:
+        retrying(client.log_artifact, parent_id, str(path), artifact_path="report")
+    status = "FAILED" if counts.get("failed", 0) or counts.get("killed", 0) else "FINISHED"
+    retrying(client.set_terminated, parent_id, status=status)
+    return status
+
+
+def abandon_sweep(cfg: TrackingConfig, parent_id: str, reason: str) -> bool:
+    """Close a parent run left open by an interrupted multirun; False if it was not open."""
+    mlflow.set_tracking_uri(tracking_uri(cfg))
+    client = MlflowClient()
+    if retrying(client.get_run, parent_id).info.status != "RUNNING":
+        return False
+    retrying(client.set_tag, parent_id, "error", reason)
+    retrying(client.set_terminated, parent_id, status="KILLED")
+    return True
+
+
+def note_job(cfg: TrackingConfig, parent_id: str, outcome: str, job: str, detail: str) -> None:
+    """Record on the parent how a job ended without a run of its own ("skipped", "failed").
+
+    One tag per job, so parallel workers never overwrite each other.
+    """
+    mlflow.set_tracking_uri(tracking_uri(cfg))
+    retrying(MlflowClient().set_tag, parent_id, f"{outcome}.{job}", detail[:5000])
+
+
+def noted_jobs(cfg: TrackingConfig, parent_id: str, outcome: str) -> dict[str, str]:
+    """job number -> detail, for the jobs noted with this outcome."""
+    mlflow.set_tracking_uri(tracking_uri(cfg))
+    tags = retrying(MlflowClient().get_run, parent_id).data.tags
+    prefix = f"{outcome}."
+    return {
+        key.removeprefix(prefix): value for key, value in tags.items() if key.startswith(prefix)
+    }
+
+
+def child_runs(cfg: TrackingConfig, parent_id: str) -> pd.DataFrame:
+    """The job runs of one multirun invocation (a re-run of a sweep has a parent of its own)."""
+    return search(cfg, f"tags.mlflow.parentRunId = '{parent_id}'")
+
+
+def runs_by_id(cfg: TrackingConfig, run_ids: list[str]) -> pd.DataFrame:
+    if not run_ids:
+        return pd.DataFrame()
+    quoted = ", ".join(f"'{run_id}'" for run_id in sorted(set(run_ids)))
+    return search(cfg, f"attributes.run_id IN ({quoted})")
+
+
+def log_files_to(cfg: TrackingConfig, run_id: str, paths: list[Path], artifact_path: str) -> None:
+    """Log files to a run that is not the active one (a sweep's parent)."""
+    mlflow.set_tracking_uri(tracking_uri(cfg))
+    client = MlflowClient()
+    for path in paths:
+        retrying(client.log_artifact, run_id, str(path), artifact_path=artifact_path)
+
+
+def log_best_trial(
+    cfg: TrackingConfig, parent_id: str, value: float, params: Mapping[str, Any]
+) -> None:
+    """A hyper-parameter search's best objective and the values that reached it."""
+    mlflow.set_tracking_uri(tracking_uri(cfg))
+    client = MlflowClient()
+    retrying(client.log_metric, parent_id, "best_value", value)
+    for key, best in params.items():
+        retrying(client.set_tag, parent_id, f"best.{key}", str(best))
