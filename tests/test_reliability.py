@@ -1,10 +1,14 @@
-"""Bad input fails fast and clearly; interrupted, failing and concurrent runs lose nothing."""
+"""Real processes: bad commands, interrupts, a killed sweep, concurrent fresh stores, a server
+that goes away, a changed CSV. The battery of bad inputs runs in-process in
+tests/test_reliability_inputs.py; a handful run here as the user runs them."""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
+import sys
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,137 +18,50 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import (
-    ROOT,
-    parent_and_children,
-    run_concurrent_writers,
-    store_runs,
-    train_command,
-)
+from tests.conftest import ROOT, parent_and_children, store_runs, train_command
 
 pytestmark = pytest.mark.slow
 
 RunCli = Callable[..., subprocess.CompletedProcess[str]]
 FAST = "+experiment=fast"
-
-# (override, text the one error line must hold). Value checks print one line of ours;
-# compose-time errors are Hydra's message, which names the key (`full_key`) or the option.
-BAD_INPUTS = [
-    ("model.l1=-1", "model.l1=-1.0 is not allowed: must be >= 0"),
-    ("data.window=0", "data.window=0 is not allowed: must be >= 1"),
-    ("data.stride=0", "data.stride=0 is not allowed"),
-    ("data.every=0", "data.every=0 is not allowed"),
-    ("train.validation_split=0", "train.validation_split=0.0 is not allowed: must be in (0, 1)"),
-    ("train.validation_split=1.5", "train.validation_split=1.5 is not allowed"),
-    ("train.batch_size=0", "train.batch_size=0 is not allowed: must be >= 1"),
-    ("train.epochs=0", "train.epochs=0 is not allowed: must be >= 1"),
-    ("train.learning_rate=0", "train.learning_rate=0.0 is not allowed: must be > 0"),
-    ("train.patience=-1", "train.patience=-1 is not allowed"),
-    ("model.hidden=0", "model.hidden=0 is not allowed: must be >= 1"),
-    ("model.layers=0", "model.layers=0 is not allowed"),
-    ("model.projection_units=0", "model.projection_units=0 is not allowed"),
-    ("scoring.threshold_quantile=1", "scoring.threshold_quantile=1.0 is not allowed"),
-    ("scoring.shrinkage=2", "scoring.shrinkage=2.0 is not allowed: must be in [0, 1]"),
-    ("threads=-1", "threads=-1 is not allowed"),
-    ("data.window=400", "data.window=400 is longer than the shortest part of the series"),
-    ("model.hiden=5", "Key 'hiden' not in 'ModelConfig'"),
-    ("train.epochs=many", "full_key: train.epochs"),
-    ("model.gate_activation=softmax", "full_key: model.gate_activation"),
-    ("scoring.inverse=cholesky", "full_key: scoring.inverse"),
-    ("tracking.log_model=maybe", "full_key: tracking.log_model"),
-    ("model=transformer", "Could not find 'model/transformer'"),
-    ("data=nope", "Could not find 'data/nope'"),
-    ("train=slow", "Could not find 'train/slow'"),
-    ("tracking.uri=http://127.0.0.1:9", "tracking.uri=http://127.0.0.1:9 is not reachable"),
-    ("tracking.uri=bogus://nowhere", "tracking store bogus://nowhere cannot be used"),
-]
+NO_TF = ("model=mahalanobis", "tracking.log_model=false")  # a whole run without TensorFlow
 
 
 def _output(result: subprocess.CompletedProcess[str]) -> str:
     return result.stdout + result.stderr
 
 
-@pytest.mark.parametrize(("override", "message"), BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
-def test_bad_input_fails_with_one_clear_line(
-    override: str, message: str, run_cli: RunCli, tmp_path: Path
-) -> None:
-    result = run_cli(FAST, override)
-    output = _output(result)
-    assert result.returncode != 0
-    assert sum(message in line for line in output.splitlines()) == 1, output[-2000:]
-    assert "Traceback" not in output
-    assert "oneDNN" not in output  # TensorFlow announces itself so: it was never loaded
-    assert store_runs(tmp_path / "mlruns") == []  # no run was started, none left RUNNING
-
-
-def test_a_store_folder_that_cannot_be_made_is_named(run_cli: RunCli, tmp_path: Path) -> None:
-    blocker = tmp_path / "file"
-    blocker.write_text("not a folder")
-    result = run_cli(FAST, f"tracking.dir={blocker / 'mlruns'}", store=False)
-    assert result.returncode == 2
-    assert f"tracking.dir={blocker / 'mlruns'} cannot hold the store" in _output(result)
-
-
-def _csv_cases(folder: Path) -> dict[str, tuple[list[str], str]]:
-    """Bad CSV inputs: (overrides, the text the one error line must hold)."""
-    rows = np.arange(120, dtype=float)
-    good = pd.DataFrame({"t": rows, "a": np.sin(rows), "b": np.cos(rows), "label": 0})
-    files = {
-        "good": good,
-        "text": good.assign(a=["x", *list(good["a"].iloc[1:])]),
-        "nan": good.assign(b=[np.nan, *list(good["b"].iloc[1:])]),
-        "constant": good.assign(b=1.0),
-    }
-    for name, frame in files.items():
-        frame.to_csv(folder / f"{name}.csv", index=False)
-    split = [
-        "data=csv",
-        f"data.csv.dir={folder}",
-        "data.csv.test_from=80",
-        "data.csv.time_column=t",
-        "data.window=5",
-    ]
-    return {
-        "missing file": (
-            ["data=csv", f"data.csv.train={folder / 'absent.csv'}", "data.csv.test_from=5"],
-            f"{folder / 'absent.csv'}: no such file",
-        ),
-        "missing label column": (
-            [*split, "data.csv.train=good.csv", "data.csv.label_column=y"],
-            "column 'y' (the label (data.csv.label_column) column) is missing",
-        ),
-        "non-numeric channel": (
-            [*split, "data.csv.train=text.csv", "data.csv.features=[a,b]"],
-            "column 'a' is not numeric: 'x' at line 2",
-        ),
-        "NaN": ([*split, "data.csv.train=nan.csv"], "column 'b' has NaN or inf at line 2"),
-        "constant channel": ([*split, "data.csv.train=constant.csv"], "'b'"),
-        "no train file": (["data=csv"], "data.csv.train is not set"),
-    }
-
-
 @pytest.mark.parametrize(
-    "case",
+    ("overrides", "message"),
     [
-        "missing file",
-        "missing label column",
-        "non-numeric channel",
-        "NaN",
-        "constant channel",
-        "no train file",
+        (["train.epochs=many"], "error: train.epochs: Value 'many' of type 'str' could not be"),
+        (["model=transformer"], "error: model=transformer: no such option in conf/model/"),
+        (["+train.learning_rat=0.1"], "error: train.learning_rat is not a key of the config"),
+        (["seed=-1"], "error: seed=-1 is not allowed"),
+        (["-m", "train.batch_size=64,0"], "error: train.batch_size=0 is not allowed"),
     ],
+    ids=["type", "option", "plus-key", "seed", "sweep"],
 )
-def test_bad_csv_fails_with_one_clear_line(case: str, run_cli: RunCli, tmp_path: Path) -> None:
-    overrides, message = _csv_cases(tmp_path)[case]
-    result = run_cli(FAST, *overrides)
-    output = _output(result)
-    assert result.returncode == 2, output[-2000:]
-    assert sum(message in line for line in output.splitlines()) == 1, output[-2000:]
-    assert "Traceback" not in output and "oneDNN" not in output
-    assert store_runs(tmp_path / "mlruns") == []
+def test_a_bad_command_is_one_line_and_exit_2(
+    overrides: list[str], message: str, run_cli: RunCli, tmp_path: Path
+) -> None:
+    flags = [o for o in overrides if o == "-m"]
+    result = run_cli(*flags, FAST, *[o for o in overrides if o != "-m"])
+    assert result.returncode == 2
+    assert result.stdout == "" and result.stderr.startswith(message), _output(result)
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert store_runs(tmp_path / "mlruns") == []  # nothing ran, not even the sweep's parent
 
 
-def _start(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+def test_full_error_shows_hydras_own_story(run_cli: RunCli) -> None:
+    command = train_command(Path("/tmp"), FAST, "model=transformer", store=False)
+    env = {**os.environ, "HYDRA_FULL_ERROR": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "MissingConfigException" in result.stderr
+
+
+def _start(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         train_command(tmp_path, *args),
         stdout=subprocess.PIPE,
@@ -152,6 +69,7 @@ def _start(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
         text=True,
         cwd=ROOT,
         start_new_session=True,
+        env=env,
     )
 
 
@@ -171,15 +89,22 @@ def _wait_for(process: subprocess.Popen[str], text: str, timeout: float = 300) -
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_an_interrupted_fit_ends_killed(signum: int, tmp_path: Path) -> None:
-    process = _start(tmp_path, FAST, "train.epochs=500", "train.patience=500")
+def test_an_interrupted_sweep_ends_killed_in_one_line(signum: int, tmp_path: Path) -> None:
+    process = _start(tmp_path, "-m", FAST, "seed=0", "train.epochs=500", "train.patience=500")
     _wait_for(process, "epoch 3/500")
     process.send_signal(signum)
-    process.communicate(timeout=120)
-    assert process.returncode != 0
-    (run,) = store_runs(tmp_path / "mlruns")
-    assert run.info.status == "KILLED"
-    assert "interrupted" in run.data.tags["error"]
+    rest = process.communicate(timeout=120)[0]
+    assert process.returncode == 128 + signum
+    (parent,), (run,) = parent_and_children(tmp_path / "mlruns")
+    name = signal.Signals(signum).name
+    line = (
+        f"interrupted by {name}: run {run.info.run_id} ended KILLED; "
+        f"sweep parent run {parent.info.run_id} ended KILLED"
+    )
+    assert rest.strip().splitlines()[-1] == line, rest[-3000:]
+    assert "Traceback" not in rest
+    assert run.info.status == "KILLED" and "interrupted" in run.data.tags["error"]
+    assert parent.info.status == "KILLED" and name in parent.data.tags["error"]
 
 
 def test_a_non_finite_loss_ends_failed_with_the_reason(run_cli: RunCli, tmp_path: Path) -> None:
@@ -205,20 +130,33 @@ def test_one_failing_job_does_not_stop_the_sweep(run_cli: RunCli, tmp_path: Path
     assert "sweep FAILED: 3 finished, 1 failed" in result.stdout
 
 
-def test_eight_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
-    store = tmp_path / "mlruns"
-    run_concurrent_writers(f"dir={str(store)!r}")
+_WRITER = """
+import sys
+from sparse_lstm_ad import tracking
+from sparse_lstm_ad.config import TrackingConfig
+cfg = TrackingConfig(dir=sys.argv[2], experiment="writers")
+with tracking.tracked_run(cfg, f"writer {sys.argv[1]}", {}):
+    for step in range(200):
+        tracking.log_metrics({"value": step}, step=step)
+"""
 
+
+def test_eight_writers_on_a_fresh_store_lose_nothing(tmp_path: Path) -> None:
+    """Started together on a store that does not exist yet: one creates it, none breaks it."""
+    store = tmp_path / "mlruns"
+    started = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, str(i), str(store)]) for i in range(8)
+    ]
+    assert [w.wait(timeout=300) for w in started] == [0] * 8
     runs = store_runs(store)
     assert [r.info.status for r in runs] == ["FINISHED"] * 8
     client = MlflowClient(tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
     points = sum(len(client.get_metric_history(r.info.run_id, "value")) for r in runs)
     assert points == 1600
+    client.create_experiment("still usable")
 
 
-def test_a_sweep_killed_with_sigkill_resumes_without_redoing_finished_jobs(
-    tmp_path: Path,
-) -> None:
+def test_a_sweep_killed_with_sigkill_is_closed_and_resumed(tmp_path: Path) -> None:
     sweep = ("-m", FAST, "seed=0,1,2", "tracking.log_model=false", "train.epochs=3")
     process = _start(tmp_path, *sweep)
     _wait_for(process, "#1 : ")  # job 0 is done, job 1 has started
@@ -226,19 +164,127 @@ def test_a_sweep_killed_with_sigkill_resumes_without_redoing_finished_jobs(
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=60)
 
-    _, children = parent_and_children(tmp_path / "mlruns")
+    (parent,), children = parent_and_children(tmp_path / "mlruns")
+    assert parent.info.status == "RUNNING"
     assert sorted(r.info.status for r in children) == ["FINISHED", "RUNNING"]
     finished_before = {r.info.run_id for r in children if r.info.status == "FINISHED"}
 
     result = subprocess.run(
         train_command(tmp_path, *sweep), capture_output=True, text=True, cwd=ROOT, timeout=600
     )
-    assert result.returncode == 0, _output(result)[-3000:]
-    assert "skipping +experiment=fast seed=0" in result.stdout
-    assert "left RUNNING by a dead process: KILLED" in result.stdout
-    _, children = parent_and_children(tmp_path / "mlruns")
-    statuses = {r.data.params["seed"]: [] for r in children}
+    output = _output(result)
+    assert result.returncode == 0, output[-3000:]
+    assert "skipping +experiment=fast seed=0" in output and "Traceback" not in output
+    assert f"sweep parent run {parent.info.run_id} was left RUNNING by a dead process" in output
+    parents, children = parent_and_children(tmp_path / "mlruns")
+    assert [p.info.status for p in parents] == ["KILLED", "FINISHED"]
+    statuses: dict[str, list[str]] = {r.data.params["seed"]: [] for r in children}
     for run in children:
         statuses[run.data.params["seed"]].append(run.info.status)
     assert statuses == {"0": ["FINISHED"], "1": ["KILLED", "FINISHED"], "2": ["FINISHED"]}
     assert finished_before <= {r.info.run_id for r in children if r.info.status == "FINISHED"}
+
+
+def test_a_changed_csv_runs_its_job_again(tmp_path: Path) -> None:
+    rows = np.arange(200, dtype=float)
+    data = tmp_path / "series.csv"
+    pd.DataFrame({"a": np.sin(rows), "b": np.cos(rows / 3)}).to_csv(data, index=False)
+    sweep = ("-m", FAST, *NO_TF, "data=csv", f"data.csv.train={data}", "data.csv.test_from=150")
+    sweep += ("data.every=1", "data.window=5")
+
+    def run() -> str:
+        result = subprocess.run(
+            train_command(tmp_path, *sweep), capture_output=True, text=True, cwd=ROOT
+        )
+        assert result.returncode == 0, _output(result)[-3000:]
+        return _output(result)
+
+    run()
+    assert "skipping" in run()  # unchanged: the job counts as done
+    pd.DataFrame({"a": np.cos(rows), "b": np.sin(rows / 3)}).to_csv(data, index=False)
+    assert "skipping" not in run()
+    _, children = parent_and_children(tmp_path / "mlruns")
+    assert [r.info.status for r in children] == ["FINISHED", "FINISHED"]
+    assert len({r.data.tags["config_hash"] for r in children}) == 2
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_tracking_server_that_goes_away(tmp_path: Path) -> None:
+    """Back within MLflow's retries: the run finishes. Away for good: the job stops in one
+    line, and the first command once the server is back closes the run it left RUNNING."""
+    from sparse_lstm_ad import server
+
+    state, port = tmp_path / "server", _free_port()
+    url = server.start(state, port, "sqlite", 0)
+    long_fit = (FAST, f"tracking.uri={url}", "tracking.log_model=false", "train.patience=1000")
+    env = dict(os.environ)
+    try:
+        # MLflow's HTTP client retries a refused request with backoff, about two minutes.
+        process = _start(tmp_path, *long_fit, "train.epochs=30", env=env)
+        _wait_for(process, "epoch 3/30")
+        server.stop(state)
+        time.sleep(1)
+        server.start(state, port, "sqlite", 0)
+        assert process.wait(timeout=300) == 0, process.communicate()[0][-3000:]
+
+        env["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"  # away for good: give up at once
+        process = _start(tmp_path, *long_fit, "train.epochs=1000", env=env)
+        _wait_for(process, "epoch 3/1000")
+        server.stop(state)
+        rest = process.communicate(timeout=300)[0]
+        assert process.returncode == 2, rest[-3000:]
+        assert f"tracking store {url} cannot be used" in rest and "Traceback" not in rest
+
+        server.start(state, port, "sqlite", 0)
+        result = subprocess.run(
+            train_command(tmp_path, FAST, *NO_TF, f"tracking.uri={url}", store=False),
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        assert result.returncode == 0, _output(result)[-3000:]
+        client = MlflowClient(tracking_uri=url)
+        experiment = client.get_experiment_by_name("sparse-lstm-ad").experiment_id
+        runs = client.search_runs([experiment], order_by=["attributes.start_time ASC"])
+        assert [r.info.status for r in runs] == ["FINISHED", "KILLED", "FINISHED"]
+        history = client.get_metric_history(runs[0].info.run_id, "loss")
+        assert len(history) == runs[0].data.metrics["epochs_run"]  # no epoch lost in the gap
+    finally:
+        server.stop(state)
+
+
+_STALE_RUN = """
+import sys
+from mlflow.tracking import MlflowClient
+from sparse_lstm_ad import tracking
+from sparse_lstm_ad.config import TrackingConfig
+cfg = TrackingConfig(dir=sys.argv[1])
+experiment = tracking.prepare_store(cfg)
+client = MlflowClient()
+for name, beat in (("stale", "1"), ("fresh", "9e12")):
+    tags = {"host": "another-host", "pid": "1", "heartbeat": beat}
+    client.create_run(experiment, run_name=name, tags=tags)
+"""
+
+
+def test_a_run_on_another_host_is_closed_by_its_heartbeat(tmp_path: Path) -> None:
+    """The pid of another host says nothing here: a heartbeat gone quiet does."""
+    store = tmp_path / "mlruns"
+    subprocess.run([sys.executable, "-c", _STALE_RUN, str(store)], check=True)
+    script = textwrap.dedent(f"""
+        from sparse_lstm_ad import tracking
+        from sparse_lstm_ad.config import TrackingConfig
+        tracking.prepare_store(TrackingConfig(dir={str(store)!r}))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    status = {r.info.run_name: r.info.status for r in store_runs(store)}
+    assert status == {"stale": "KILLED", "fresh": "RUNNING"}
+    assert "was left RUNNING by a dead process: KILLED" in result.stderr

@@ -34,13 +34,19 @@ class UsageError(ValueError):
 
 def check_command(argv: list[str], conf_dir: Path) -> None:
     """Raise UsageError for the first mistake in `train.py ARGV`; return if there is none."""
-    args = get_args_parser().parse_args(argv)
+    parser = get_args_parser()
+    parser.error = _refuse_arguments  # type: ignore[method-assign]
+    args = parser.parse_args(argv)
     if any(getattr(args, name) for name in _HYDRA_ONLY):
         return
     configs = list(_job_configs(args.overrides, args.multirun, args.config_name, conf_dir))
     if args.cfg:  # printing the config runs nothing: no data, no store
         return
     _check_data_and_stores(configs)
+
+
+def _refuse_arguments(message: str) -> None:
+    raise UsageError(f"{message} (flags such as -m go before the overrides; see --help)")
 
 
 def _job_configs(

@@ -23,6 +23,7 @@ from sparse_lstm_ad.tracking_store import (
     check_model_name,
     check_store,
     experiment_names,
+    is_unreachable,
     prepare_store,
     quiet_mlflow,
     retrying,
@@ -117,6 +118,8 @@ def tracked_run(cfg: TrackingConfig, run_name: str, tags: Mapping[str, str]) -> 
         raise
     except BaseException as error:
         _end(run_id, "FAILED", f"{type(error).__name__}: {error}"[:5000])
+        if is_unreachable(error):  # one line for the store, not a traceback through MLflow
+            raise store_error(cfg, error) from error
         raise
     try:
         _end(run_id, "FINISHED", None, quiet=False)

@@ -30,8 +30,10 @@ log = logging.getLogger(__name__)
 _RETRIES = 10
 _CONNECT_TIMEOUT_S = 3.0
 _DB_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
-# Messages of errors that pass: another writer holds SQLite, or a server is restarting.
-_TRANSIENT = ("locked", "busy", "max retries exceeded", "connection refused", "temporarily")
+# Messages of errors that pass: another writer holds SQLite. A tracking server that does
+# not answer is retried by MLflow's HTTP client (MLFLOW_HTTP_REQUEST_MAX_RETRIES, 7 by
+# default, with backoff: about two minutes); retrying each of its retries would take hours.
+_TRANSIENT = ("database is locked", "database table is locked", "busy")
 
 
 class StoreError(RuntimeError):
@@ -40,6 +42,12 @@ class StoreError(RuntimeError):
 
 def is_transient(error: BaseException) -> bool:
     return any(word in str(error).lower() for word in _TRANSIENT)
+
+
+def is_unreachable(error: BaseException) -> bool:
+    """A tracking server or database that stopped answering (after MLflow's own retries)."""
+    text = str(error).lower()
+    return any(word in text for word in ("max retries exceeded", "connection refused"))
 
 
 def retrying(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -1,0 +1,254 @@
+"""The battery of bad inputs: each is one line naming the key or file, exit 2, no run started.
+
+In-process: `launch_checks.check_command` is the gate every `train.py` command passes before
+Hydra starts a job, so checking it checks the command. A few go through `train.cli` for the
+exit code and the printed line; tests/test_reliability.py runs some as real processes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from sparse_lstm_ad import tracking_store
+from sparse_lstm_ad.launch_checks import UsageError, check_command
+from tests.conftest import CONF, ROOT, store_runs
+
+FAST = "+experiment=fast"
+CORR = "data=correlated"
+
+# (overrides, text the one line must hold)
+BAD_VALUES = [
+    (["model.l1=-1"], "model.l1=-1.0 is not allowed: must be >= 0"),
+    (["data.window=0"], "data.window=0 is not allowed: must be >= 1"),
+    (["data.stride=0"], "data.stride=0 is not allowed"),
+    (["data.every=0"], "data.every=0 is not allowed"),
+    (["train.validation_split=0"], "train.validation_split=0.0 is not allowed: must be in (0, 1)"),
+    (["train.validation_split=1.5"], "train.validation_split=1.5 is not allowed"),
+    (["train.batch_size=0"], "train.batch_size=0 is not allowed: must be >= 1"),
+    (["train.epochs=0"], "train.epochs=0 is not allowed: must be >= 1"),
+    (["train.learning_rate=0"], "train.learning_rate=0.0 is not allowed: must be > 0"),
+    (["train.patience=-1"], "train.patience=-1 is not allowed"),
+    (["model.hidden=0"], "model.hidden=0 is not allowed: must be >= 1"),
+    (["model.layers=0"], "model.layers=0 is not allowed"),
+    (["model.projection_units=0"], "model.projection_units=0 is not allowed"),
+    (["scoring.threshold_quantile=1"], "scoring.threshold_quantile=1.0 is not allowed"),
+    (["scoring.shrinkage=2"], "scoring.shrinkage=2.0 is not allowed: must be in [0, 1]"),
+    (["scoring.pot_risk=0.5"], "scoring.pot_risk=0.5 is not allowed"),
+    (["threads=-1"], "threads=-1 is not allowed"),
+    (["train.learning_rate=inf"], "train.learning_rate=inf is not allowed: must be a finite"),
+    (["train.learning_rate=nan"], "train.learning_rate=nan is not allowed: must be a finite"),
+    (["model.l1=-inf"], "model.l1=-inf is not allowed: must be a finite number"),
+    (["seed=-1"], "seed=-1 is not allowed: must be an integer in [0, 2**32 - 1]"),
+    (["seed=4294967296"], "seed=4294967296 is not allowed"),
+    ([CORR, "data.correlated.seed=-1"], "data.correlated.seed=-1 is not allowed"),
+    ([CORR, "data.correlated.groups=64"], "data.correlated.groups=64 is not allowed"),
+    (["data.window=400"], "data.window=400 is longer than the shortest part of the series"),
+]
+BAD_COMPOSITION = [
+    (["model.hiden=5"], "model.hiden: Key 'hiden' not in 'ModelConfig'"),
+    (["nokey=1"], "nokey: Key 'nokey' not in 'Config'"),
+    (["train.epochs=many"], "train.epochs: Value 'many' of type 'str' could not be converted"),
+    (["train.epochs=null"], "train.epochs: field 'train.epochs' is not Optional"),
+    (["seed=1.5"], "seed: Value '1.5' of type 'float' could not be converted to Integer"),
+    (["model.gate_activation=softmax"], "model.gate_activation: Invalid value 'softmax'"),
+    (["model.kind=lstm"], "model.kind: Invalid value 'lstm', expected one of [standard"),
+    (["scoring.inverse=cholesky"], "scoring.inverse: Invalid value 'cholesky'"),
+    (["tracking.log_model=maybe"], "tracking.log_model: Value 'maybe' is not a valid bool"),
+    (["model=transformer"], "model=transformer: no such option in conf/model/ (the options:"),
+    (["data=nope"], "data=nope: no such option in conf/data/"),
+    (["train=slow"], "train=slow: no such option in conf/train/"),
+    (["+experiment=nope"], "experiment=nope: no such option in conf/experiment/"),
+    (["hydra/launcher=nope"], "hydra/launcher=nope: no such option"),
+    (["train.epochs=[1,2"], "override 'train.epochs=[1,2' cannot be read"),
+    (["train.batch_size=0,64"], "Ambiguous value for argument 'train.batch_size=0,64'"),
+    (["+train.no_such_key=3"], "train.no_such_key is not a key of the config"),
+    (["+train.learning_rat=0.1"], "did you mean train.learning_rate?"),
+    (["++model.hiddden=3"], "model.hiddden is not a key of the config: did you mean model.hidden"),
+]
+BAD_SWEEPS = [
+    (["-m", "train.batch_size=0,64"], "train.batch_size=0 is not allowed"),
+    (["-m", "train.batch_size=64,0"], "train.batch_size=0 is not allowed"),
+    (["-m", "model=standard,transformer"], "model=transformer: no such option"),
+    (["-m", "seed=0,-1"], "seed=-1 is not allowed"),
+    (["-m", "data.window=5,400"], "data.window=400 is longer than the shortest part"),
+    (
+        ["-m", "hydra/sweeper=optuna", "train.learning_rate=interval(0,0.1)"],
+        "train.learning_rate=0.0 is not allowed: must be > 0",
+    ),
+    (["-m", "hydra/sweeper=optuna", "model.layers=choice(1,0)"], "model.layers=0 is not allowed"),
+]
+BAD_STORES = [
+    (["tracking.uri=http://127.0.0.1:9"], "tracking.uri=http://127.0.0.1:9 is not reachable"),
+    (["tracking.uri=bogus://nowhere"], "tracking store bogus://nowhere cannot be used"),
+    (
+        ["tracking.uri=postgresql://user@127.0.0.1:9/db"],
+        "tracking.uri=postgresql://user@127.0.0.1:9/db is not reachable: nothing answers",
+    ),
+    (["tracking.register_as=team/model"], "tracking.register_as=team/model: Invalid model name"),
+    (["tracking.register_as=a:b"], "Names cannot contain '/' or ':'"),
+    (["tracking.register_as="], "tracking.register_as=: Missing value for required parameter"),
+]
+BAD_FLAGS = [(["--no-such-flag"], "unrecognized arguments: --no-such-flag")]
+ALL = BAD_VALUES + BAD_COMPOSITION + BAD_SWEEPS + BAD_STORES + BAD_FLAGS
+
+
+def _argv(tmp_path: Path, overrides: list[str]) -> list[str]:
+    flags = [o for o in overrides if o.startswith("-m")]
+    return [
+        *flags,
+        FAST,
+        *[o for o in overrides if o not in flags],
+        f"tracking.dir={tmp_path / 'mlruns'}",
+        f"hydra.run.dir={tmp_path / 'outputs'}",
+        f"hydra.sweep.dir={tmp_path / 'multirun'}",
+    ]
+
+
+def _refused(tmp_path: Path, overrides: list[str]) -> str:
+    """The one line a command is refused with; fails if it is accepted."""
+    with pytest.raises(UsageError) as refused:
+        check_command(_argv(tmp_path, overrides), CONF)
+    message = str(refused.value)
+    assert "\n" not in message, message
+    assert all(r.info.status != "RUNNING" for r in store_runs(tmp_path / "mlruns"))
+    return message
+
+
+@pytest.mark.parametrize(("overrides", "message"), ALL, ids=[" ".join(o) for o, _ in ALL])
+def test_a_bad_input_is_one_line(overrides: list[str], message: str, tmp_path: Path) -> None:
+    assert message in _refused(tmp_path, overrides)
+
+
+def test_a_store_folder_that_cannot_be_made_is_named(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    argv = [FAST, f"tracking.dir={blocker / 'mlruns'}", f"hydra.run.dir={tmp_path}"]
+    with pytest.raises(UsageError, match="cannot hold the store"):
+        check_command(argv, CONF)
+
+
+def test_a_deleted_experiment_is_explained(tmp_path: Path) -> None:
+    check_command(_argv(tmp_path, ["tracking.experiment=gone"]), CONF)  # creates it
+    tracking_store._prepared.clear()  # a command prepares a store once: this is a new command
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    client.delete_experiment(client.get_experiment_by_name("gone").experiment_id)
+    message = _refused(tmp_path, ["tracking.experiment=gone"])
+    assert "tracking.experiment=gone was deleted" in message
+    assert "restore it (mlflow experiments restore --experiment-id" in message
+
+
+def _csv_cases(folder: Path) -> dict[str, tuple[list[str], str]]:
+    """Bad CSV inputs: (overrides, the text the one line must hold)."""
+    rows = np.arange(120, dtype=float)
+    good = pd.DataFrame({"t": rows, "a": np.sin(rows), "b": np.cos(rows), "label": 0})
+    files = {
+        "good": good,
+        "text": good.assign(a=["x", *list(good["a"].iloc[1:])]),
+        "nan": good.assign(b=[np.nan, *list(good["b"].iloc[1:])]),
+        "constant": good.assign(b=1.0),
+        "labels": good.assign(label=2),
+    }
+    for name, frame in files.items():
+        frame.to_csv(folder / f"{name}.csv", index=False)
+    good.rename(columns={"b": "a"}).to_csv(folder / "twice.csv", index=False)
+    (folder / "fake.csv.gz").write_text("t,a\n1,2\n")
+    (folder / "cut.csv.gz").write_bytes(gzip.compress((folder / "good.csv").read_bytes())[:200])
+    (folder / "empty.csv").write_text("")
+    (folder / "header.csv").write_text("t,a,b\n")
+    (folder / "bad_labels.txt").write_text("10-20:1\nnonsense\n")
+    split = ["data=csv", f"data.csv.dir={folder}", "data.csv.test_from=80"]
+    split += ["data.csv.time_column=t", "data.window=5"]
+
+    def train(name: str, *more: str) -> list[str]:
+        return [*split, f"data.csv.train={name}", *more]
+
+    return {
+        "missing file": (
+            ["data=csv", f"data.csv.train={folder / 'absent.csv'}", "data.csv.test_from=5"],
+            f"{folder / 'absent.csv'}: no such file",
+        ),
+        "no train file": (["data=csv"], "data.csv.train is not set"),
+        "missing label column": (
+            train("good.csv", "data.csv.label_column=y"),
+            "column 'y' (the label (data.csv.label_column) column) is missing",
+        ),
+        "non-numeric channel": (
+            train("text.csv", "data.csv.features=[a,b]"),
+            "column 'a' is not numeric: 'x' at line 2",
+        ),
+        "NaN": (train("nan.csv"), "column 'b' has NaN or inf at line 2"),
+        "constant channel": (train("constant.csv"), "column 'b' is constant on the training"),
+        "labels not 0 or 1": (
+            train("labels.csv", "data.csv.label_column=label"),
+            "column 'label' (labels) must hold 0 or 1: 2 at line 82",
+        ),
+        "duplicated column": (train("twice.csv"), "column name 'a' appears twice in the header"),
+        "fake gzip": (train("fake.csv.gz"), "fake.csv.gz: a truncated or corrupt compressed"),
+        "truncated gzip": (train("cut.csv.gz"), "cut.csv.gz: a truncated or corrupt compressed"),
+        "empty file": (train("empty.csv"), "empty.csv: not a readable CSV file"),
+        "header only": (
+            ["data=csv", f"data.csv.dir={folder}", "data.csv.train=header.csv"],
+            "header.csv: no data rows",
+        ),
+        "test_from past the end": (
+            [*train("good.csv"), "data.csv.test_from=500"],
+            "data.csv.test_from=500 must lie in [1, 119]",
+        ),
+        "no features": (train("good.csv", "data.csv.features=[]"), "data.csv.features is an empty"),
+        "unknown feature": (
+            train("good.csv", "data.csv.features=[zz]"),
+            "column 'zz' (a feature or time column) is missing",
+        ),
+        "channel labels": (
+            train("good.csv", "data.csv.channel_labels=bad_labels.txt"),
+            "bad_labels.txt: line 2 'nonsense' is not `start-end:channel,channel`",
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing file",
+        "no train file",
+        "missing label column",
+        "non-numeric channel",
+        "NaN",
+        "constant channel",
+        "labels not 0 or 1",
+        "duplicated column",
+        "fake gzip",
+        "truncated gzip",
+        "empty file",
+        "header only",
+        "test_from past the end",
+        "no features",
+        "unknown feature",
+        "channel labels",
+    ],
+)
+def test_a_bad_csv_is_one_line_naming_the_file(case: str, tmp_path: Path) -> None:
+    overrides, message = _csv_cases(tmp_path)[case]
+    assert message in _refused(tmp_path, overrides)
+
+
+def test_the_cli_prints_one_line_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sys.path.insert(0, str(ROOT / "src"))
+    import train
+
+    monkeypatch.setattr(sys, "argv", ["train.py", *_argv(tmp_path, ["-m", "seed=0,-1"])])
+    with pytest.raises(SystemExit) as exited:
+        train.cli()
+    assert exited.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: seed=-1 is not allowed: must be an integer")
+    assert captured.err.count("\n") == 1 and captured.out == ""
