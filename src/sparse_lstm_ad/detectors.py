@@ -8,6 +8,7 @@ The training run and the logged scoring model both score through here.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,18 +36,26 @@ from sparse_lstm_ad.scoring import (
 )
 
 WINDOW_BATCH = 2048  # windows scored at once by a window detector
+log = logging.getLogger(__name__)
 
 
-def sparse_mass_metrics(
+def sparse_layer_metrics(
     kind: ModelKind, detector: Any, channel_labels: np.ndarray | None
 ) -> dict[str, float]:
-    """How well the sparse layer's channel mass names the labelled channels; {} for a kind
-    without a sparse layer, or data without per-channel labels."""
-    if kind not in SPARSE_KINDS or channel_labels is None:
+    """Whether the sparse layer closed (every weight zero: the reconstruction is a constant,
+    the detector the Mahalanobis baseline's), and how well its channel mass names the
+    labelled channels; {} for a kind without a sparse layer."""
+    if kind not in SPARSE_KINDS:
         return {}
     from sparse_lstm_ad.models import channel_mass, sparse_weights
 
-    return mass_attribution_metrics(channel_mass(sparse_weights(detector), kind), channel_labels)
+    mass = channel_mass(sparse_weights(detector), kind)
+    figures = {"sparse_layer_closed": float(not mass.any())}
+    if not mass.any():
+        log.warning("the sparse layer closed: every weight is 0; a smaller model.l1 keeps some")
+    if channel_labels is not None:
+        figures.update(mass_attribution_metrics(mass, channel_labels))
+    return figures
 
 
 def reconstructor_of(detector: Any) -> Reconstruct:

@@ -34,7 +34,7 @@ from sparse_lstm_ad.detectors import (
     scope_tag,
     score_rows_with,
     scoring_scope,
-    sparse_mass_metrics,
+    sparse_layer_metrics,
 )
 from sparse_lstm_ad.fitting import FitResult, StoppedBy, raise_if_diverged
 from sparse_lstm_ad.metrics import evaluate, evaluate_ranges
@@ -120,7 +120,7 @@ def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
         raise_if_diverged(fit)
         scored = score_parts(model, cfg, rows, windows)
         metrics = final_metrics(cfg, scored, rows, fit)
-        metrics.update(sparse_mass_metrics(cfg.model.kind, model, rows.test_channel_labels))
+        metrics.update(sparse_layer_metrics(cfg.model.kind, model, rows.test_channel_labels))
         tracking.log_metrics(metrics)
         log_outputs(cfg, model, rows, scored, fit.history)
         summary = RunSummary(run_id, metrics, tracking.artifact_uri())

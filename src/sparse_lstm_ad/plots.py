@@ -165,3 +165,23 @@ def channel_mass_bars(mass: np.ndarray, channels: Sequence[str], path: Path) -> 
     ax.set_xticks(range(len(channels)), channels, rotation=90, fontsize=7)
     ax.set(ylabel="L1 mass", title="Input channels kept by the sparse layer")
     return _save(fig, path)
+
+
+def rank_plot(ranks: pd.DataFrame, metric: str, path: Path) -> Path:
+    """Each detector's rank on each dataset (dots) and its average rank (bar), best on top."""
+    order = ranks.mean().sort_values().index
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(order) + 1.5))
+    y = np.arange(len(order))
+    ax.barh(y, ranks.mean()[order], color="0.85", label="average rank")
+    for i, detector in enumerate(order):
+        values = ranks[detector].dropna()
+        jitter = np.linspace(-0.25, 0.25, len(values)) if len(values) > 1 else np.zeros(1)
+        ax.scatter(values, i + jitter, s=18, color="C0", zorder=3)
+    ax.set_yticks(y, order)
+    ax.invert_yaxis()
+    ax.set(
+        xlabel=f"rank by mean {metric} (1 = best), one dot per dataset",
+        xlim=(0.5, len(order) + 0.5),
+        title=f"Ranks over {len(ranks)} datasets",
+    )
+    return _save(fig, path)
