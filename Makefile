@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 UI_PORT ?= 5000
 
-.PHONY: run test ui lint clean
+.PHONY: run test ui lint clean benchmark sparsity-path
 
 $(STAMP): requirements.lock requirements-dev.lock requirements-ray.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,17 @@ $(STAMP): requirements.lock requirements-dev.lock requirements-ray.lock pyprojec
 # The seed comparison: standard vs sparse on both seed cases, then the table of the four runs.
 run: $(STAMP)
 	$(PY) src/train.py -m +experiment=seed model=standard,sparse data=case1,case2
+
+# The benchmark: six detectors x nine datasets x five seeds into ./mlruns (experiment
+# `benchmark`; about 100 minutes on 2 cores), then its leaderboard into experiments/leaderboard.
+# Run again, it resumes: FINISHED jobs are skipped.
+benchmark: $(STAMP)
+	$(PY) src/train.py -m +experiment=benchmark
+	$(PY) -m sparse_lstm_ad.leaderboard multirun/benchmark --out experiments/leaderboard
+
+# The sparsity path study (experiments/sparsity_path), its own store in /tmp.
+sparsity-path: $(STAMP)
+	bash experiments/sparsity_path/run.sh
 
 test: $(STAMP)
 	$(PY) -m pytest -q

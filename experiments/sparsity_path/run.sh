@@ -16,9 +16,9 @@ for seeds in ${SEEDS:-0,1,2 3,4}; do
   # ${EXTRA} lets a test shrink the runs (train.epochs=2 ...); empty by default.
   # shellcheck disable=SC2086
   $PY src/train.py -m "${COMMON[@]}" model=sparse,sparse_projection "model.l1=$L1" \
-    hydra.sweep.dir="$STORE/sweeps/path-$seeds" ${EXTRA:-}
+    hydra.sweep.dir="$STORE/sweeps/path-${seeds//,/}" ${EXTRA:-}
   # shellcheck disable=SC2086
   $PY src/train.py -m "${COMMON[@]}" model=standard,mahalanobis,pca \
-    hydra.sweep.dir="$STORE/sweeps/references-$seeds" ${EXTRA:-}
+    hydra.sweep.dir="$STORE/sweeps/references-${seeds//,/}" ${EXTRA:-}
 done
 $PY experiments/sparsity_path/study.py "$STORE" "${OUT:-experiments/sparsity_path}"

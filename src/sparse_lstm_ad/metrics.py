@@ -1,11 +1,8 @@
-"""Detection metrics, without scikit-learn (it is not a dependency).
+"""Detection metrics.
 
-Point-wise: AUC-ROC, AUC-PR, precision, recall, F1 (`evaluate`). Range-aware: VUS-ROC and
-VUS-PR, point-adjusted F1 (`evaluate_ranges`). Attribution is in
-`attribution.py`.
-
-``auc_pr`` follows sklearn's ``average_precision_score`` exactly, so numbers compare with
-the literature; the tests check both AUCs against sklearn where it is installed.
+Point-wise: AUC-ROC, AUC-PR, precision, recall, F1 (`evaluate`), scikit-learn's, so numbers
+compare with the literature. Range-aware, which scikit-learn lacks: VUS-ROC and VUS-PR,
+point-adjusted F1 (`evaluate_ranges`). Attribution is in `attribution.py`.
 """
 
 from __future__ import annotations
@@ -14,7 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
 import numpy as np
-from scipy.stats import rankdata
+from sklearn.metrics import average_precision_score, precision_recall_fscore_support, roc_auc_score
 
 
 @dataclass(frozen=True)
@@ -49,35 +46,21 @@ def _require_finite(scores: np.ndarray) -> None:
 
 
 def auc_roc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Area under the ROC curve as the Mann-Whitney U statistic; ties count one half."""
+    """scikit-learn's ROC AUC (ties count one half); NaN unless both classes are present."""
     scores, positive = _scores_and_labels(scores, labels)
     _require_finite(scores)
-    n_pos = int(positive.sum())
-    n_neg = positive.size - n_pos
-    if n_pos == 0 or n_neg == 0:
+    if positive.all() or not positive.any():
         return float("nan")
-    rank_sum = rankdata(scores)[positive].sum()
-    u_statistic = rank_sum - n_pos * (n_pos + 1) / 2
-    return float(u_statistic / (n_pos * n_neg))
+    return float(roc_auc_score(positive, scores))
 
 
 def auc_pr(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Average precision: sum over distinct thresholds of (R_n - R_{n-1}) * P_n.
-
-    Tied scores form one threshold (one step), as in sklearn. NaN without positives.
-    """
+    """scikit-learn's average precision (tied scores one step); NaN without positives."""
     scores, positive = _scores_and_labels(scores, labels)
     _require_finite(scores)
     if not positive.any():
         return float("nan")
-    order = np.argsort(-scores, kind="mergesort")
-    sorted_scores, sorted_pos = scores[order], positive[order]
-    # Last index of each run of equal scores: the operating points of the curve.
-    ends = np.r_[np.flatnonzero(np.diff(sorted_scores)), sorted_scores.size - 1]
-    true_pos = np.cumsum(sorted_pos)[ends]
-    precision = true_pos / (ends + 1)
-    recall = true_pos / true_pos[-1]
-    return float(np.sum(np.diff(recall, prepend=0.0) * precision))
+    return float(average_precision_score(positive, scores))
 
 
 def quantile_threshold(normal_scores: np.ndarray, quantile: float) -> float:
@@ -95,14 +78,10 @@ def precision_recall_f1(
 ) -> tuple[float, float, float]:
     """Point-wise precision, recall and F1 of ``score > threshold``; 0.0 where undefined."""
     scores, positive = _scores_and_labels(scores, labels)
-    flagged = scores > threshold
-    true_pos = int(np.sum(flagged & positive))
-    n_flagged, n_pos = int(flagged.sum()), int(positive.sum())
-    precision = true_pos / n_flagged if n_flagged else 0.0
-    recall = true_pos / n_pos if n_pos else 0.0
-    total = precision + recall
-    f1 = 2 * precision * recall / total if total > 0 else 0.0
-    return precision, recall, f1
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        positive, scores > threshold, average="binary", zero_division=0.0
+    )
+    return float(precision), float(recall), float(f1)
 
 
 def evaluate(scores: np.ndarray, labels: np.ndarray, threshold: float) -> DetectionMetrics:

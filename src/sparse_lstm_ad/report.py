@@ -102,8 +102,9 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
     mean, std, count = grouped.mean(), grouped.std(ddof=1), grouped.size()
     table = pd.DataFrame(index=mean.index)
     for metric in metrics:
+        shown = _count_mean_std if metric == "metrics.epochs_run" else _mean_std
         table[REPORT_METRICS[metric]] = [
-            _mean_std(m, s) for m, s in zip(mean[metric], std[metric], strict=True)
+            shown(m, s) for m, s in zip(mean[metric], std[metric], strict=True)
         ]
     table["runs"] = count
     table = table.reset_index().sort_values(keys, key=_numbers_as_numbers, kind="stable")
@@ -121,6 +122,14 @@ def _mean_std(mean: float, std: float) -> str:
     if pd.isna(mean):
         return "-"
     return f"{mean:.4f}" if pd.isna(std) else f"{mean:.4f} ± {std:.4f}"
+
+
+def _count_mean_std(mean: float, std: float) -> str:
+    """Epochs: 30, or 41.5 ± 2.1; never 30.0000."""
+    if pd.isna(mean):
+        return "-"
+    text = f"{mean:g}" if float(mean).is_integer() else f"{mean:.1f}"
+    return text if pd.isna(std) or std == 0 else f"{text} ± {std:.1f}"
 
 
 def to_markdown(table: pd.DataFrame) -> str:
