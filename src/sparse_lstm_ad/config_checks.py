@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import functools
@@ -146,7 +147,7 @@ def unknown_keys(node: DictConfig, prefix: str = "") -> Iterator[tuple[str, list
 
 def checked_config(composed: DictConfig) -> Config:
     """The composed config (less Hydra's own node) as checked dataclasses, or ConfigError."""
-    task = composed.copy()
+    task = copy.deepcopy(composed)
     with open_dict(task):
         task.pop("hydra", None)
     for key, known in unknown_keys(task):

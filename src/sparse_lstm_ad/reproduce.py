@@ -108,9 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--atol", type=float, default=DEFAULT_ATOL)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s] %(message)s")
+    from sparse_lstm_ad.tracking_store import StoreError
+
     try:
         return reproduce(args.run_id, store_config(args), args.rtol, args.atol)
-    except (LookupError, ConfigError) as error:
+    except (LookupError, ConfigError, StoreError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

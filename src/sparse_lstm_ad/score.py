@@ -94,9 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     add_store_options(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    from sparse_lstm_ad.tracking_store import StoreError
+
     try:
         table, threshold = score_csv(args)
-    except (ValueError, LookupError, OSError) as error:
+    except (ValueError, LookupError, OSError, StoreError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     write_atomically(table, args.output)

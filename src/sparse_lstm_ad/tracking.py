@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import logging
-import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from sparse_lstm_ad.config import TrackingConfig
-from sparse_lstm_ad.tracking_liveness import Heartbeat, heartbeat, process_tags
+from sparse_lstm_ad.tracking_liveness import Heartbeat, git_tags, heartbeat, process_tags
 from sparse_lstm_ad.tracking_store import (
     StoreError,
     check_model_name,
@@ -61,6 +60,7 @@ __all__ = [
     "child_runs",
     "end_sweep",
     "experiment_names",
+    "git_tags",
     "log_best_trial",
     "log_files_to",
     "note_job",
@@ -77,21 +77,6 @@ log = logging.getLogger(__name__)
 
 _PARAM_BATCH = 100  # MLflow's limit of params per log_params call
 INTERRUPTED: list[str] = []  # runs this process ended KILLED on Ctrl-C or SIGTERM, in order
-
-
-def git_tags() -> dict[str, str]:
-    """The commit the code ran from, and whether the work tree had uncommitted changes."""
-
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-
-    try:
-        dirty = bool(git("status", "--porcelain"))
-        return {"git_commit": git("rev-parse", "HEAD"), "git_dirty": str(dirty)}
-    except (OSError, subprocess.SubprocessError):
-        return {"git_commit": "unknown", "git_dirty": "unknown"}
 
 
 @contextmanager
@@ -274,9 +259,15 @@ def register_model(cfg: TrackingConfig, run_id: str, name: str) -> str:
 
 
 def load_scoring_model(cfg: TrackingConfig, model_uri: str) -> Any:
+    """The logged scoring model; LookupError in one line when the URI names none."""
     quiet_mlflow()
+    check_store(cfg)
     mlflow.set_tracking_uri(tracking_uri(cfg))
-    return mlflow.pyfunc.load_model(model_uri)
+    try:
+        return mlflow.pyfunc.load_model(model_uri)
+    except mlflow.exceptions.MlflowException as error:
+        first_line = (error.message.strip() or repr(error)).splitlines()[0]
+        raise LookupError(f"cannot load the model {model_uri}: {first_line}") from error
 
 
 def finished_run(cfg: TrackingConfig, identity: str) -> LoggedRun | None:

@@ -1,4 +1,5 @@
-"""Which RUNNING runs still have a live process, and the closing of those that do not.
+"""Which process and code a run comes from, which RUNNING runs still have a live process,
+and the closing of those that do not.
 
 A process that is SIGKILLed, loses its machine, or loses the tracking server cannot end its
 own run. Each run therefore carries its process (host, pid) and a heartbeat tag its process
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +30,21 @@ HEARTBEAT_TAG = "heartbeat"  # unix seconds, refreshed by the run's process whil
 # Overridable for tests; a run is taken for dead after STALE_BEATS missed beats.
 HEARTBEAT_S = float(os.environ.get("SPARSE_LSTM_AD_HEARTBEAT_S", "30"))
 STALE_BEATS = 10
+
+
+def git_tags() -> dict[str, str]:
+    """The commit the code ran from, and whether the work tree had uncommitted changes."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+
+    try:
+        dirty = bool(git("status", "--porcelain"))
+        return {"git_commit": git("rev-parse", "HEAD"), "git_dirty": str(dirty)}
+    except (OSError, subprocess.SubprocessError):
+        return {"git_commit": "unknown", "git_dirty": "unknown"}
 
 
 def process_tags() -> dict[str, str]:
