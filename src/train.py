@@ -221,13 +221,14 @@ def _interrupted(signum: int) -> str:
     name = signal.Signals(signum).name
     tracking = sys.modules.get("sparse_lstm_ad.tracking")
     runs = list(tracking.INTERRUPTED) if tracking else []
-    ended = [f"run {runs[-1]} ended KILLED"] if runs else ["no run had started"]
+    # Runs of jobs in launcher workers (joblib) are ended by the workers, not listed here.
+    ended = [f"run {runs[-1]} ended KILLED"] if runs else []
     if "sparse_lstm_ad.hydra_callbacks" in sys.modules:
         from sparse_lstm_ad.hydra_callbacks import abandon_open_sweep
 
         if parent := abandon_open_sweep(f"the multirun was interrupted ({name})"):
             ended.append(parent)
-    return f"interrupted by {name}: {'; '.join(ended)}"
+    return f"interrupted by {name}: {'; '.join(ended) or 'no run had started'}"
 
 
 if __name__ == "__main__":

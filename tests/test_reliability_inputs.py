@@ -252,3 +252,25 @@ def test_the_cli_prints_one_line_and_exits_2(
     captured = capsys.readouterr()
     assert captured.err.startswith("error: seed=-1 is not allowed: must be an integer")
     assert captured.err.count("\n") == 1 and captured.out == ""
+
+
+def test_a_database_that_answers_but_refuses_is_told_at_once(tmp_path: Path) -> None:
+    """Something listens on the port but is no PostgreSQL: one login attempt, not MLflow's ten."""
+    import socket
+    import threading
+    import time
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def hang_up() -> None:
+        for _ in range(3):
+            connection, _ = listener.accept()
+            connection.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    started = time.monotonic()
+    message = _refused(tmp_path, [f"tracking.uri=postgresql://user@127.0.0.1:{port}/db"])
+    assert message.startswith(f"tracking.uri=postgresql://user@127.0.0.1:{port}/db cannot be")
+    assert time.monotonic() - started < 10
+    listener.close()

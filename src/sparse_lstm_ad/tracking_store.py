@@ -215,14 +215,23 @@ def _check_database(uri: str) -> None:
     port = url.port or _DB_PORTS.get(dialect)
     if port is None:
         return
+    shown = url.render_as_string(hide_password=True)
     try:
         socket.create_connection((url.host, port), timeout=_CONNECT_TIMEOUT_S).close()
     except OSError as error:
-        where = f"{url.host}:{port}"
         raise StoreError(
-            f"tracking.uri={url.render_as_string(hide_password=True)} is not reachable: "
-            f"nothing answers at {where} ({error.strerror or error})"
+            f"tracking.uri={shown} is not reachable: nothing answers at {url.host}:{port} "
+            f"({error.strerror or error})"
         ) from error
+    # One login, before MLflow's ten attempts (about 100 s) at a wrong password or database.
+    engine = sqlalchemy.create_engine(url)
+    try:
+        engine.connect().close()
+    except sqlalchemy.exc.SQLAlchemyError as error:
+        reason = str(getattr(error, "orig", error)).strip().splitlines()[0]
+        raise StoreError(f"tracking.uri={shown} cannot be used: {reason}") from error
+    finally:
+        engine.dispose()
 
 
 def experiment_names(cfg: TrackingConfig) -> list[str]:
