@@ -50,6 +50,11 @@ class TrackingCallback(Callback):
         self.tracking: TrackingConfig | None = None
         self.heartbeat: Any = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The joblib launcher pickles the callbacks to its workers; the parent's heartbeat
+        # thread stays with the process that beats it.
+        return {**self.__dict__, "heartbeat": None}
+
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         _prepare(config)
 
