@@ -65,6 +65,7 @@ def test_single_run_logs_everything(run_cli: RunCli, tmp_path: Path) -> None:
         "plots/score_histogram.png",
         "plots/sparse_weights.png",
         "plots/sparse_channel_mass.png",
+        "plots/sparse_channel_mass.csv",
         "plots/attribution.png",
         "config/config.yaml",
         "config/overrides.yaml",
