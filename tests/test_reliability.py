@@ -224,9 +224,10 @@ def test_a_tracking_server_that_goes_away(tmp_path: Path) -> None:
     state, port = tmp_path / "server", _free_port()
     url = server.start(state, port, "sqlite", 0)
     long_fit = (FAST, f"tracking.uri={url}", "tracking.log_model=false", "train.patience=1000")
-    env = dict(os.environ)
+    # MLflow's HTTP client retries a refused request with backoff (1, 2, 4 ... 64 s here).
+    env = {**os.environ, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "7"}
+    env["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
     try:
-        # MLflow's HTTP client retries a refused request with backoff, about two minutes.
         process = _start(tmp_path, *long_fit, "train.epochs=30", env=env)
         _wait_for(process, "epoch 3/30")
         server.stop(state)
