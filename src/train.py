@@ -213,6 +213,8 @@ def cli() -> None:
     except KeyboardInterrupt:
         signum = _SIGNALS[0] if _SIGNALS else signal.SIGINT
         print(_interrupted(signum), file=sys.stderr)
+        for late in (signal.SIGINT, signal.SIGTERM):  # all is closed: keep the exit code
+            signal.signal(late, signal.SIG_IGN)
         raise SystemExit(128 + signum) from None
 
 
