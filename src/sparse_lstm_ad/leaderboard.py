@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     from pathlib import Path
 
     from sparse_lstm_ad import plots, tracking
-    from sparse_lstm_ad.report import finished_runs
+    from sparse_lstm_ad.report import finished_runs, publish
     from sparse_lstm_ad.store_options import add_store_options, store_config
 
     parser = argparse.ArgumentParser(
@@ -198,11 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         runs.to_csv(folder / "runs.csv", index=False)
         plot = plots.rank_plot(ranks(runs, "auc_pr"), "AUC-PR", folder / "ranks.png")
         files = [folder / "leaderboard.md", folder / "runs.csv", plot]
-        parent = None if args.from_csv else tracking.sweep_parent(cfg, sweep)
-        if parent:
-            tracking.log_files_to(cfg, parent, files, "leaderboard")
-        for path in files:
-            path.replace(out / path.name)  # whole files only: written in tmp, then moved
+        publish(files, out, None if args.from_csv else cfg, sweep, "leaderboard")
     print(markdown)
     print(f"written: {out}/leaderboard.md, runs.csv, ranks.png")
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -165,11 +166,24 @@ def finished_runs(cfg: TrackingConfig, sweep: str) -> pd.DataFrame:
     return runs
 
 
+def publish(
+    files: list[Path], out: Path, cfg: TrackingConfig | None, sweep: str, artifact_path: str
+) -> None:
+    """Log `files` to the sweep's parent run (if `cfg` and the parent exist), then move them
+    into `out`: whole files only, written elsewhere first."""
+    from sparse_lstm_ad import tracking
+
+    parent = tracking.sweep_parent(cfg, sweep) if cfg is not None else None
+    if parent:
+        tracking.log_files_to(cfg, parent, files, artifact_path)
+    for path in files:
+        path.replace(out / path.name)
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
     import tempfile
-    from pathlib import Path
 
     from sparse_lstm_ad import plots, tracking
     from sparse_lstm_ad.store_options import add_store_options, store_config
@@ -204,12 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         figure = plots.metric_against_l1(
             plot_points(runs, args.metric), args.metric, Path(tmp) / f"{args.metric}_vs_l1.png"
         )
-        files = [draft, figure]
-        parent = tracking.sweep_parent(cfg, sweep)
-        if parent:
-            tracking.log_files_to(cfg, parent, files, "report")
-        for path in files:
-            path.replace(out / path.name)  # whole files only: written in tmp, then moved
+        publish([draft, figure], out, cfg, sweep, "report")
     print(markdown)
     print(f"written: {out / 'report.md'}, {out / figure.name}")
     return 0
