@@ -88,7 +88,9 @@ def cell(values: pd.Series, digits: int = 3) -> str:
 
 def verdict(a: pd.Series, b: pd.Series) -> str:
     """win / tie / loss of a against b: means apart by more than twice the larger seed std."""
-    (ma, sa), (mb, sb) = stats(a), stats(b)
+    if a.dropna().empty or b.dropna().empty:
+        return "-"
+    (ma, sa), (mb, sb) = stats(a.dropna()), stats(b.dropna())
     margin = 2 * max(sa, sb)
     if ma - mb > margin:
         return f"**win** (+{ma - mb:.3f})"
