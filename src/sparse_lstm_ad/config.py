@@ -1,8 +1,7 @@
 """The configuration schema: one dataclass per config group, and the value checks.
 
-The dataclasses are plain (no Hydra import at module level) so the modules below the CLI can
-take them as arguments. `register_configs` puts them in Hydra's ConfigStore, which makes a
-wrong type or an unknown key fail at compose time with the key's name.
+Plain dataclasses (no Hydra import at module level), so the modules below the CLI take them as
+arguments; `register_configs` puts them in Hydra's ConfigStore: a wrong type fails at compose.
 """
 
 from __future__ import annotations
@@ -114,8 +113,7 @@ class AnomalyTypeConfig:
     channels: int = 1  # channels each one touches, all from one group
 
 
-def _anomaly(count: int, length: int, size: float, channels: int) -> AnomalyTypeConfig:
-    return AnomalyTypeConfig(count, length, size, channels)
+_anomaly = AnomalyTypeConfig  # positional: count, length, size, channels
 
 
 # The fields of CorrelatedAnomaliesConfig that are anomaly kinds, in injection-config order.
@@ -264,8 +262,7 @@ class Config:
     threads: int = 0  # TensorFlow intra- and inter-op threads; 0: TF's choice (1 under joblib)
 
 
-# Keys that say where and how a run is executed, not what it computes.
-_NOT_IDENTITY = ("tracking", "rerun", "threads")
+_NOT_IDENTITY = ("tracking", "rerun", "threads")  # where and how a run executes, not what
 
 
 def unused_model_keys(kind: str) -> list[str]:
