@@ -20,7 +20,8 @@ run: $(STAMP)
 	$(PY) src/train.py -m +experiment=seed model=standard,sparse data=case1,case2
 
 # The benchmark: six detectors x nine datasets x five seeds into ./mlruns (experiment
-# `benchmark`; about 100 minutes on 2 cores), then its leaderboard into experiments/leaderboard.
+# `benchmark`; 130 min measured on 2 busy cores), then its leaderboard into
+# experiments/leaderboard.
 # Run again, it resumes: FINISHED jobs are skipped.
 benchmark: $(STAMP)
 	$(PY) src/train.py -m +experiment=benchmark
