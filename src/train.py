@@ -23,7 +23,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from sparse_lstm_ad.config import Config, active_only, config_identity, register_configs
+from sparse_lstm_ad.cli.hydra_schema import register_configs
+from sparse_lstm_ad.config import Config, active_only, config_identity
 from sparse_lstm_ad.config_checks import ConfigError, checked_config
 
 # Quiets TensorFlow's C++ info and warnings once its logging is up (a few start-up lines
@@ -65,6 +66,7 @@ def _catch_interrupts() -> None:
 
 def job_info(config: Config) -> Any:
     from sparse_lstm_ad import tracking
+    from sparse_lstm_ad.data.sources import dataset_name
     from sparse_lstm_ad.pipeline import JobInfo
 
     hydra_cfg = HydraConfig.get()
@@ -75,13 +77,14 @@ def job_info(config: Config) -> Any:
         for group, option in hydra_cfg.runtime.choices.items()
         if not group.startswith("hydra")
     }
+    data_name = dataset_name(config.data, choices.get("data"))
     hydra_dir = Path(hydra_cfg.runtime.output_dir) / hydra_cfg.output_subdir
     # From the checked dataclasses, so values set at run time (threads) are what is logged.
     container = active_only(OmegaConf.to_container(OmegaConf.structured(config), enum_to_str=True))
     sweep = str(Path(hydra_cfg.sweep.dir)) if _multirun() else ""
     return JobInfo(
         # The name says what differs from the defaults; with none, which model on which data.
-        run_name=" ".join(overrides) or f"model={choices['model']} data={choices['data']}",
+        run_name=run_name(overrides, choices["model"], data_name),
         config=container,
         config_files=[hydra_dir / name for name in ("config.yaml", "overrides.yaml")],
         sweep=sweep,
@@ -89,6 +92,25 @@ def job_info(config: Config) -> Any:
         identity=run_identity(config, container),
         parent_run_id=tracking.sweep_parent(config.tracking, sweep) if sweep else None,
     )
+
+
+def run_name(overrides: list[str], model: str, data: str) -> str:
+    """What differs from the defaults, short: a CSV data set by its file's stem, any other
+    path by its file name; with no override, which model on which data."""
+    shown = []
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key.startswith("data.csv."):
+            continue  # the data set's name below says which files
+        if key == "data":
+            value = data
+        elif "/" in value:
+            value = Path(value).name
+        shown.append(f"{key}={value}")
+    named = any(o.startswith("data=") for o in overrides)
+    if not named and any(o.startswith("data.csv.") for o in overrides):
+        shown.append(f"data={data}")
+    return " ".join(shown) or f"model={model} data={data}"
 
 
 def run_identity(config: Config, container: dict) -> str:
@@ -169,9 +191,28 @@ def run_job(cfg: DictConfig) -> float:
     return run_experiment(config, job).metrics.get(OBJECTIVE, float("nan"))
 
 
+def _label_job(label: str) -> None:
+    """Prefix every log line of this process with `label` ("[job 3] "): under joblib or Ray
+    the workers' lines interleave in one terminal. Installed in whichever process runs the
+    job (a launcher's worker gets this function, not this module's import-time code)."""
+    factory: Any = logging.getLogRecordFactory()
+    if not hasattr(factory, "job_label"):
+        plain = factory
+
+        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = plain(*args, **kwargs)
+            if factory.job_label and isinstance(record.msg, str):
+                record.msg = factory.job_label + record.msg
+            return record
+
+        logging.setLogRecordFactory(factory)
+    factory.job_label = label
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     _catch_interrupts()  # again: a launcher's worker process runs jobs here, not through cli()
+    _label_job(f"[job {HydraConfig.get().job.num}] " if _multirun() else "")
     try:
         return run_job(cfg)
     except KeyboardInterrupt:
@@ -198,7 +239,7 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 
 def cli() -> None:
     """Check the whole command, then let Hydra run it; a mistake or an interrupt is one line."""
-    from sparse_lstm_ad.launch_checks import UsageError, check_command
+    from sparse_lstm_ad.cli.launch_checks import UsageError, check_command
 
     _catch_interrupts()
     try:
@@ -225,8 +266,8 @@ def _interrupted(signum: int) -> str:
     runs = list(tracking.INTERRUPTED) if tracking else []
     # Runs of jobs in launcher workers (joblib) are ended by the workers, not listed here.
     ended = [f"run {runs[-1]} ended KILLED"] if runs else []
-    if "sparse_lstm_ad.hydra_callbacks" in sys.modules:
-        from sparse_lstm_ad.hydra_callbacks import abandon_open_sweep
+    if "sparse_lstm_ad.cli.hydra_callbacks" in sys.modules:
+        from sparse_lstm_ad.cli.hydra_callbacks import abandon_open_sweep
 
         if parent := abandon_open_sweep(f"the multirun was interrupted ({name})"):
             ended.append(parent)

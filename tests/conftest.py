@@ -15,7 +15,8 @@ from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from sparse_lstm_ad.config import Config, register_configs
+from sparse_lstm_ad.cli.hydra_schema import register_configs
+from sparse_lstm_ad.config import Config
 from sparse_lstm_ad.config_checks import validate
 
 ROOT = Path(__file__).resolve().parents[1]

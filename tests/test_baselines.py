@@ -144,7 +144,9 @@ from sparse_lstm_ad.pipeline import prepare_rows
 cfg = compose_config("+experiment=fast", {overrides}, "tracking.dir={tmp_path / "mlruns"}")
 summary = run_experiment(cfg, JobInfo(run_name="baseline", config={{}}))
 assert "tensorflow" not in sys.modules, "a baseline loaded TensorFlow"
-model = mlflow.pyfunc.load_model(f"runs:/{{summary.run_id}}/model")
+name = mlflow.get_run(summary.run_id).data.tags["scoring_model"]
+assert name == "{kind.split()[0]}-case2", name
+model = mlflow.pyfunc.load_model(f"runs:/{{summary.run_id}}/{{name}}")
 scores = pd.read_csv(mlflow.artifacts.download_artifacts(
     run_id=summary.run_id, artifact_path="scores/test_scores.csv"))
 rows = prepare_rows(cfg)
@@ -164,7 +166,7 @@ print(summary.metrics["auc_pr"], summary.metrics["f1_best_oracle"], len(scores))
 def test_pyfunc_scores_of_a_baseline_equal_the_run_scores(tmp_path: Path) -> None:
     import pandas as pd
 
-    from sparse_lstm_ad.serving import ScoringState, load_detector, score_frame
+    from sparse_lstm_ad.tracking.scoring_model import ScoringState, load_detector, score_frame
 
     cfg = compose_config("+experiment=fast", "model=pca", "data=case1", "scoring.scope=step")
     rows = prepare_rows(cfg)

@@ -79,13 +79,15 @@ def test_logged_model_scores_identically_in_a_fresh_process(
 ) -> None:
     assert run_cli("+experiment=fast", "model=sparse_projection").returncode == 0
     (run,) = _runs(tmp_path)
+    # The logged model is named after the model and the data: told apart in the UI.
+    assert run.data.tags["scoring_model"] == "sparse_projection-case2"
     uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
     # The fresh process knows the store and the run id only: no config, no training data.
     script = textwrap.dedent(f"""
         import mlflow, pandas as pd
         from sparse_lstm_ad.data import seed_series
         mlflow.set_tracking_uri({uri!r})
-        model = mlflow.pyfunc.load_model("runs:/{run.info.run_id}/model")
+        model = mlflow.pyfunc.load_model("runs:/{run.info.run_id}/sparse_projection-case2")
         values, channels = seed_series(4)
         frame = pd.DataFrame(values[10_000:][::20], columns=channels)
         model.predict(frame).to_csv({str(tmp_path / "pyfunc.csv")!r}, index=False)

@@ -6,9 +6,10 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
+from sparse_lstm_ad.cli.launch_checks import check_command, sweep_values
 from sparse_lstm_ad.config import ModelKind
 from sparse_lstm_ad.config_checks import ConfigError
-from tests.conftest import compose_config
+from tests.conftest import CONF, compose_config
 
 
 def test_defaults_compose_to_training_that_converges() -> None:
@@ -25,9 +26,30 @@ def test_seed_preset_is_the_notebook() -> None:
     assert (cfg.model.hidden, cfg.model.l1, cfg.model.l1_method.value) == (5, 1e-3, "penalty")
 
 
-@pytest.mark.parametrize("preset", ["seed", "tune", "fast", "seed_comparison", "l1_sweep"])
-def test_presets_compose(preset: str) -> None:
-    assert compose_config(f"+experiment={preset}") is not None
+PRESETS = sorted(path.stem for path in (CONF / "experiment").glob("*.yaml"))
+
+
+def _swept(preset: str) -> dict[str, list[str]]:
+    """The values a preset's sweep gives each key (hydra.sweeper.params)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", [f"+experiment={preset}"], return_hydra_config=True)
+    params = cfg.hydra.sweeper.get("params") or {}
+    parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
+    return {o.get_key_element(): sweep_values(o) for o in parsed}  # an interval: its ends
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_experiment_preset_composes_and_validates(preset: str) -> None:
+    """Every preset composes and checks against the schema with each value its sweep gives
+    each key (the product is what `train.py -m` checks before its first job; 270 jobs for
+    the benchmark are too slow here, and a value is checked alone the same way)."""
+    check_command([f"+experiment={preset}", "--cfg", "job"], CONF)
+    for key, values in _swept(preset).items():
+        for value in values:
+            check_command([f"+experiment={preset}", f"{key}={value}", "--cfg", "job"], CONF)
 
 
 @pytest.mark.parametrize(

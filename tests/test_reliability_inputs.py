@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sparse_lstm_ad import tracking_store
-from sparse_lstm_ad.launch_checks import UsageError, check_command
+from sparse_lstm_ad.cli.launch_checks import UsageError, check_command
+from sparse_lstm_ad.tracking import store as tracking_store
 from tests.conftest import CONF, ROOT, store_runs
 
 FAST = "+experiment=fast"

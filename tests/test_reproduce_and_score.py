@@ -106,8 +106,12 @@ def test_score_cli_in_a_fresh_process_matches_the_run(store: Path, new_data: Pat
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+    # Quiet unless -v: no TensorFlow, absl or download lines, only the outcome.
+    assert result.stderr == "", result.stderr[-3000:]
 
     scores = pd.read_csv(output)
+    flagged = int(scores["flag"].sum())
+    assert result.stdout == f"scored {len(scores)} rows, {flagged} flagged: {output}\n"
     assert list(scores.columns) == ["t", "score", "flag", "top_channels"]
     assert len(scores) == len(pd.read_csv(new_data))
     np.testing.assert_array_equal(scores["t"], np.arange(10_000, 15_000, 20))
@@ -192,3 +196,82 @@ def test_register_then_score_by_registry_uri(
         == 0
     )
     assert len(pd.read_csv(output)) == len(pd.read_csv(new_data))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _post(url: str, frame: pd.DataFrame) -> pd.DataFrame:
+    import json
+    import urllib.request
+
+    body = json.dumps({"dataframe_split": frame.to_dict(orient="split")}).encode()
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        return pd.DataFrame(json.loads(answer.read())["predictions"])
+
+
+def test_mlflow_models_serve_answers_as_score_does(
+    store: Path, new_data: Path, tmp_path: Path
+) -> None:
+    """`mlflow models serve --env-manager local` (README's command) on 127.0.0.1: the same
+    scores and flags as the `score` command, for the same rows."""
+    import os
+    import time
+    import urllib.request
+
+    run_id = _first_run_id(store)
+    output = tmp_path / "scores.csv"
+    argv = ["--model", f"runs:/{run_id}/model", "--input", str(new_data), "--output", str(output)]
+    assert score.main([*argv, "--tracking-dir", str(store)]) == 0
+    name = _client(store).get_run(run_id).data.tags["scoring_model"]
+    port = _free_port()
+    bin_dir = str(Path(sys.executable).parent)  # `mlflow models serve` starts `uvicorn` by name
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlflow.db'}",
+    }
+    command = [
+        f"{bin_dir}/mlflow",
+        "models",
+        "serve",
+        "-m",
+        f"runs:/{run_id}/{name}",
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
+    server = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            assert server.poll() is None, server.stderr.read()[-3000:]
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+                break
+            except OSError:
+                time.sleep(1)
+        frame = pd.read_csv(new_data)
+        served = _post(f"http://127.0.0.1:{port}/invocations", frame)
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
+    scored = pd.read_csv(output)
+    np.testing.assert_allclose(served["score"], scored["score"], rtol=1e-12)
+    np.testing.assert_array_equal(served["flag"].astype(int), scored["flag"])

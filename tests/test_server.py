@@ -66,7 +66,7 @@ def test_a_sweep_logs_to_the_server(tracking_server: str, tmp_path: Path) -> Non
     assert sorted(children["status"]) == ["FINISHED", "FINISHED"]
     # The model went through the server's artifact store and loads back by run URI.
     run_id = children["run_id"].iloc[0]
-    model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    model = mlflow.pyfunc.load_model(f"runs:/{run_id}/{children['tags.scoring_model'].iloc[0]}")
     assert model.metadata.get_input_schema().input_names()[0] == "F1"
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from sparse_lstm_ad.config import register_configs
+from sparse_lstm_ad.cli.hydra_schema import register_configs
 from sparse_lstm_ad.config_checks import validate
 from sparse_lstm_ad.data import make_windows, window_starts
 from sparse_lstm_ad.metrics import auc_pr

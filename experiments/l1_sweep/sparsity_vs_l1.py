@@ -17,8 +17,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from sparse_lstm_ad.config import TrackingConfig
 from sparse_lstm_ad.report import finished_runs
-from sparse_lstm_ad.store_options import add_store_options, store_config
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -40,10 +40,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sweep", default=SWEEP, help="the runs' sweep tag (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=HERE, help="folder for the plot and table")
-    add_store_options(parser, experiment=True)
     # The repository's store wherever this runs from, and the study's experiment.
-    parser.set_defaults(tracking_dir=str(REPO / "mlruns"), experiment=EXPERIMENT)
+    parser.add_argument("--tracking-dir", default=str(REPO / "mlruns"), help="local store")
+    parser.add_argument("--tracking-uri", default=None, help="a tracking server or database URI")
+    parser.add_argument("--experiment", default=EXPERIMENT, help="the study's MLflow experiment")
     return parser.parse_args(argv)
+
+
+def store_config(args: argparse.Namespace) -> TrackingConfig:
+    return TrackingConfig(dir=args.tracking_dir, uri=args.tracking_uri, experiment=args.experiment)
 
 
 def with_l1(runs: pd.DataFrame) -> pd.DataFrame:

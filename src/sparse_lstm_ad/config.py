@@ -1,7 +1,7 @@
 """The configuration schema: one dataclass per config group, and the value checks.
 
 Plain dataclasses (no Hydra import at module level), so the modules below the CLI take them as
-arguments; `register_configs` puts them in Hydra's ConfigStore: a wrong type fails at compose.
+arguments; `cli.hydra_schema` puts them in Hydra's ConfigStore: a wrong type fails at compose.
 """
 
 from __future__ import annotations
@@ -248,6 +248,7 @@ class TrackingConfig:
     experiment: str = "sparse-lstm-ad"
     log_model: bool = True
     register_as: str | None = None  # also register the run's model under this name
+    system_metrics: bool = True  # CPU, memory and disk sampled during the run (psutil)
 
 
 @dataclass
@@ -289,11 +290,3 @@ def active_only(config: dict) -> dict:
         if source.value != data.get("source"):
             data.pop(source.value, None)
     return {**config, "data": data}
-
-
-def register_configs() -> None:
-    """Register the schemas so every YAML in conf/ is checked against them at compose time."""
-    from hydra.core.config_store import ConfigStore
-
-    # conf/config.yaml lists this first in its defaults: every group merges onto a typed node.
-    ConfigStore.instance().store(name="config_schema", node=Config)

@@ -8,7 +8,13 @@ to --out and logs it to the sweep's parent run.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import pandas as pd
+
+if TYPE_CHECKING:
+    from sparse_lstm_ad.config import TrackingConfig
 
 # MLflow's run columns -> the leaderboard's; the tags are the config choices of the sweep.
 RUN_COLUMNS = {
@@ -153,44 +159,24 @@ def leaderboard_markdown(runs: pd.DataFrame, title: str) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-    import sys
+def write_leaderboard(
+    cfg: TrackingConfig, sweep: str, out: Path | None, from_csv: Path | None
+) -> str:
+    """The leaderboard of the sweep's runs (or of a runs.csv it wrote), with runs.csv and the
+    rank plot, logged to the sweep's parent and moved into `out` (default SWEEP/leaderboard)."""
     import tempfile
-    from pathlib import Path
 
-    from sparse_lstm_ad import plots, tracking
+    from sparse_lstm_ad import plots
     from sparse_lstm_ad.report import finished_runs, publish
-    from sparse_lstm_ad.store_options import add_store_options, store_config
 
-    parser = argparse.ArgumentParser(
-        prog="python -m sparse_lstm_ad.leaderboard",
-        description="The benchmark's leaderboard: per dataset mean ± std of AUC-PR, VUS-PR, "
-        "AUC-ROC and the explanation scores, each detector's average rank, a rank plot; "
-        "printed, written to --out (with runs.csv) and logged to the sweep's parent run.",
-    )
-    parser.add_argument("sweep", help="the multirun directory (the runs' sweep tag)")
-    parser.add_argument(
-        "--out", type=Path, default=None, help="folder (default: SWEEP/leaderboard)"
-    )
-    parser.add_argument(
-        "--from-csv", type=Path, default=None, help="read a runs.csv it wrote instead of MLflow"
-    )
-    add_store_options(parser, experiment=True)
-    parser.set_defaults(experiment="benchmark")
-    args = parser.parse_args(argv)
-
-    cfg, sweep = store_config(args), str(Path(args.sweep))
-    try:
-        if args.from_csv is not None:
-            runs = pd.read_csv(args.from_csv)
-        else:
-            runs = from_mlflow(finished_runs(cfg, sweep))
-    except (LookupError, FileNotFoundError, tracking.StoreError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    if from_csv is not None:
+        if not from_csv.is_file():
+            raise FileNotFoundError(f"{from_csv}: no such file")
+        runs = pd.read_csv(from_csv)
+    else:
+        runs = from_mlflow(finished_runs(cfg, sweep))
     markdown = leaderboard_markdown(runs, f"Leaderboard of `{sweep}`")
-    out = args.out or Path(sweep) / "leaderboard"
+    out = out or Path(sweep) / "leaderboard"
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -198,10 +184,15 @@ def main(argv: list[str] | None = None) -> int:
         runs.to_csv(folder / "runs.csv", index=False)
         plot = plots.rank_plot(ranks(runs, "auc_pr"), "AUC-PR", folder / "ranks.png")
         files = [folder / "leaderboard.md", folder / "runs.csv", plot]
-        publish(files, out, None if args.from_csv else cfg, sweep, "leaderboard")
-    print(markdown)
-    print(f"written: {out}/leaderboard.md, runs.csv, ranks.png")
-    return 0
+        publish(files, out, None if from_csv else cfg, sweep, "leaderboard")
+    return markdown + f"\nwritten: {out}/leaderboard.md, runs.csv, ranks.png"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m sparse_lstm_ad.leaderboard`: the `leaderboard` command of `sparse-lstm-ad`."""
+    from sparse_lstm_ad.cli import commands, run
+
+    return run(commands.leaderboard, argv)
 
 
 if __name__ == "__main__":

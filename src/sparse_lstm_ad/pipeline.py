@@ -26,7 +26,12 @@ from sparse_lstm_ad.config import (
 )
 from sparse_lstm_ad.config_checks import ConfigError
 from sparse_lstm_ad.data import Standardizer, fit_standardizer, make_windows
-from sparse_lstm_ad.data.sources import load_series, split_validation
+from sparse_lstm_ad.data.sources import (
+    dataset_name,
+    dataset_source,
+    load_series,
+    split_validation,
+)
 from sparse_lstm_ad.detectors import (
     WindowErrorScorer,
     fit_window_error_scorer,
@@ -105,7 +110,7 @@ def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
         **tracking.git_tags(),
         tracking.SWEEP_TAG: job.sweep,
         "model": job.choices.get("model", cfg.model.kind.value),
-        "data": job.choices.get("data", cfg.data.name),
+        "data": dataset_name(cfg.data, job.choices.get("data")),
         tracking.IDENTITY_TAG: job.identity,
         **scope_tag(cfg, len(rows.channels)),
         **({"mlflow.parentRunId": job.parent_run_id} if job.parent_run_id else {}),
@@ -114,6 +119,8 @@ def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
     with tracking.tracked_run(cfg.tracking, job.run_name, tags) as run_id:
         tracking.log_params(job.config)
         tracking.log_files(job.config_files, "config")
+        parts = {"training": rows.train, "validation": rows.val, "testing": rows.test}
+        tracking.log_datasets(parts, rows.channels, tags["data"], dataset_source(cfg.data))
         model, fit = train_model(cfg, rows, windows)
         if fit.stopped_by is not None:
             tracking.set_tags({"stopped_by": fit.stopped_by.value})
@@ -122,7 +129,7 @@ def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
         metrics = final_metrics(cfg, scored, rows, fit)
         metrics.update(sparse_layer_metrics(cfg.model.kind, model, rows.test_channel_labels))
         tracking.log_metrics(metrics)
-        log_outputs(cfg, model, rows, scored, fit.history)
+        log_outputs(cfg, model, rows, scored, fit.history, (tags["model"], tags["data"]))
         summary = RunSummary(run_id, metrics, tracking.artifact_uri())
     log.info("run %s finished: %s", run_id, _format(metrics))
     log.info("artifacts: %s", summary.artifact_uri)

@@ -14,18 +14,18 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from sparse_lstm_ad.files import written_whole
+
 
 def _save(fig: Figure, path: Path) -> Path:
     """Write the PNG whole or not at all: to a temporary name first, then renamed."""
     if fig.get_layout_engine() is None:
         fig.tight_layout()
-    partial = path.with_name(f".{path.name}.partial")
     try:
-        fig.savefig(partial, dpi=110, format="png")
-        partial.replace(path)
+        with written_whole(path) as partial:
+            fig.savefig(partial, dpi=110, format="png")
     finally:
         plt.close(fig)
-        partial.unlink(missing_ok=True)
     return path
 
 
@@ -40,22 +40,47 @@ def learning_curves(history: dict[str, list[float]], path: Path) -> Path:
     return _save(fig, path)
 
 
-def _shade_anomalies(ax: plt.Axes, labels: np.ndarray) -> None:
+def _shade_anomalies(ax: plt.Axes, labels: np.ndarray, x: np.ndarray) -> None:
     edges = np.diff(np.concatenate([[0], labels.astype(np.int8), [0]]))
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
     for i, (start, end) in enumerate(zip(starts, ends, strict=True)):
-        ax.axvspan(start, end, color="tab:red", alpha=0.15, label="anomaly" if i == 0 else None)
+        ax.axvspan(
+            x[start],
+            x[min(end, len(x) - 1)],
+            color="tab:red",
+            alpha=0.15,
+            label="anomaly" if i == 0 else None,
+        )
+
+
+def _time_axis(times: pd.Series | None, rows: int) -> tuple[np.ndarray, str]:
+    """The x values and their label: the time column when there is one (dates parsed)."""
+    if times is None:
+        return np.arange(rows), "test row"
+    values = times.to_numpy()
+    if not np.issubdtype(values.dtype, np.number):
+        parsed = pd.to_datetime(times, errors="coerce")
+        if parsed.notna().all():
+            values = parsed.to_numpy()
+        else:  # labels that are neither numbers nor dates: positions, named by the column
+            return np.arange(rows), f"row ({times.name})"
+    return values, str(times.name)
 
 
 def score_series(
-    scores: np.ndarray, labels: np.ndarray | None, threshold: float, path: Path
+    scores: np.ndarray,
+    labels: np.ndarray | None,
+    threshold: float,
+    path: Path,
+    times: pd.Series | None = None,
 ) -> Path:
     fig, ax = plt.subplots(figsize=(10, 3.5))
-    ax.plot(scores, lw=0.8, label="score")
+    x, x_label = _time_axis(times, len(scores))
+    ax.plot(x, scores, lw=0.8, label="score")
     if labels is not None:
-        _shade_anomalies(ax, labels)
+        _shade_anomalies(ax, labels, x)
     ax.axhline(threshold, color="black", ls="--", lw=1, label=f"threshold {threshold:.3g}")
-    ax.set(xlabel="test row", ylabel="Mahalanobis distance", title="Anomaly score")
+    ax.set(xlabel=x_label, ylabel="Mahalanobis distance", title="Anomaly score")
     ax.legend(loc="upper left")
     return _save(fig, path)
 
@@ -151,9 +176,9 @@ def attribution_heatmap(
     if channel_labels is not None:
         axes[1, 0].imshow(channel_labels.T, aspect="auto", cmap="Greys", interpolation="nearest")
         axes[1, 0].set(ylabel="channel", title="Channels labelled anomalous")
-    if len(channels) <= 40:
-        for ax in axes[:, 0]:
-            ax.set_yticks(range(len(channels)), channels, fontsize=6)
+    step = -(-len(channels) // 40)  # at most 40 names, evenly spread: still readable
+    for ax in axes[:, 0]:
+        ax.set_yticks(range(0, len(channels), step), list(channels)[::step], fontsize=6)
     axes[-1, 0].set_xlabel("test row")
     return _save(fig, path)
 

@@ -11,13 +11,14 @@ for instance in `python -m sparse_lstm_ad.score --model models:/NAME/latest ...`
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from sparse_lstm_ad.store_options import add_store_options, require_experiment, store_config
+if TYPE_CHECKING:
+    from sparse_lstm_ad.config import TrackingConfig
 
 
 def best_run(runs: pd.DataFrame, metric: str, lowest: bool) -> str:
@@ -37,36 +38,24 @@ def best_run(runs: pd.DataFrame, metric: str, lowest: bool) -> str:
     return str(ranked.iloc[0]["run_id"])
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m sparse_lstm_ad.register",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--name", required=True, help="registered model name")
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--run", help="a run id")
-    which.add_argument("--sweep", help="a multirun directory (the runs' `sweep` tag)")
-    parser.add_argument("--metric", default="auc_pr", help="what 'best' means (default auc_pr)")
-    parser.add_argument("--lowest", action="store_true", help="lower is better for --metric")
-    add_store_options(parser, experiment=True)  # --sweep searches one experiment
-    args = parser.parse_args(argv)
-
+def register(
+    cfg: TrackingConfig, name: str, run_id: str | None, sweep: str | None, metric: str, lowest: bool
+) -> str:
+    """Register `run_id`, or the sweep's best run by `metric`, as `name`; the message."""
     from sparse_lstm_ad import tracking
 
-    cfg = store_config(args)
-    try:
-        if args.sweep:
-            require_experiment(cfg)
-        run_id = args.run or best_run(
-            tracking.sweep_runs(cfg, str(Path(args.sweep))), args.metric, args.lowest
-        )
-        version = tracking.register_model(cfg, run_id, args.name)
-    except (LookupError, tracking.StoreError) as error:  # one line, exit 2: a user's mistake
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"registered run {run_id} as models:/{args.name}/{version}")
-    return 0
+    if sweep is not None:
+        tracking.require_experiment(cfg)
+        run_id = best_run(tracking.sweep_runs(cfg, str(Path(sweep))), metric, lowest)
+    version = tracking.register_model(cfg, run_id, name)
+    return f"registered run {run_id} as models:/{name}/{version}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m sparse_lstm_ad.register`: the `register` command of `sparse-lstm-ad`."""
+    from sparse_lstm_ad.cli import commands, run
+
+    return run(commands.register, argv)
 
 
 if __name__ == "__main__":

@@ -154,7 +154,7 @@ def plot_points(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
 def finished_runs(cfg: TrackingConfig, sweep: str) -> pd.DataFrame:
     """The sweep's FINISHED runs in cfg's experiment; LookupError saying why there are none."""
     from sparse_lstm_ad import tracking
-    from sparse_lstm_ad.store_options import require_experiment
+    from sparse_lstm_ad.tracking import require_experiment
 
     require_experiment(cfg)
     runs = tracking.sweep_results(cfg, sweep)
@@ -180,48 +180,32 @@ def publish(
         path.replace(out / path.name)
 
 
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-    import sys
+def write_report(cfg: TrackingConfig, sweep: str, metric: str, out: Path | None) -> str:
+    """The sweep's table and the plot of `metric` against L1, logged to its parent run and
+    moved into `out` (default SWEEP/report); returns the Markdown."""
     import tempfile
 
-    from sparse_lstm_ad import plots, tracking
-    from sparse_lstm_ad.store_options import add_store_options, store_config
+    from sparse_lstm_ad import plots
 
-    parser = argparse.ArgumentParser(
-        prog="python -m sparse_lstm_ad.report",
-        description="Compare a sweep's runs: a Markdown table (mean ± std over seeds) and a "
-        "plot of a metric against L1, printed, written to --out and logged to the sweep's "
-        "parent run.",
-    )
-    parser.add_argument(
-        "sweep", help="the multirun directory, as given to hydra.sweep.dir (the runs' sweep tag)"
-    )
-    parser.add_argument("--metric", default="auc_pr", help="metric to plot (default auc_pr)")
-    parser.add_argument("--out", type=Path, default=None, help="folder (default: SWEEP/report)")
-    add_store_options(parser, experiment=True)
-    args = parser.parse_args(argv)
-
-    cfg = store_config(args)
-    sweep = str(Path(args.sweep))
-    try:
-        runs = finished_runs(cfg, sweep)
-    except (LookupError, tracking.StoreError) as error:  # one line, exit 2: a user's mistake
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    runs = finished_runs(cfg, sweep)
     markdown = f"# Sweep `{sweep}`\n\n{to_markdown(summary_table(runs))}\n"
-    out = args.out or Path(sweep) / "report"
+    out = out or Path(sweep) / "report"
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         draft = Path(tmp) / "report.md"
         draft.write_text(markdown)
         figure = plots.metric_against_l1(
-            plot_points(runs, args.metric), args.metric, Path(tmp) / f"{args.metric}_vs_l1.png"
+            plot_points(runs, metric), metric, Path(tmp) / f"{metric}_vs_l1.png"
         )
         publish([draft, figure], out, cfg, sweep, "report")
-    print(markdown)
-    print(f"written: {out / 'report.md'}, {out / figure.name}")
-    return 0
+    return markdown + f"\nwritten: {out / 'report.md'}, {out / figure.name}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m sparse_lstm_ad.report`: the `report` command of `sparse-lstm-ad`."""
+    from sparse_lstm_ad.cli import commands, run
+
+    return run(commands.report, argv)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,9 @@ def log_outputs(
     rows: Rows,
     scored: Scored,
     history: dict[str, list[float]],
+    names: tuple[str, str],
 ) -> None:
+    """Plots, the scores table and the scoring model; `names` are the run's model and data."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         figures = (
@@ -56,16 +58,16 @@ def log_outputs(
         tracking.log_files(figures, "plots")
         tracking.log_files([_scores_table(scored, rows, folder / "test_scores.csv")], "scores")
     if cfg.tracking.log_model:
-        log_scoring_model(cfg, model, rows, scored)
+        log_scoring_model(cfg, model, rows, scored, tracking.model_name(*names))
         if cfg.tracking.register_as:
             tracking.register_model(
                 cfg.tracking, tracking.active_run_id(), cfg.tracking.register_as
             )
 
 
-def log_scoring_model(cfg: Config, detector: Any, rows: Rows, scored: Scored) -> None:
-    from sparse_lstm_ad import serving
-    from sparse_lstm_ad.serving import ScoringState, score_frame
+def log_scoring_model(cfg: Config, detector: Any, rows: Rows, scored: Scored, name: str) -> None:
+    from sparse_lstm_ad.tracking import scoring_model
+    from sparse_lstm_ad.tracking.scoring_model import ScoringState, score_frame
 
     error_model = scored.error_model
     linear = detector if isinstance(detector, LinearReconstruction) else None
@@ -100,7 +102,11 @@ def log_scoring_model(cfg: Config, detector: Any, rows: Rows, scored: Scored) ->
             artifacts["window_errors"] = scored.window_errors.save(folder / "window_errors.npz")
             detector = WindowErrorScorer(reconstructor_of(detector), scored.window_errors)
         tracking.log_pyfunc_model(
-            serving.MODEL_CODE, artifacts, example, score_frame(detector, state, example)
+            scoring_model.MODEL_CODE,
+            artifacts,
+            example,
+            score_frame(detector, state, example),
+            name,
         )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from sparse_lstm_ad.config import DataConfig, DataSource
@@ -10,7 +12,24 @@ from sparse_lstm_ad.data.csv_source import load_csv_split
 from sparse_lstm_ad.data.seed import SEED_TRAIN_ROWS, seed_labels, seed_series
 from sparse_lstm_ad.data.series_split import SeriesSplit
 
-__all__ = ["SeriesSplit", "load_series", "split_validation"]
+__all__ = ["SeriesSplit", "dataset_name", "dataset_source", "load_series", "split_validation"]
+
+
+def dataset_name(cfg: DataConfig, choice: str | None = None) -> str:
+    """What runs, tables and logged models call the data: the preset (`case2`, `asd_omi1`),
+    or for a CSV given on the command line its training file's stem (`plant_train`)."""
+    if cfg.source == DataSource.csv and (choice or cfg.name) == "csv" and cfg.csv.train:
+        return Path(cfg.csv.train).name.split(".")[0]
+    return choice or cfg.name
+
+
+def dataset_source(cfg: DataConfig) -> str:
+    """Where the rows come from: the training file, or the generator and its seed."""
+    if cfg.source == DataSource.csv:
+        return str((Path(cfg.csv.dir) / cfg.csv.train).resolve())
+    if cfg.source == DataSource.correlated:
+        return f"generated:correlated(seed={cfg.correlated.seed})"
+    return "generated:seed_notebook"
 
 
 def load_series(cfg: DataConfig) -> SeriesSplit:

@@ -72,7 +72,9 @@ def _jobs(overrides: list[str], multirun: bool, config_name: str) -> list[list[s
         (jobs,) = BasicSweeper.split_arguments([*_parse(fixed), *swept], None) or [[fixed]]
         return jobs
     # Another sweeper (Optuna) samples: each value, or an interval's ends, with the rest fixed.
-    return [fixed] + [[*fixed, f"{o.get_key_element()}={v}"] for o in swept for v in _values(o)]
+    return [fixed] + [
+        [*fixed, f"{o.get_key_element()}={v}"] for o in swept for v in sweep_values(o)
+    ]
 
 
 def _parse(overrides: list[str]) -> list[Override]:
@@ -85,7 +87,8 @@ def _parse(overrides: list[str]) -> list[Override]:
         ) from error
 
 
-def _values(override: Override) -> list[str]:
+def sweep_values(override: Override) -> list[str]:
+    """A swept override's values; an interval's two ends."""
     sweep = override.value()
     if isinstance(sweep, IntervalSweep):
         integral = all(float(end).is_integer() for end in (sweep.start, sweep.end))

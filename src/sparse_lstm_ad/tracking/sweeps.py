@@ -11,8 +11,8 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from sparse_lstm_ad.config import TrackingConfig
-from sparse_lstm_ad.tracking_liveness import process_tags
-from sparse_lstm_ad.tracking_store import prepare_store, retrying, tracking_uri
+from sparse_lstm_ad.tracking.liveness import process_tags
+from sparse_lstm_ad.tracking.store import prepare_store, retrying, use_store
 
 SWEEP_TAG = "sweep"  # on each job's run: the multirun directory
 PARENT_TAG = "sweep_parent"  # on a sweep's parent run: the multirun directory
@@ -70,7 +70,7 @@ def end_sweep(
     cfg: TrackingConfig, parent_id: str, counts: Mapping[str, int], files: list[Path]
 ) -> str:
     """Record the jobs' outcome on the parent and close it: FAILED if any job failed."""
-    mlflow.set_tracking_uri(tracking_uri(cfg))
+    use_store(cfg)
     client = MlflowClient()
     for key, value in counts.items():
         retrying(client.log_metric, parent_id, f"jobs_{key}", value)
@@ -83,7 +83,7 @@ def end_sweep(
 
 def abandon_sweep(cfg: TrackingConfig, parent_id: str, reason: str) -> bool:
     """Close a parent run left open by an interrupted multirun; False if it was not open."""
-    mlflow.set_tracking_uri(tracking_uri(cfg))
+    use_store(cfg)
     client = MlflowClient()
     if retrying(client.get_run, parent_id).info.status != "RUNNING":
         return False
@@ -97,13 +97,13 @@ def note_job(cfg: TrackingConfig, parent_id: str, outcome: str, job: str, detail
 
     One tag per job, so parallel workers never overwrite each other.
     """
-    mlflow.set_tracking_uri(tracking_uri(cfg))
+    use_store(cfg)
     retrying(MlflowClient().set_tag, parent_id, f"{outcome}.{job}", detail[:5000])
 
 
 def noted_jobs(cfg: TrackingConfig, parent_id: str, outcome: str) -> dict[str, str]:
     """job number -> detail, for the jobs noted with this outcome."""
-    mlflow.set_tracking_uri(tracking_uri(cfg))
+    use_store(cfg)
     tags = retrying(MlflowClient().get_run, parent_id).data.tags
     prefix = f"{outcome}."
     return {
@@ -125,7 +125,7 @@ def runs_by_id(cfg: TrackingConfig, run_ids: list[str]) -> pd.DataFrame:
 
 def log_files_to(cfg: TrackingConfig, run_id: str, paths: list[Path], artifact_path: str) -> None:
     """Log files to a run that is not the active one (a sweep's parent)."""
-    mlflow.set_tracking_uri(tracking_uri(cfg))
+    use_store(cfg)
     client = MlflowClient()
     for path in paths:
         retrying(client.log_artifact, run_id, str(path), artifact_path=artifact_path)
@@ -135,7 +135,7 @@ def log_best_trial(
     cfg: TrackingConfig, parent_id: str, value: float, params: Mapping[str, Any]
 ) -> None:
     """A hyper-parameter search's best objective and the values that reached it."""
-    mlflow.set_tracking_uri(tracking_uri(cfg))
+    use_store(cfg)
     client = MlflowClient()
     retrying(client.log_metric, parent_id, "best_value", value)
     for key, best in params.items():

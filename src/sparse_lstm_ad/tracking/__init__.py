@@ -1,5 +1,8 @@
-"""The only modules that talk to MLflow: this one (a run's life and what it logs) and the
-`tracking_*` modules it gathers (the store, liveness of runs, sweeps). Callers import this one.
+"""Everything that talks to MLflow lives in this package: this module (a run's life and what it
+logs) and the modules it gathers: `store` (where the store is, its creation, retries),
+`liveness` (heartbeats, closing dead runs), `sweeps` (a multirun's parent and its runs) and
+`scoring_model` (the logged pyfunc model; `pyfunc_model_code` is its entry point). Callers
+import this module.
 """
 
 from __future__ import annotations
@@ -12,24 +15,32 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from sparse_lstm_ad.config import TrackingConfig
-from sparse_lstm_ad.tracking_liveness import Heartbeat, git_tags, heartbeat, process_tags
-from sparse_lstm_ad.tracking_store import (
+from sparse_lstm_ad.tracking.liveness import Heartbeat, git_tags, heartbeat, process_tags
+from sparse_lstm_ad.tracking.logged_model import (
+    load_scoring_model,
+    log_pyfunc_model,
+    model_name,
+    register_model,
+)
+from sparse_lstm_ad.tracking.store import (
     StoreError,
     check_model_name,
     check_store,
     experiment_names,
     is_unreachable,
     prepare_store,
-    quiet_mlflow,
+    require_experiment,
     retrying,
     store_error,
     tracking_uri,
+    use_store,
 )
-from sparse_lstm_ad.tracking_sweeps import (
+from sparse_lstm_ad.tracking.sweeps import (
     IDENTITY_TAG,
     PARENT_TAG,
     SWEEP_TAG,
@@ -46,7 +57,7 @@ from sparse_lstm_ad.tracking_sweeps import (
     sweep_results,
     sweep_runs,
 )
-from sparse_lstm_ad.tracking_sweeps import start_sweep as _start_sweep
+from sparse_lstm_ad.tracking.sweeps import start_sweep as _start_sweep
 
 __all__ = [
     "IDENTITY_TAG",
@@ -61,20 +72,28 @@ __all__ = [
     "end_sweep",
     "experiment_names",
     "git_tags",
+    "load_scoring_model",
     "log_best_trial",
+    "log_datasets",
     "log_files_to",
+    "log_pyfunc_model",
+    "model_name",
     "note_job",
     "noted_jobs",
     "prepare_store",
+    "register_model",
+    "require_experiment",
     "runs_by_id",
     "sweep_parent",
     "sweep_results",
     "sweep_runs",
     "tracking_uri",
+    "use_store",
 ]
 
 log = logging.getLogger(__name__)
 
+SYSTEM_METRICS_SECONDS = 2
 _PARAM_BATCH = 100  # MLflow's limit of params per log_params call
 INTERRUPTED: list[str] = []  # runs this process ended KILLED on Ctrl-C or SIGTERM, in order
 
@@ -87,11 +106,15 @@ def tracked_run(cfg: TrackingConfig, run_name: str, tags: Mapping[str, str]) -> 
     store went away) is closed by the next command on the store, its heartbeat gone quiet.
     """
     experiment_id = prepare_store(cfg)
+    if cfg.system_metrics:  # MLflow's default, a sample every 10 s, misses most of our fits
+        mlflow.set_system_metrics_sampling_interval(SYSTEM_METRICS_SECONDS)
+        mlflow.set_system_metrics_samples_before_logging(1)
     run = retrying(
         mlflow.start_run,
         experiment_id=experiment_id,
         run_name=run_name,
         tags={**tags, **process_tags()},
+        log_system_metrics=cfg.system_metrics,
     )
     run_id = run.info.run_id
     try:
@@ -165,42 +188,24 @@ def log_files(paths: list[Path], artifact_path: str) -> None:
         retrying(mlflow.log_artifact, str(path), artifact_path=artifact_path)
 
 
-def log_pyfunc_model(
-    model_code: Path, artifacts: Mapping[str, Path], example: pd.DataFrame, output: pd.DataFrame
-) -> str:
-    """Log the scoring model under `model`; returns its URI for mlflow.pyfunc.load_model.
+def log_datasets(
+    parts: Mapping[str, np.ndarray], channels: list[str], name: str, source: str
+) -> None:
+    """The run's training, validation and test rows as MLflow datasets (the UI's Datasets
+    column): name, where they come from, a digest of their values, their channels."""
+    import warnings
 
-    Logged from code, not pickled: loading it never unpickles anything.
-    """
-    from mlflow.models import infer_signature
+    from mlflow.data.code_dataset_source import CodeDatasetSource
 
-    info = retrying(
-        mlflow.pyfunc.log_model,
-        name="model",
-        python_model=str(model_code),
-        artifacts={key: str(path) for key, path in artifacts.items()},
-        signature=infer_signature(example, output),
-        input_example=example,
-        # Naming the requirements spares MLflow from probing the environment for them.
-        pip_requirements=[
-            f"{package}=={_version(package)}"
-            for package in (
-                "sparse-lstm-ad",
-                "keras",
-                "tensorflow-cpu",
-                "mlflow",
-                "pandas",
-                "scikit-learn",
-            )
-        ],
-    )
-    return info.model_uri
-
-
-def _version(package: str) -> str:
-    from importlib.metadata import version
-
-    return version(package)
+    origin: Any = source
+    if source.startswith("generated:"):  # made by a generator from its config: no file
+        origin = CodeDatasetSource(tags={"generator": source.removeprefix("generated:")})
+    for context, values in parts.items():
+        frame = pd.DataFrame(values, columns=channels, copy=False)
+        with warnings.catch_warnings():  # "can be interpreted in multiple ways": a local file
+            warnings.simplefilter("ignore", UserWarning)
+            dataset = mlflow.data.from_pandas(frame, source=origin, name=f"{name}-{context}")
+        retrying(mlflow.log_input, dataset, context=context)
 
 
 def active_run_id() -> str:
@@ -212,7 +217,7 @@ def artifact_uri() -> str:
 
 
 def run_status(cfg: TrackingConfig, run_id: str) -> str:
-    mlflow.set_tracking_uri(tracking_uri(cfg))
+    use_store(cfg)
     return retrying(MlflowClient().get_run, run_id).info.status
 
 
@@ -228,7 +233,7 @@ class LoggedRun:
 
 def load_run(cfg: TrackingConfig, run_id: str) -> LoggedRun:
     """A run's record and its logged config; a clear error when either is missing."""
-    mlflow.set_tracking_uri(tracking_uri(cfg))
+    use_store(cfg)
     try:
         run = MlflowClient().get_run(run_id)
     except mlflow.exceptions.MlflowException as error:
@@ -245,29 +250,6 @@ def load_run(cfg: TrackingConfig, run_id: str) -> LoggedRun:
         tags=dict(run.data.tags),
         config_yaml=config_yaml,
     )
-
-
-def register_model(cfg: TrackingConfig, run_id: str, name: str) -> str:
-    """Register a run's scoring model; returns the new version number."""
-    mlflow.set_tracking_uri(tracking_uri(cfg))
-    if (reason := check_model_name(name)) is not None:
-        raise LookupError(f"cannot register run {run_id}'s model as {name!r}: {reason}")
-    try:
-        return retrying(mlflow.register_model, f"runs:/{run_id}/model", name).version
-    except mlflow.exceptions.MlflowException as error:
-        raise LookupError(f"cannot register run {run_id}'s model: {error.message}") from error
-
-
-def load_scoring_model(cfg: TrackingConfig, model_uri: str) -> Any:
-    """The logged scoring model; LookupError in one line when the URI names none."""
-    quiet_mlflow()
-    check_store(cfg)
-    mlflow.set_tracking_uri(tracking_uri(cfg))
-    try:
-        return mlflow.pyfunc.load_model(model_uri)
-    except mlflow.exceptions.MlflowException as error:
-        first_line = (error.message.strip() or repr(error)).splitlines()[0]
-        raise LookupError(f"cannot load the model {model_uri}: {first_line}") from error
 
 
 def finished_run(cfg: TrackingConfig, identity: str) -> LoggedRun | None:

@@ -5,6 +5,6 @@ Not imported by the package; `mlflow.pyfunc.log_model(python_model=<this file>)`
 
 from mlflow.models import set_model
 
-from sparse_lstm_ad.serving import AnomalyScorer
+from sparse_lstm_ad.tracking.scoring_model import AnomalyScorer
 
 set_model(AnomalyScorer())

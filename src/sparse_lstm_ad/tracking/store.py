@@ -24,6 +24,7 @@ from typing import Any
 import mlflow
 
 from sparse_lstm_ad.config import TrackingConfig
+from sparse_lstm_ad.files import written_whole
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,13 @@ def tracking_uri(cfg: TrackingConfig) -> str:
     return f"sqlite:///{(Path(cfg.dir) / 'mlflow.db').resolve()}"
 
 
+def use_store(cfg: TrackingConfig) -> str:
+    """Point MLflow at `cfg`'s store: the one place the package sets the tracking URI."""
+    uri = tracking_uri(cfg)
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
 def store_error(cfg: TrackingConfig, error: BaseException) -> StoreError:
     first_line = (str(error).strip() or repr(error)).splitlines()[0]
     return StoreError(f"tracking store {tracking_uri(cfg)} cannot be used: {first_line}")
@@ -83,14 +91,14 @@ def prepare_store(cfg: TrackingConfig) -> str:
     """
     key = (tracking_uri(cfg), cfg.experiment)
     if key in _prepared:
-        mlflow.set_tracking_uri(key[0])
+        use_store(cfg)
         return _prepared[key]
     check_store(cfg)
     quiet_mlflow()
     try:
         with _creation_lock(cfg):
             _create_sqlite_store(cfg)
-            mlflow.set_tracking_uri(key[0])
+            use_store(cfg)
             experiment_id = _experiment_id(cfg)
     except StoreError:
         raise
@@ -105,7 +113,7 @@ def _close_dead_runs(cfg: TrackingConfig) -> None:
     """Runs a dead process left RUNNING, in every experiment: any command on the store ends them."""
     from mlflow.tracking import MlflowClient
 
-    from sparse_lstm_ad.tracking_liveness import close_dead_runs
+    from sparse_lstm_ad.tracking.liveness import close_dead_runs
 
     try:
         experiments = retrying(MlflowClient().search_experiments)
@@ -116,7 +124,7 @@ def _close_dead_runs(cfg: TrackingConfig) -> None:
 
 def quiet_mlflow() -> None:
     # Schema migrations and model validation log at INFO on every run: noise in a sweep log.
-    for name in ("alembic", "mlflow.store.db.utils", "mlflow.pyfunc"):
+    for name in ("alembic", "mlflow.store.db.utils", "mlflow.pyfunc", "mlflow.system_metrics"):
         logging.getLogger(name).setLevel(logging.WARNING)
     # Progress bars of artifact transfers would fill every job's log and every command's output.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -143,11 +151,9 @@ def _create_sqlite_store(cfg: TrackingConfig) -> None:
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
     final = Path(cfg.dir).resolve() / "mlflow.db"
-    scratch = final.with_name(f".mlflow.db.{os.getpid()}.new")
-    scratch.unlink(missing_ok=True)  # a leftover of a creator that died
-    store = SqlAlchemyStore(f"sqlite:///{scratch}", _artifact_root(cfg))
-    store.engine.dispose()
-    os.replace(scratch, final)  # atomic: others see no store or a whole one
+    with written_whole(final) as scratch:  # others see no store or a whole one
+        store = SqlAlchemyStore(f"sqlite:///{scratch}", _artifact_root(cfg))
+        store.engine.dispose()
     log.info("created the tracking store %s", final)
 
 
@@ -155,12 +161,19 @@ def _artifact_root(cfg: TrackingConfig) -> str | None:
     return None if cfg.uri else (Path(cfg.dir) / "artifacts").resolve().as_uri()
 
 
+# Without it MLflow 3's UI opens an experiment on its GenAI view (traces, agent versions).
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
 def _experiment_id(cfg: TrackingConfig) -> str:
     experiment = retrying(mlflow.get_experiment_by_name, cfg.experiment)
     if experiment is None:
         try:
             return retrying(
-                mlflow.create_experiment, cfg.experiment, artifact_location=_artifact_root(cfg)
+                mlflow.create_experiment,
+                cfg.experiment,
+                artifact_location=_artifact_root(cfg),
+                tags=EXPERIMENT_KIND,
             )
         except mlflow.exceptions.MlflowException as error:
             if "already exists" not in str(error):  # else a command on another host made it
@@ -172,6 +185,9 @@ def _experiment_id(cfg: TrackingConfig) -> str:
             f"it (mlflow experiments restore --experiment-id {experiment.experiment_id}) or "
             "pick another name"
         )
+    if "mlflow.experimentKind" not in experiment.tags:  # made by an older version
+        for key, value in EXPERIMENT_KIND.items():
+            retrying(mlflow.MlflowClient().set_experiment_tag, experiment.experiment_id, key, value)
     return experiment.experiment_id
 
 
@@ -239,11 +255,27 @@ def experiment_names(cfg: TrackingConfig) -> list[str]:
     if not cfg.uri and not (Path(cfg.dir) / "mlflow.db").exists():
         return []
     check_store(cfg)
-    mlflow.set_tracking_uri(tracking_uri(cfg))
+    use_store(cfg)
     try:
         return [experiment.name for experiment in retrying(mlflow.search_experiments)]
     except Exception as error:  # as in prepare_store: many types for a bad store
         raise store_error(cfg, error) from error
+
+
+def require_experiment(cfg: TrackingConfig) -> None:
+    """Raise LookupError, naming the store's experiments, if cfg.experiment is not among them.
+
+    Searching a missing experiment would create it, empty, and answer only "no run of that
+    sweep": the way a sweep logged with `tracking.experiment=NAME` looked lost.
+    """
+    names = experiment_names(cfg)
+    if cfg.experiment in names:
+        return
+    if names:
+        hint = f"it has {', '.join(sorted(names))}: name the sweep's with --experiment"
+    else:
+        hint = "no experiment at all: check --tracking-dir or --tracking-uri"
+    raise LookupError(f"no experiment {cfg.experiment!r} in {tracking_uri(cfg)} ({hint})")
 
 
 def check_model_name(name: str | None) -> str | None:

@@ -1,0 +1,112 @@
+"""The run's scoring model in MLflow: logging it (from code, with the package inside it),
+loading it, registering it.
+
+A run's model is logged under a name that says what it is (`sparse-case2`), so the UI's
+models are told apart; `runs:/RUN_ID/model` still names it, resolved through the run's
+`scoring_model` tag.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from sparse_lstm_ad.config import TrackingConfig
+from sparse_lstm_ad.tracking.store import check_model_name, check_store, quiet_mlflow, retrying
+from sparse_lstm_ad.tracking.store import use_store as _use_store
+
+MODEL_TAG = "scoring_model"  # the logged model's name, on its run
+PACKAGE = Path(__file__).resolve().parents[1]  # src/sparse_lstm_ad: carried inside the model
+# What the model needs besides the package it carries: pinned to what trained it.
+REQUIREMENTS = (
+    "keras",
+    "tensorflow-cpu",
+    "mlflow",
+    "numpy",
+    "pandas",
+    "scipy",
+    "scikit-learn",
+    "omegaconf",
+)
+
+
+def model_name(model: str, data: str) -> str:
+    """`sparse-case2`: MLflow takes letters, digits, '-', '_' and '.' in a model's name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{model}-{data}").strip("_")[:100]
+
+
+def log_pyfunc_model(
+    model_code: Path,
+    artifacts: Mapping[str, Path],
+    example: pd.DataFrame,
+    output: pd.DataFrame,
+    name: str,
+) -> str:
+    """Log the scoring model as `name` on the active run; returns its URI.
+
+    Logged from code, not pickled: loading it never unpickles anything. The package goes
+    with it (`code_paths`), so `mlflow models serve` and a fresh environment need no index
+    that serves sparse-lstm-ad.
+    """
+    from mlflow.models import infer_signature
+
+    info = retrying(
+        mlflow.pyfunc.log_model,
+        name=name,
+        python_model=str(model_code),
+        artifacts={key: str(path) for key, path in artifacts.items()},
+        code_paths=[str(PACKAGE)],
+        signature=infer_signature(example, output),
+        input_example=example,
+        # Naming the requirements spares MLflow from probing the environment for them.
+        pip_requirements=[f"{package}=={_version(package)}" for package in REQUIREMENTS],
+    )
+    retrying(mlflow.set_tag, MODEL_TAG, name)
+    return info.model_uri
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package)
+
+
+def resolved(model_uri: str) -> str:
+    """`runs:/RUN_ID/model` -> `runs:/RUN_ID/<the run's model name>`; other URIs as given."""
+    match = re.fullmatch(r"runs:/([0-9a-f]{32})/model", model_uri)
+    if match is None:
+        return model_uri
+    try:
+        tags = MlflowClient().get_run(match[1]).data.tags
+    except mlflow.exceptions.MlflowException:
+        return model_uri  # MLflow's own message about the run follows
+    return f"runs:/{match[1]}/{tags.get(MODEL_TAG, 'model')}"
+
+
+def register_model(cfg: TrackingConfig, run_id: str, name: str) -> str:
+    """Register a run's scoring model; returns the new version number."""
+    _use_store(cfg)
+    if (reason := check_model_name(name)) is not None:
+        raise LookupError(f"cannot register run {run_id}'s model as {name!r}: {reason}")
+    try:
+        return retrying(mlflow.register_model, resolved(f"runs:/{run_id}/model"), name).version
+    except mlflow.exceptions.MlflowException as error:
+        raise LookupError(f"cannot register run {run_id}'s model: {error.message}") from error
+
+
+def load_scoring_model(cfg: TrackingConfig, model_uri: str) -> Any:
+    """The logged scoring model; LookupError in one line when the URI names none."""
+    quiet_mlflow()
+    check_store(cfg)
+    _use_store(cfg)
+    try:
+        return mlflow.pyfunc.load_model(resolved(model_uri))
+    except mlflow.exceptions.MlflowException as error:
+        first_line = (error.message.strip() or repr(error)).splitlines()[0]
+        raise LookupError(f"cannot load the model {model_uri}: {first_line}") from error
