@@ -18,6 +18,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+CONF = Path(__file__).resolve().parents[1] / "conf"
+if __name__ == "__main__" and {"-h", "--help"} & set(sys.argv[1:]):
+    # Answered before Hydra, OmegaConf and NumPy load: the help is read off conf/ alone.
+    from sparse_lstm_ad.cli.train_help import train_help
+
+    print(train_help(CONF))
+    raise SystemExit(0)
+
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -232,9 +240,6 @@ def main(cfg: DictConfig) -> float:
             _note_failure(cfg, error)
             return float("nan")  # the other jobs go on; the sweep's end reports the failure
         raise SystemExit(2 if user_error else 1) from None
-
-
-CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 def cli() -> None:

@@ -101,3 +101,35 @@ def test_unknown_keys_and_wrong_types_fail_at_compose(override: str) -> None:
 def test_unknown_group_option_fails_at_compose() -> None:
     with pytest.raises(ConfigCompositionException, match="model"):
         compose_config("model=transformer")
+
+
+def _imported(*args: str) -> tuple[str, set[str]]:
+    """What `train.py ARGS` prints, and the top-level packages it imported (-X importtime)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import TRAIN
+
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", str(TRAIN), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("import time:")]
+    return result.stdout, {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in lines}
+
+
+def test_help_is_ours_and_loads_neither_mlflow_nor_tensorflow_nor_hydra() -> None:
+    out, modules = _imported("--help")
+    assert out.startswith("usage: python src/train.py")
+    assert "  model: standard, iforest, mahalanobis, pca, sparse, sparse_projection" in out
+    assert "Examples:" in out and "--hydra-help" in out
+    assert not modules & {"mlflow", "tensorflow", "keras", "hydra", "numpy"}, modules
+
+
+def test_cfg_job_loads_neither_mlflow_nor_tensorflow() -> None:
+    out, modules = _imported("--cfg", "job", "model=sparse")
+    assert "kind: sparse_gate" in out
+    assert not modules & {"mlflow", "tensorflow", "keras"}, modules

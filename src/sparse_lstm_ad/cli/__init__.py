@@ -1,5 +1,6 @@
 """The command-line tool `sparse-lstm-ad` (also `python -m sparse_lstm_ad`): one click group
-whose subcommands are in `commands`. Training stays `python src/train.py` (Hydra's entry).
+whose subcommands `commands` adds (the console script starts there). Training stays
+`python src/train.py` (Hydra's entry), which imports only the light parts of this package.
 
 Every user mistake is one line on stderr and exit 2; click's own usage errors exit 2 too.
 """
@@ -67,8 +68,3 @@ def run(command: click.Command, argv: list[str] | None = None) -> int:
         click.echo("aborted", err=True)
         return 1
     return code if isinstance(code, int) else 0
-
-
-from sparse_lstm_ad.cli import commands  # noqa: E402 - registers the subcommands on `main`
-
-__all__ = ["commands", "main", "quiet", "run"]
