@@ -51,6 +51,21 @@ def test_two_files(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     np.testing.assert_array_equal(split.train, train[["a", "b"]].to_numpy())
     np.testing.assert_array_equal(split.test_labels, test["label"].to_numpy())
     assert split.test_channel_labels is None
+    # The time column is not a feature, but the run's score plot is drawn against it.
+    np.testing.assert_array_equal(split.test_times, test["t"].to_numpy())
+    assert split.every(2).test_times.tolist() == test["t"].iloc[::2].tolist()
+
+
+def test_score_plot_axis_is_the_time_column_when_there_is_one() -> None:
+    from sparse_lstm_ad.plots import _time_axis
+
+    assert _time_axis(None, 3)[1] == "test row"
+    values, label = _time_axis(pd.Series([10, 20, 30], name="t"), 3)
+    assert label == "t" and values.tolist() == [10, 20, 30]
+    dates = pd.Series(["2026-01-01 00:00", "2026-01-01 00:01"], name="timestamp")
+    values, label = _time_axis(dates, 2)
+    assert label == "timestamp" and np.issubdtype(values.dtype, np.datetime64)
+    assert _time_axis(pd.Series(["a", "b"], name="id"), 2)[1] == "row (id)"
 
 
 def test_one_file_split_and_no_labels(tmp_path: Path) -> None:

@@ -82,6 +82,7 @@ class Rows:
     channels: list[str]
     standardizer: Standardizer
     test_channel_labels: np.ndarray | None = None  # (test rows, channels): who is to blame
+    test_times: Any = None  # a pandas Series: the test rows' time column, if the data has one
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,7 @@ def prepare_rows(cfg: Config) -> Rows:
         series.channels,
         standardizer,
         series.test_channel_labels,
+        series.test_times,
     )
 
 

@@ -39,7 +39,11 @@ def log_outputs(
         )
         figures += [
             plots.score_series(
-                scored.test, rows.test_labels, scored.threshold, folder / "test_scores.png"
+                scored.test,
+                rows.test_labels,
+                scored.threshold,
+                folder / "test_scores.png",
+                times=rows.test_times,
             ),
             plots.error_histogram(
                 scored.val, scored.test, scored.threshold, folder / "score_histogram.png"

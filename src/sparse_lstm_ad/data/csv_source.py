@@ -52,6 +52,7 @@ def load_csv_split(cfg: CsvDataConfig, every: int = 1) -> SeriesSplit:
         test_labels=_reconcile(labels, channel_labels, test, cfg),
         channels=names,
         test_channel_labels=channel_labels,
+        test_times=None if cfg.time_column is None else test.frame[cfg.time_column],
     ).every(every)
     return _drop_constant(split, train, cfg.constant)
 
@@ -70,6 +71,7 @@ def _drop_constant(split: SeriesSplit, train: _Part, policy: ConstantPolicy) -> 
         test_labels=split.test_labels,
         channels=[name for name, kept in zip(split.channels, keep, strict=True) if kept],
         test_channel_labels=None if channel_labels is None else channel_labels[:, keep],
+        test_times=split.test_times,
     )
 
 
@@ -163,16 +165,9 @@ def _fill(values: np.ndarray, part: _Part, names: list[str], policy: NanPolicy) 
     log.warning("%s: %d NaN or inf values filled (%s)", part.path, missing.sum(), policy.value)
     if policy == NanPolicy.zero:
         return np.where(missing, 0.0, values)
-    return _forward_fill(values, missing)
-
-
-def _forward_fill(values: np.ndarray, missing: np.ndarray) -> np.ndarray:
-    """Each gap takes the last finite value above it; a leading gap the first one below it."""
-    rows = np.arange(len(values))[:, None]
-    source = np.maximum.accumulate(np.where(missing, -1, rows), axis=0)
-    first_valid = np.argmax(~missing, axis=0)
-    source = np.where(source < 0, first_valid, source)
-    return np.take_along_axis(values, source, axis=0)
+    # Each gap takes the last finite value above it; a leading gap the first one below it.
+    frame = pd.DataFrame(np.where(missing, np.nan, values))
+    return frame.ffill().bfill().to_numpy()
 
 
 def _plain(value: object) -> object:

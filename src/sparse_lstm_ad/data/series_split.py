@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,7 @@ class SeriesSplit:
     channels: list[str]
     # (n_test, k) 1 = this channel is held responsible at this row; None when not known
     test_channel_labels: np.ndarray | None = None
+    test_times: pd.Series | None = None  # the test rows' time column (CSV), for plots
 
     def every(self, step: int) -> SeriesSplit:
         """Keep every `step`-th row of each part, after the split so the split point stays."""
@@ -28,4 +30,5 @@ class SeriesSplit:
             test_channel_labels=(
                 None if self.test_channel_labels is None else self.test_channel_labels[::step]
             ),
+            test_times=None if self.test_times is None else self.test_times.iloc[::step],
         )
