@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -59,7 +60,9 @@ def _time_axis(times: pd.Series | None, rows: int) -> tuple[np.ndarray, str]:
         return np.arange(rows), "test row"
     values = times.to_numpy()
     if not np.issubdtype(values.dtype, np.number):
-        parsed = pd.to_datetime(times, errors="coerce")
+        with warnings.catch_warnings():  # "could not infer format": labels that are not dates
+            warnings.simplefilter("ignore", UserWarning)
+            parsed = pd.to_datetime(times, errors="coerce")
         if parsed.notna().all():
             values = parsed.to_numpy()
         else:  # labels that are neither numbers nor dates: positions, named by the column
