@@ -22,9 +22,10 @@ run: $(STAMP)
 # The benchmark: six detectors x nine datasets x five seeds into ./mlruns (experiment
 # `benchmark`; 130 min measured on 2 busy cores), then its leaderboard into
 # experiments/leaderboard.
-# Run again, it resumes: FINISHED jobs are skipped.
+# Run again, it resumes: FINISHED jobs are skipped. A part of it: make benchmark BENCH_ARGS=seed=0
+BENCH_ARGS ?=
 benchmark: $(STAMP)
-	$(PY) src/train.py -m +experiment=benchmark
+	$(PY) src/train.py -m +experiment=benchmark $(BENCH_ARGS)
 	$(PY) -m sparse_lstm_ad.leaderboard multirun/benchmark --out experiments/leaderboard
 
 # The sparsity path study (experiments/sparsity_path), its own store in /tmp.
