@@ -99,3 +99,27 @@ def test_summary_table_orders_swept_numbers_by_value() -> None:
     assert list(table["model.l1"]) == ["1e-05", "0.0001", "0.001", "0.1", "-"]
     assert list(table["runs"]) == [1, 1, 2, 1, 1]
     assert table["AUC-PR"].iloc[2] == "0.4000 ± 0.1414"
+
+
+def test_one_tool_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    import subprocess
+    import sys
+
+    from sparse_lstm_ad.cli import run
+    from sparse_lstm_ad.cli.commands import main
+
+    assert run(main, ["--help"]) == 0
+    listed = capsys.readouterr().out
+    for command in ("report", "leaderboard", "reproduce", "score", "register", "server"):
+        assert f"  {command} " in listed, command
+    assert run(main, ["benchmark", "--help"]) == 0
+    assert "detectors" in capsys.readouterr().out
+    # `python -m sparse_lstm_ad` is the same tool (a fresh process: what is tested is -m).
+    result = subprocess.run(
+        [sys.executable, "-m", "sparse_lstm_ad", "score", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0 and "Usage: sparse-lstm-ad score" in result.stdout
+    assert result.stderr == ""
