@@ -14,7 +14,8 @@ from sklearn.ensemble import IsolationForest
 
 from sparse_lstm_ad.baselines import ForestScorer, fit_forest, fit_pca
 from sparse_lstm_ad.data import make_windows, window_starts
-from sparse_lstm_ad.pipeline import prepare_rows, score_parts, train_model
+from sparse_lstm_ad.fit_detector import train_model
+from sparse_lstm_ad.pipeline import prepare_rows, score_parts
 from sparse_lstm_ad.scoring import time_step_scores
 from tests.conftest import ROOT, compose_config
 
@@ -54,7 +55,7 @@ def _window_average(per_row: np.ndarray, window: int) -> np.ndarray:
 def _scored(*overrides: str):
     cfg = compose_config("+experiment=fast", *overrides)
     rows = prepare_rows(cfg)
-    detector, fit = train_model(cfg, rows, {})
+    detector, fit = train_model(cfg, rows.train, {})
     assert fit.stopped_by is None and fit.epochs_run == 0  # fitted in closed form
     windows = {part: make_windows(getattr(rows, part), 15) for part in ("train", "val", "test")}
     return cfg, rows, score_parts(detector, cfg, rows, windows)
@@ -120,7 +121,7 @@ def test_pca_errors_go_to_the_error_model() -> None:
 def test_a_window_of_one_scores_each_row_alone() -> None:
     cfg = compose_config("+experiment=fast", "model=mahalanobis", "data.window=1")
     rows = prepare_rows(cfg)
-    detector, _ = train_model(cfg, rows, {})
+    detector, _ = train_model(cfg, rows.train, {})
     scored = score_parts(detector, cfg, rows, {"train": make_windows(rows.train, 1)})
     assert np.isfinite(scored.test).all() and len(scored.test) == len(rows.test)
 
@@ -170,7 +171,7 @@ def test_pyfunc_scores_of_a_baseline_equal_the_run_scores(tmp_path: Path) -> Non
 
     cfg = compose_config("+experiment=fast", "model=pca", "data=case1", "scoring.scope=step")
     rows = prepare_rows(cfg)
-    detector, _ = train_model(cfg, rows, {})
+    detector, _ = train_model(cfg, rows.train, {})
     scored = score_parts(detector, cfg, rows, {"train": make_windows(rows.train, 15)})
     state = ScoringState(
         channels=rows.channels,

@@ -68,3 +68,33 @@ def test_the_seed_penalty_shrinks_without_exact_zeros() -> None:
     model, _ = _fit(cfg, train)
     sparsity = weight_sparsity(sparse_weights(model), 1e-2)
     assert sparsity.exact_zero_share < 0.05 < sparsity.zero_share
+
+
+def test_a_closed_sparse_layer_is_fitted_again_with_a_smaller_l1(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An L1 that zeroes every weight selects nothing (the detector would be the Mahalanobis
+    baseline): seen without labels, the network is refitted at a tenth of the L1."""
+    from sparse_lstm_ad import fit_detector, tracking
+    from tests.conftest import compose_config
+
+    logged: dict[str, float] = {}
+    monkeypatch.setattr(tracking, "log_metrics", lambda figures, step=None: logged.update(figures))
+    cfg = compose_config(
+        "+experiment=fast",
+        "model=sparse",
+        "model.l1=30",
+        f"data.window={WINDOW}",
+        "train.jit_compile=false",  # three short fits: compiling would cost more than them
+    )
+    x = np.ascontiguousarray(_windows()).astype(np.float64)
+    windows = {"train": x[:120], "val": x[120:]}
+    cfg = type(cfg)(
+        **{**cfg.__dict__, "data": type(cfg.data)(**{**cfg.data.__dict__, "window": WINDOW})}
+    )
+    with caplog.at_level("WARNING"):
+        model, _ = fit_detector.train_model(cfg, x[:, 0, :], windows)
+    weights = sparse_weights(model)
+    assert np.abs(weights).sum() > 0, "the layer the run keeps selects some channel"
+    assert logged["l1_effective"] < 30
+    assert "the sparse layer closed at model.l1=30" in caplog.text

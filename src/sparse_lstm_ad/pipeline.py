@@ -7,7 +7,6 @@ series -> standardise -> windows -> model -> fit -> reconstruction errors
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import numpy as np
 
 from sparse_lstm_ad import tracking
 from sparse_lstm_ad.attribution import attribution_metrics
-from sparse_lstm_ad.baselines import ForestScorer, WindowMahalanobis, fit_baseline
+from sparse_lstm_ad.baselines import ForestScorer, WindowMahalanobis
 from sparse_lstm_ad.config import (
     NETWORK_KINDS,
     Config,
@@ -41,7 +40,8 @@ from sparse_lstm_ad.detectors import (
     scoring_scope,
     sparse_layer_metrics,
 )
-from sparse_lstm_ad.fitting import FitResult, StoppedBy, raise_if_diverged
+from sparse_lstm_ad.fit_detector import format_figures, train_model
+from sparse_lstm_ad.fitting import raise_if_diverged
 from sparse_lstm_ad.metrics import evaluate, evaluate_ranges
 from sparse_lstm_ad.run_outputs import has_contributions, log_outputs
 from sparse_lstm_ad.scoring import ErrorModel, RowScores, error_moments
@@ -122,7 +122,7 @@ def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
         tracking.log_files(job.config_files, "config")
         parts = {"training": rows.train, "validation": rows.val, "testing": rows.test}
         tracking.log_datasets(parts, rows.channels, tags["data"], dataset_source(cfg.data))
-        model, fit = train_model(cfg, rows, windows)
+        model, fit = train_model(cfg, rows.train, windows)
         if fit.stopped_by is not None:
             tracking.set_tags({"stopped_by": fit.stopped_by.value})
         raise_if_diverged(fit)
@@ -132,7 +132,7 @@ def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
         tracking.log_metrics(metrics)
         log_outputs(cfg, model, rows, scored, fit.history, (tags["model"], tags["data"]))
         summary = RunSummary(run_id, metrics, tracking.artifact_uri())
-    log.info("run %s finished: %s", run_id, _format(metrics))
+    log.info("run %s finished: %s", run_id, format_figures(metrics))
     log.info("artifacts: %s", summary.artifact_uri)
     return summary
 
@@ -172,61 +172,6 @@ def prepare_rows(cfg: Config) -> Rows:
         series.test_channel_labels,
         series.test_times,
     )
-
-
-def train_model(cfg: Config, rows: Rows, windows: dict[str, np.ndarray]) -> tuple[Any, FitResult]:
-    """The detector of `model.kind`, fitted on the training rows or windows."""
-    if cfg.model.kind not in NETWORK_KINDS:
-        started = time.perf_counter()
-        baseline = fit_baseline(
-            cfg.model,
-            rows.train,
-            cfg.seed,
-            cfg.data.window,
-            cfg.scoring.inverse,
-            cfg.scoring.shrinkage,
-        )
-        return baseline, FitResult(seconds=time.perf_counter() - started)
-    from sparse_lstm_ad.models import build_model
-    from sparse_lstm_ad.training import fit_autoencoder
-
-    model = build_model(cfg.model, cfg.data.window, len(rows.channels))
-    fit = fit_autoencoder(
-        model, windows["train"], windows["val"], cfg.train, on_epoch=_epoch_logger(model, cfg)
-    )
-    log.info(
-        "fit: %d epochs (best %d) in %.1f s, stopped by %s",
-        fit.epochs_run,
-        fit.best_epoch,
-        fit.seconds,
-        fit.stopped_by,
-    )
-    if fit.stopped_by == StoppedBy.max_epochs and fit.still_improving:
-        log.warning(
-            "training hit train.epochs=%d with the validation loss still improving: "
-            "the model is undertrained, raise train.epochs",
-            cfg.train.epochs,
-        )
-    return model, fit
-
-
-def _epoch_logger(model: Any, cfg: Config):
-    from sparse_lstm_ad.models import sparse_weights, weight_sparsity
-
-    def on_epoch(epoch: int, figures: dict[str, float]) -> None:
-        weights = sparse_weights(model)
-        if weights is not None:
-            sparsity = weight_sparsity(weights, cfg.model.sparsity_tolerance)
-            figures = {
-                **figures,
-                "sparsity": sparsity.zero_share,
-                "sparsity_exact": sparsity.exact_zero_share,
-                "sparse_l1": sparsity.l1_norm,
-            }
-        tracking.log_metrics(figures, step=epoch)
-        log.info("epoch %d/%d %s", epoch, cfg.train.epochs, _format(figures))
-
-    return on_epoch
 
 
 def score_parts(model: Any, cfg: Config, rows: Rows, windows: dict[str, np.ndarray]) -> Scored:
@@ -293,7 +238,3 @@ def final_metrics(cfg: Config, scored: Scored, rows: Rows, fit: Any) -> dict[str
     if rows.test_channel_labels is not None and has_contributions(scored):
         metrics.update(attribution_metrics(scored.test_contributions, rows.test_channel_labels))
     return metrics
-
-
-def _format(figures: dict[str, float]) -> str:
-    return " ".join(f"{key} {value:.4g}" for key, value in figures.items())
