@@ -133,3 +133,22 @@ def test_cfg_job_loads_neither_mlflow_nor_tensorflow() -> None:
     out, modules = _imported("--cfg", "job", "model=sparse")
     assert "kind: sparse_gate" in out
     assert not modules & {"mlflow", "tensorflow", "keras"}, modules
+
+
+def test_a_command_line_sweep_replaces_the_presets_own() -> None:
+    """`-m +experiment=benchmark data=case1,case2 model=sparse,sparse_projection` runs 20 jobs
+    (Hydra's sweeper lets the command line win), so the check composes those 20, not 270."""
+    from hydra import initialize_config_dir
+
+    from sparse_lstm_ad.cli.launch_checks import sweep_jobs
+
+    overrides = ["+experiment=benchmark", "data=case1,case2", "model=sparse,sparse_projection"]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        jobs = sweep_jobs(overrides, True, "config")
+        assert len(jobs) == 2 * 2 * 5 and jobs[0] == [
+            "+experiment=benchmark",
+            "seed=0",
+            "data=case1",
+            "model=sparse",
+        ]
+        assert len(sweep_jobs(["+experiment=benchmark"], True, "config")) == 6 * 9 * 5

@@ -53,11 +53,11 @@ def _job_configs(
     overrides: list[str], multirun: bool, config_name: str | None, conf_dir: Path
 ) -> Iterator[Config]:
     with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-        for job in _jobs(overrides, multirun, config_name or "config"):
+        for job in sweep_jobs(overrides, multirun, config_name or "config"):
             yield _checked(config_name or "config", job)
 
 
-def _jobs(overrides: list[str], multirun: bool, config_name: str) -> list[list[str]]:
+def sweep_jobs(overrides: list[str], multirun: bool, config_name: str) -> list[list[str]]:
     """The override lists of the jobs the command would run (a single run: one list)."""
     parsed = _parse(overrides)
     if not multirun:
@@ -65,7 +65,8 @@ def _jobs(overrides: list[str], multirun: bool, config_name: str) -> list[list[s
     swept = [o for o in parsed if o.is_sweep_override()]
     base = _compose(config_name, [o.input_line for o in parsed if not o.is_sweep_override()])
     params = OmegaConf.select(base, "hydra.sweeper.params") or {}
-    swept += _parse([f"{key}={value}" for key, value in params.items()])
+    # The command line's value of a key wins over the preset's, as in Hydra's sweeper.
+    swept = _parse([f"{key}={value}" for key, value in params.items()]) + swept
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
     if "BasicSweeper" in str(OmegaConf.select(base, "hydra.sweeper._target_")):
         # The product, as the sweeper will launch it: a bound between keys holds per job.
