@@ -227,8 +227,8 @@ def test_a_tracking_server_that_goes_away(tmp_path: Path) -> None:
     # MLflow's HTTP client retries a refused request with backoff (1, 2, 4 ... 64 s here).
     env = {**os.environ, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "7"}
     env["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
+    process = _start(tmp_path, *long_fit, "train.epochs=30", env=env)
     try:
-        process = _start(tmp_path, *long_fit, "train.epochs=30", env=env)
         _wait_for(process, "epoch 3/30")
         server.stop(state)
         time.sleep(1)
@@ -258,6 +258,8 @@ def test_a_tracking_server_that_goes_away(tmp_path: Path) -> None:
         history = client.get_metric_history(runs[0].info.run_id, "loss")
         assert len(history) == runs[0].data.metrics["epochs_run"]  # no epoch lost in the gap
     finally:
+        if process.poll() is None:  # a failed assertion above leaves no job behind
+            process.kill()
         server.stop(state)
 
 
