@@ -15,14 +15,13 @@ import click
 
 
 def quiet(verbose: bool) -> None:
-    """Hide TensorFlow's C++ and absl start-up lines, library warnings and MLflow's download
-    progress bars, unless asked for (-v). Set before TensorFlow is imported: its C++ logging
-    reads the environment once."""
+    """Hide TensorFlow's C++ and absl start-up lines and library warnings, unless asked for
+    (-v); MLflow's download bars are off wherever a store is opened (tracking.store). Set
+    before TensorFlow is imported: its C++ logging reads the environment once."""
     if verbose:
         logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s] %(message)s")
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for name in ("absl", "mlflow", "tensorflow", "alembic"):
