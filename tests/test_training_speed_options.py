@@ -6,10 +6,12 @@ import keras
 import numpy as np
 import pytest
 
+from sparse_lstm_ad import epoch_graphs
 from sparse_lstm_ad.config import ModelConfig, ModelKind, TrainConfig
 from sparse_lstm_ad.data import make_windows
-from sparse_lstm_ad.models import build_model
-from sparse_lstm_ad.training import fit_autoencoder, underlying_rows
+from sparse_lstm_ad.epoch_graphs import underlying_rows
+from sparse_lstm_ad.models import build_model, sparse_weights
+from sparse_lstm_ad.training import fit_autoencoder, make_repeatable, use_xla
 
 WINDOW, CHANNELS = 5, 3
 
@@ -59,3 +61,42 @@ def test_compiled_epochs_repeat_to_the_bit_and_shuffle() -> None:
     first, second = _fit(cfg), _fit(cfg)
     assert first["val_loss"] == second["val_loss"] and first["loss"] == second["loss"]
     assert first["loss"] != _fit(TrainConfig(epochs=2, batch_size=32))["loss"]
+
+
+def _job(seed: int, l1: float, cfg: TrainConfig) -> tuple[keras.Model, dict[str, list[float]]]:
+    """What a sweep's job does in its worker: seed, build, fit."""
+    make_repeatable(seed, deterministic=True)
+    series = np.random.default_rng(seed).normal(size=(120, CHANNELS))
+    model = build_model(ModelConfig(kind=ModelKind.sparse_gate, hidden=3, l1=l1), WINDOW, CHANNELS)
+    fit = fit_autoencoder(
+        model, make_windows(series[:100], WINDOW), make_windows(series[100:], WINDOW), cfg
+    )
+    return model, fit.history
+
+
+def test_compiled_graphs_are_reused_by_the_next_job_of_a_worker() -> None:
+    cfg = TrainConfig(epochs=3, batch_size=32, jit_compile=True)
+    epoch_graphs.clear()
+    first_model, _first = _job(0, l1=1.0, cfg=cfg)
+    (trainer,) = epoch_graphs._TRAINERS.values()
+    traced = trainer.traces
+    gate_after_first = sparse_weights(first_model).copy()
+    second_model, second = _job(1, l1=0.01, cfg=cfg)
+    # The same trainer, not traced again, though seed, data and L1 changed.
+    assert list(epoch_graphs._TRAINERS.values()) == [trainer] and trainer.traces == traced
+    # The first job's model is its own: the second fit did not touch it.
+    np.testing.assert_array_equal(sparse_weights(first_model), gate_after_first)
+    assert second_model is not trainer.model and first_model is not trainer.model
+    # And the second job computes what it computes in a fresh worker, to the bit.
+    epoch_graphs.clear()
+    fresh_model, fresh = _job(1, l1=0.01, cfg=cfg)
+    assert second == {**fresh, "epoch_seconds": second["epoch_seconds"]}
+    for reused, alone in zip(second_model.get_weights(), fresh_model.get_weights(), strict=True):
+        np.testing.assert_array_equal(reused, alone)
+
+
+def test_xla_only_where_the_fit_repays_its_compile() -> None:
+    assert use_xla(TrainConfig(), n_windows=10_000)  # ~80 batches x 30 expected epochs
+    assert not use_xla(TrainConfig(epochs=2), n_windows=500)  # the fast config: 8 steps
+    assert not use_xla(TrainConfig(), n_windows=200)  # 2 batches an epoch
+    assert use_xla(TrainConfig(epochs=2, jit_compile=True), n_windows=500)  # asked for

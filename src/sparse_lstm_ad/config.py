@@ -222,7 +222,8 @@ class TrainConfig:
     epoch_in_graph: bool = True
     # XLA for that graph; Keras turns it off on CPU and under op determinism, yet on CPU it is
     # deterministic and fuses the LSTM's many small ops (measured ~5x per epoch, 2 cores).
-    jit_compile: bool = True
+    # null: on when the fit is long enough to repay the compile (training.use_xla).
+    jit_compile: bool | None = None
     eval_batch_size: int = 4096  # validation batches in the graph: no gradients to bound them
 
 

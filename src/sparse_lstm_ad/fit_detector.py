@@ -69,7 +69,7 @@ def _fit_network(
     from sparse_lstm_ad.training import fit_autoencoder
 
     model = build_model(cfg.model, cfg.data.window, channels)
-    on_epoch = _epoch_logger(model, cfg, steps)
+    on_epoch = _epoch_logger(cfg, steps)
     fit = fit_autoencoder(model, windows["train"], windows["val"], cfg.train, on_epoch=on_epoch)
     log.info(
         "fit: %d epochs (best %d) in %.1f s, stopped by %s",
@@ -87,10 +87,10 @@ def _fit_network(
     return model, fit
 
 
-def _epoch_logger(model: Any, cfg: Config, steps: int):
+def _epoch_logger(cfg: Config, steps: int):
     from sparse_lstm_ad.models import sparse_weights, weight_sparsity
 
-    def on_epoch(epoch: int, figures: dict[str, float]) -> None:
+    def on_epoch(epoch: int, figures: dict[str, float], model: Any) -> None:
         weights = sparse_weights(model)
         if weights is not None:
             sparsity = weight_sparsity(weights, cfg.model.sparsity_tolerance)

@@ -35,11 +35,17 @@ class SparseL1(keras.regularizers.Regularizer):
     def __init__(self, l1: float = 1e-3, proximal: bool = True) -> None:
         self.l1 = float(l1)
         self.proximal = bool(proximal)
+        # A variable, not a constant: a compiled graph then serves any L1 (epoch_graphs).
+        self.coefficient = keras.Variable(self.l1, trainable=False, name="l1")
+
+    def set_l1(self, l1: float) -> None:
+        self.l1 = float(l1)
+        self.coefficient.assign(self.l1)
 
     def __call__(self, weights: keras.KerasTensor) -> keras.KerasTensor:
         if not self.proximal:
-            return self.l1 * keras.ops.sum(keras.ops.abs(weights))
-        return keras.ops.stop_gradient(self.l1 * keras.ops.mean(keras.ops.abs(weights)))
+            return self.coefficient * keras.ops.sum(keras.ops.abs(weights))
+        return keras.ops.stop_gradient(self.coefficient * keras.ops.mean(keras.ops.abs(weights)))
 
     def per_weight(self, weights: keras.Variable) -> float:
         """The coefficient on each |w| in the loss: l1 over the number of weights."""
@@ -61,21 +67,31 @@ class ProximalAdam(keras.optimizers.Adam):
     def __init__(self, l1_by_path: dict[str, float] | None = None, **kwargs: object) -> None:
         super().__init__(**kwargs)
         self.l1_by_path = dict(l1_by_path or {})
-        self._l1_by_index: dict[int, float] = {}
+        self._index_by_path: dict[str, int] = {}
+        self._l1_by_index: dict[int, keras.Variable] = {}
 
     def build(self, variables: list[keras.Variable]) -> None:
         super().build(variables)
         # update_step may get the backend's variable, which has no path: match by index.
-        self._l1_by_index = {
-            self._get_variable_index(v): self.l1_by_path[v.path]
-            for v in variables
-            if v.path in self.l1_by_path
+        self._index_by_path = {
+            v.path: self._get_variable_index(v) for v in variables if v.path in self.l1_by_path
         }
+        # Variables, as the learning rate is: a compiled step serves any L1 (epoch_graphs).
+        self._l1_by_index = {
+            index: self.add_variable((), keras.initializers.Constant(self.l1_by_path[path]))
+            for path, index in self._index_by_path.items()
+        }
+
+    def set_l1(self, l1_by_path: dict[str, float]) -> None:
+        """New per-weight coefficients for the same weights (after `build`)."""
+        self.l1_by_path = dict(l1_by_path)
+        for path, value in self.l1_by_path.items():
+            self._l1_by_index[self._index_by_path[path]].assign(value)
 
     def update_step(self, gradient: object, variable: keras.Variable, learning_rate: object):
         super().update_step(gradient, variable, learning_rate)
         l1 = self._l1_by_index.get(self._get_variable_index(variable))
-        if not l1:
+        if l1 is None:
             return
         ops, dtype = keras.ops, variable.dtype
         step = ops.cast(self.iterations + 1, dtype)
@@ -85,7 +101,7 @@ class ProximalAdam(keras.optimizers.Adam):
             / (1 - ops.power(ops.cast(self.beta_1, dtype), step))
         )
         velocity = self._velocities[self._get_variable_index(variable)]
-        threshold = alpha * l1 / (ops.sqrt(velocity) + self.epsilon)
+        threshold = alpha * ops.cast(l1, dtype) / (ops.sqrt(velocity) + self.epsilon)
         self.assign(variable, ops.sign(variable) * ops.relu(ops.abs(variable) - threshold))
 
     def get_config(self) -> dict[str, object]:
@@ -218,3 +234,17 @@ def channel_mass(weights: np.ndarray, kind: ModelKind) -> np.ndarray:
     # A gate is (time step, channel); a projection kernel is (channel, unit).
     axis = 0 if kind == ModelKind.sparse_gate else 1
     return np.abs(weights).sum(axis=axis)
+
+
+def copy_l1(source: keras.Model, target: keras.Model) -> None:
+    """Give `target` (the same architecture) the L1 coefficients of `source`'s sparse layer."""
+    coefficients = {
+        weight.path: weight.regularizer.l1
+        for weight in source.trainable_weights
+        if isinstance(getattr(weight, "regularizer", None), SparseL1)
+    }
+    for weight in target.trainable_weights:
+        if weight.path in coefficients:
+            weight.regularizer.set_l1(coefficients[weight.path])
+    if isinstance(target.optimizer, ProximalAdam):
+        target.optimizer.set_l1(proximal_l1(target))

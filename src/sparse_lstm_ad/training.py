@@ -6,26 +6,32 @@ Runs end by early stopping, not by the epoch ceiling: the learning rate drops on
 
 By default each epoch runs as one compiled (XLA) graph: the training windows' rows are held
 once as a tensor and every batch is gathered from them inside the graph, so there is neither
-a Python call per batch nor a copy of the input per step. `train.epoch_in_graph=false` falls
+a Python call per batch nor a copy of the input per step; the compiled graphs are kept for the
+next fit of the same shapes in the process (epoch_graphs). `train.epoch_in_graph=false` falls
 back to Keras `fit`.
 """
 
 from __future__ import annotations
 
 import math
+import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 import keras
 import numpy as np
 
 from sparse_lstm_ad.config import TrainConfig
+from sparse_lstm_ad.epoch_graphs import WindowFeed, compile_model, trainer_for
 from sparse_lstm_ad.fitting import FitResult, StoppedBy
 
-# Called after every epoch with the epoch number (1-based) and that epoch's figures.
-EpochHook = Callable[[int, dict[str, float]], None]
+# The XLA rule (use_xla), from the measurements in experiments/benchmark/RESULTS.md.
+XLA_COMPILE_STEPS = 1000
+EXPECTED_EPOCHS = 30
+
+# Called after every epoch with the epoch number (1-based), that epoch's figures and the
+# model being trained (a trainer's copy, see epoch_graphs: read its weights, not the caller's).
+EpochHook = Callable[[int, dict[str, float], keras.Model], None]
 
 
 class Plateau(keras.callbacks.Callback):
@@ -99,30 +105,30 @@ class _EpochReporter(keras.callbacks.Callback):
             self.diverged_at = epoch + 1
             self.model.stop_training = True
         if self.hook is not None:
-            self.hook(epoch + 1, figures)
+            self.hook(epoch + 1, figures, self.model)
 
 
 def make_repeatable(seed: int, deterministic: bool) -> None:
-    """Seed Python, NumPy and TensorFlow; with `deterministic`, also pin TF's op choices.
+    """Seed Python, NumPy and Keras; with `deterministic`, also pin TF's op choices.
 
-    Op determinism stays on for the rest of the process once set: TF offers no way back.
+    `keras.utils.set_random_seed` less its `tf.random.set_seed`: setting TF's global seed
+    clears TF's kernel caches, so the next fit re-instantiates the kept graphs (1-3 s measured,
+    epoch_graphs), and nothing here draws from it: Keras seeds its initializers from Python's
+    RNG and its own seed generator. Op determinism stays on for the rest of the process once
+    set: TF offers no way back.
     """
-    keras.utils.set_random_seed(seed)
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+    from keras.src.utils import rng_utils
+
+    global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, seed)
+    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    random.seed(seed)
+    np.random.seed(seed)
     if deterministic:
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
-
-
-def compile_model(model: keras.Model, learning_rate: float) -> None:
-    from sparse_lstm_ad.models import ProximalAdam, proximal_l1
-
-    # `loss` includes the sparse layer's L1 term; the `mse` metric is the reconstruction alone.
-    model.compile(
-        optimizer=ProximalAdam(proximal_l1(model), learning_rate=learning_rate),
-        loss="mse",
-        metrics=[keras.metrics.MeanSquaredError(name="mse")],
-    )
 
 
 def fit_autoencoder(
@@ -133,7 +139,7 @@ def fit_autoencoder(
     on_epoch: EpochHook | None = None,
 ) -> FitResult:
     """Train to reconstruct the windows; restore the weights of the best validation loss."""
-    compile_model(model, cfg.learning_rate)
+    compile_model(model, cfg.learning_rate)  # as Keras users expect: evaluate works after
     reporter, plateau = _EpochReporter(on_epoch), Plateau(cfg)
     started = time.perf_counter()
     fit = _fit_in_graph if cfg.epoch_in_graph else _fit_with_keras
@@ -178,102 +184,50 @@ def _fit_in_graph(
     cfg: TrainConfig,
     callbacks: list[keras.callbacks.Callback],
 ) -> None:
-    """Keras fit's epoch semantics (metrics, callbacks, stop_training), one graph per epoch."""
+    """Keras fit's epoch semantics (metrics, callbacks, stop_training), one graph per epoch.
+
+    The graphs belong to a trainer kept across fits (epoch_graphs): it is loaded with this
+    model's weights, trained, and its best weights copied back into the model.
+    """
     train, val = WindowFeed.of(train_windows), WindowFeed.of(val_windows)
-    # Variables must exist before tracing: a compiled loop body cannot create them.
-    model.optimizer.build(model.trainable_variables)
-    train_epoch = _epoch_function(model.train_step, train, cfg.batch_size, cfg.jit_compile)
-    val_epoch = _epoch_function(model.test_step, val, cfg.eval_batch_size, cfg.jit_compile)
-    hooks = keras.callbacks.CallbackList(callbacks, model=model, epochs=cfg.epochs, verbose=0)
-    model.stop_training = False
+    jit = use_xla(cfg, len(train.starts))
+    trainer = trainer_for(model, cfg, train, val, jit)
+    trainer.load(model, cfg.learning_rate)
+    trained = trainer.model
+    hooks = keras.callbacks.CallbackList(callbacks, model=trained, epochs=cfg.epochs, verbose=0)
     hooks.on_train_begin()
     for epoch in range(cfg.epochs):
         hooks.on_epoch_begin(epoch)
         # Keras's own order of visits: shuffled per epoch from the seeded global NumPy state.
         order = np.random.permutation(train.starts) if cfg.shuffle else train.starts
-        logs = _run_epoch(model, train_epoch, order)
-        logs.update({f"val_{k}": v for k, v in _run_epoch(model, val_epoch, val.starts).items()})
+        logs = _run_epoch(trained, lambda s: trainer.train_epoch(train.rows, s), order)
+        val_logs = _run_epoch(trained, lambda s: trainer.val_epoch(val.rows, s), val.starts)
+        logs.update({f"val_{k}": v for k, v in val_logs.items()})
         hooks.on_epoch_end(epoch, logs)
-        if model.stop_training:
+        if trained.stop_training:
             break
     hooks.on_train_end()
+    model.set_weights(trained.get_weights())
+
+
+def use_xla(cfg: TrainConfig, n_windows: int) -> bool:
+    """`train.jit_compile`, or when unset (null) the rule: XLA when the fit repays its compile.
+
+    XLA compiles for XLA_COMPILE_STEPS batch steps' worth of the time it then saves per step
+    (measured, experiments/benchmark/RESULTS.md): a fit expected to run fewer steps than that
+    runs its graph without XLA. A fit's length is not known before it ends: the ceiling, or
+    EXPECTED_EPOCHS when early stopping is likely to come first.
+    """
+    if cfg.jit_compile is not None:
+        return cfg.jit_compile
+    epochs = min(cfg.epochs, EXPECTED_EPOCHS)
+    return epochs * math.ceil(n_windows / cfg.batch_size) >= XLA_COMPILE_STEPS
 
 
 def _run_epoch(model: keras.Model, epoch_function: Callable, starts: np.ndarray) -> dict:
     model.reset_metrics()
     epoch_function(starts)
     return {key: float(value) for key, value in model.get_metrics_result().items()}
-
-
-@dataclass(frozen=True)
-class WindowFeed:
-    """Windows as the rows beneath them plus start rows: window i is rows[starts[i]:+length]."""
-
-    rows: Any  # tf.Tensor (n_rows, k) float32, converted once per fit
-    starts: np.ndarray  # (n_windows,) int32
-    length: int
-
-    @classmethod
-    def of(cls, windows: np.ndarray) -> WindowFeed:
-        import tensorflow as tf
-
-        rows, starts = underlying_rows(windows)
-        return cls(tf.convert_to_tensor(rows, dtype=tf.float32), starts, windows.shape[1])
-
-
-def underlying_rows(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, starts) with windows[i] == rows[starts[i] : starts[i] + length].
-
-    A sliding-window view (as `make_windows` returns) shares its rows with the series: they
-    are recovered without copying, so the (n_windows, length, k) block never exists. Any
-    other array is read as back-to-back windows of one contiguous copy.
-    """
-    n, length, k = windows.shape
-    step_bytes, row_bytes = windows.strides[0], windows.strides[1]
-    if n and row_bytes > 0 and step_bytes % row_bytes == 0 and step_bytes >= 0:
-        stride = step_bytes // row_bytes
-        shape = ((n - 1) * stride + length, k)
-        rows = np.lib.stride_tricks.as_strided(
-            windows, shape=shape, strides=(row_bytes, windows.strides[2]), writeable=False
-        )
-        return rows, np.arange(n, dtype=np.int32) * stride
-    rows = np.ascontiguousarray(windows).reshape(n * length, k)
-    return rows, np.arange(n, dtype=np.int32) * length
-
-
-def _epoch_function(
-    step: Callable, feed: WindowFeed, batch_size: int, jit_compile: bool
-) -> Callable[[np.ndarray], None]:
-    """Runs `step` on every batch of windows, in the order of the `starts` given.
-
-    The full batches run in one compiled loop. XLA needs static shapes, and compiling a second
-    copy of the step for the last, smaller batch would add half again to the compile time: that
-    batch runs once per epoch in a plain TF graph instead, exactly as Keras would run it.
-    """
-    import tensorflow as tf
-
-    batch_size = min(batch_size, len(feed.starts))
-    full, rest = divmod(len(feed.starts), batch_size)
-    offsets = tf.range(feed.length, dtype=tf.int32)[None, :]
-
-    def run_batch(starts: tf.Tensor) -> None:
-        windows = tf.gather(feed.rows, starts[:, None] + offsets)
-        step((windows, windows))
-
-    @tf.function(jit_compile=jit_compile)
-    def run_full(starts: tf.Tensor) -> None:
-        batches = tf.reshape(starts, (full, batch_size))
-        for i in tf.range(full):
-            run_batch(batches[i])
-
-    run_rest = tf.function(run_batch, jit_compile=False)
-
-    def call(starts: np.ndarray) -> None:
-        run_full(tf.constant(starts[: full * batch_size], dtype=tf.int32))
-        if rest:
-            run_rest(tf.constant(starts[full * batch_size :], dtype=tf.int32))
-
-    return call
 
 
 def reconstructor(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:

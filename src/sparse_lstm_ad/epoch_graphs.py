@@ -1,0 +1,191 @@
+"""The compiled epoch graphs of a fit: traced once per shape, reused by the fits that follow.
+
+Tracing and XLA-compiling an epoch costs seconds, more than a whole fit on small data, and the
+jobs of a sweep in one worker differ in seed, L1 and learning rate, not in shapes. So the
+graphs are traced for a private copy of the model (a `Trainer`), kept per process under what
+they depend on (the architecture, the data's shapes, the batch sizes, XLA), and each fit loads
+its own model's weights and hyperparameters into that copy, trains it, and copies the weights
+back: the model a fit is handed is the one it trains, and no two fits share a model.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+
+from sparse_lstm_ad.config import TrainConfig
+
+CACHE_SIZE = 4  # trainers kept per process: a sweep over a few model kinds keeps each warm
+
+# One epoch over the windows at `starts` (in that order), gathered from `rows`.
+EpochGraph = Callable[[Any, np.ndarray], None]
+
+
+def compile_model(model: keras.Model, learning_rate: float) -> None:
+    from sparse_lstm_ad.models import ProximalAdam, proximal_l1
+
+    # `loss` includes the sparse layer's L1 term; the `mse` metric is the reconstruction alone.
+    model.compile(
+        optimizer=ProximalAdam(proximal_l1(model), learning_rate=learning_rate),
+        loss="mse",
+        metrics=[keras.metrics.MeanSquaredError(name="mse")],
+    )
+
+
+@dataclass(frozen=True)
+class WindowFeed:
+    """Windows as the rows beneath them plus start rows: window i is rows[starts[i]:+length]."""
+
+    rows: Any  # tf.Tensor (n_rows, k) float32, converted once per fit
+    starts: np.ndarray  # (n_windows,) int32
+    length: int
+
+    @classmethod
+    def of(cls, windows: np.ndarray) -> WindowFeed:
+        import tensorflow as tf
+
+        rows, starts = underlying_rows(windows)
+        return cls(tf.convert_to_tensor(rows, dtype=tf.float32), starts, windows.shape[1])
+
+
+def underlying_rows(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, starts) with windows[i] == rows[starts[i] : starts[i] + length].
+
+    A sliding-window view (as `make_windows` returns) shares its rows with the series: they
+    are recovered without copying, so the (n_windows, length, k) block never exists. Any
+    other array is read as back-to-back windows of one contiguous copy.
+    """
+    n, length, k = windows.shape
+    step_bytes, row_bytes = windows.strides[0], windows.strides[1]
+    if n and row_bytes > 0 and step_bytes % row_bytes == 0 and step_bytes >= 0:
+        stride = step_bytes // row_bytes
+        shape = ((n - 1) * stride + length, k)
+        rows = np.lib.stride_tricks.as_strided(
+            windows, shape=shape, strides=(row_bytes, windows.strides[2]), writeable=False
+        )
+        return rows, np.arange(n, dtype=np.int32) * stride
+    rows = np.ascontiguousarray(windows).reshape(n * length, k)
+    return rows, np.arange(n, dtype=np.int32) * length
+
+
+@dataclass
+class Trainer:
+    """A compiled copy of a model and its training and validation epochs."""
+
+    model: keras.Model
+    train_epoch: EpochGraph
+    val_epoch: EpochGraph
+    graphs: tuple[Any, ...]  # the tf.functions, for their tracing counts
+
+    def load(self, source: keras.Model, learning_rate: float) -> None:
+        """Start a fit afresh from `source`'s weights, L1 and the given learning rate."""
+        from sparse_lstm_ad.models import copy_l1
+
+        self.model.set_weights(source.get_weights())
+        optimizer = self.model.optimizer
+        for variable in optimizer.variables:  # Adam's moments, its step count, lr and L1
+            variable.assign(keras.ops.zeros_like(variable))
+        optimizer.learning_rate = learning_rate
+        copy_l1(source, self.model)
+        self.model.stop_training = False
+
+    @property
+    def traces(self) -> int:
+        """How often the graphs were traced: unchanged by a fit that reused them."""
+        return sum(graph.experimental_get_tracing_count() for graph in self.graphs)
+
+
+_TRAINERS: OrderedDict[str, Trainer] = OrderedDict()
+
+
+def trainer_for(
+    model: keras.Model, cfg: TrainConfig, train: WindowFeed, val: WindowFeed, jit_compile: bool
+) -> Trainer:
+    """The trainer for this model's architecture and these shapes, traced on first use."""
+    key = _key(model, cfg, train, val, jit_compile)
+    trainer = _TRAINERS.pop(key, None) or _new_trainer(model, cfg, train, val, jit_compile)
+    _TRAINERS[key] = trainer
+    while len(_TRAINERS) > CACHE_SIZE:
+        _TRAINERS.popitem(last=False)
+    return trainer
+
+
+def clear() -> None:
+    """Forget every trainer (the next fit traces and compiles again)."""
+    _TRAINERS.clear()
+
+
+def _key(
+    model: keras.Model, cfg: TrainConfig, train: WindowFeed, val: WindowFeed, jit_compile: bool
+) -> str:
+    shapes = [(*feed.rows.shape, len(feed.starts), feed.length) for feed in (train, val)]
+    graph = (cfg.batch_size, cfg.eval_batch_size, jit_compile, shapes)
+    return json.dumps([_without_l1(model.get_config()), graph], sort_keys=True, default=str)
+
+
+def _without_l1(config: Any) -> Any:
+    """A model config minus its L1 values, which the graphs read from variables."""
+    if isinstance(config, dict):
+        return {k: _without_l1(v) for k, v in config.items() if k != "l1"}
+    if isinstance(config, list):
+        return [_without_l1(v) for v in config]
+    return config
+
+
+def _new_trainer(
+    model: keras.Model, cfg: TrainConfig, train: WindowFeed, val: WindowFeed, jit_compile: bool
+) -> Trainer:
+    # Cloning draws initializer seeds from Python's RNG: put it back, so that a fit runs on
+    # the same random stream whether or not it found a trainer.
+    state = random.getstate()
+    copy = keras.models.clone_model(model)
+    random.setstate(state)
+    compile_model(copy, cfg.learning_rate)
+    # Variables must exist before tracing: a compiled loop body cannot create them.
+    copy.optimizer.build(copy.trainable_variables)
+    train_epoch, train_graphs = _epoch_graph(copy.train_step, train, cfg.batch_size, jit_compile)
+    val_epoch, val_graphs = _epoch_graph(copy.test_step, val, cfg.eval_batch_size, jit_compile)
+    return Trainer(copy, train_epoch, val_epoch, (*train_graphs, *val_graphs))
+
+
+def _epoch_graph(
+    step: Callable, feed: WindowFeed, batch_size: int, jit_compile: bool
+) -> tuple[EpochGraph, tuple[Any, ...]]:
+    """Runs `step` on every batch of windows, in the order of the `starts` given.
+
+    The full batches run in one compiled loop. XLA needs static shapes, and compiling a second
+    copy of the step for the last, smaller batch would add half again to the compile time: that
+    batch runs once per epoch in a plain TF graph instead, exactly as Keras would run it. The
+    rows are an argument, not a captured constant, so the next fit's data reuses the graph.
+    """
+    import tensorflow as tf
+
+    batch_size = min(batch_size, len(feed.starts))
+    full, rest = divmod(len(feed.starts), batch_size)
+    offsets = tf.range(feed.length, dtype=tf.int32)[None, :]
+
+    def run_batch(rows: tf.Tensor, starts: tf.Tensor) -> None:
+        windows = tf.gather(rows, starts[:, None] + offsets)
+        step((windows, windows))
+
+    @tf.function(jit_compile=jit_compile)
+    def run_full(rows: tf.Tensor, starts: tf.Tensor) -> None:
+        batches = tf.reshape(starts, (full, batch_size))
+        for i in tf.range(full):
+            run_batch(rows, batches[i])
+
+    run_rest = tf.function(run_batch, jit_compile=False)
+
+    def call(rows: tf.Tensor, starts: np.ndarray) -> None:
+        run_full(rows, tf.constant(starts[: full * batch_size], dtype=tf.int32))
+        if rest:
+            run_rest(rows, tf.constant(starts[full * batch_size :], dtype=tf.int32))
+
+    return call, (run_full, run_rest)
