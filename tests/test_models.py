@@ -119,6 +119,25 @@ def test_reconstructor_equals_predict_for_any_batch(kind: ModelKind) -> None:
         # the kernels block a batch depends on the CPU (equal bits on one machine, 2e-6 apart
         # on an AMD EPYC).
         np.testing.assert_allclose(got, model.predict(batch, verbose=0), rtol=1e-5, atol=1e-7)
+
+
+def test_models_of_one_architecture_share_a_scoring_graph_safely() -> None:
+    from sparse_lstm_ad import graph_cache
+    from sparse_lstm_ad.training import reconstructor
+
+    graph_cache.clear()
+    keras.utils.set_random_seed(0)
+    cfg = ModelConfig(kind=ModelKind.sparse_gate, hidden=3)
+    first, second = (build_model(cfg, WINDOW, CHANNELS) for _ in range(2))
+    first_reconstruct, second_reconstruct = reconstructor(first), reconstructor(second)
+    x = _windows(20)
+    # Interleaved calls: each reconstructor reads its own model's weights.
+    for _ in range(2):
+        for model, reconstruct in ((first, first_reconstruct), (second, second_reconstruct)):
+            expected = model.predict(x, verbose=0)
+            np.testing.assert_allclose(reconstruct(x), expected, rtol=1e-5, atol=1e-7)
+    (graph,) = graph_cache._SCORERS.values()
+    assert graph.experimental_get_tracing_count() == 1
     # Split differently, the same windows agree to rounding only: the kernels block by batch.
     split = np.concatenate([reconstruct(x[:7]), reconstruct(x[7:])])
     np.testing.assert_allclose(split, expected, rtol=1e-5, atol=1e-6)

@@ -6,10 +6,10 @@ import keras
 import numpy as np
 import pytest
 
-from sparse_lstm_ad import epoch_graphs
+from sparse_lstm_ad import graph_cache
 from sparse_lstm_ad.config import ModelConfig, ModelKind, TrainConfig
 from sparse_lstm_ad.data import make_windows
-from sparse_lstm_ad.epoch_graphs import underlying_rows
+from sparse_lstm_ad.graph_cache import underlying_rows
 from sparse_lstm_ad.models import build_model, sparse_weights
 from sparse_lstm_ad.training import fit_autoencoder, make_repeatable, use_xla
 
@@ -76,19 +76,19 @@ def _job(seed: int, l1: float, cfg: TrainConfig) -> tuple[keras.Model, dict[str,
 
 def test_compiled_graphs_are_reused_by_the_next_job_of_a_worker() -> None:
     cfg = TrainConfig(epochs=3, batch_size=32, jit_compile=True)
-    epoch_graphs.clear()
+    graph_cache.clear()
     first_model, _first = _job(0, l1=1.0, cfg=cfg)
-    (trainer,) = epoch_graphs._TRAINERS.values()
+    (trainer,) = graph_cache._TRAINERS.values()
     traced = trainer.traces
     gate_after_first = sparse_weights(first_model).copy()
     second_model, second = _job(1, l1=0.01, cfg=cfg)
     # The same trainer, not traced again, though seed, data and L1 changed.
-    assert list(epoch_graphs._TRAINERS.values()) == [trainer] and trainer.traces == traced
+    assert list(graph_cache._TRAINERS.values()) == [trainer] and trainer.traces == traced
     # The first job's model is its own: the second fit did not touch it.
     np.testing.assert_array_equal(sparse_weights(first_model), gate_after_first)
     assert second_model is not trainer.model and first_model is not trainer.model
     # And the second job computes what it computes in a fresh worker, to the bit.
-    epoch_graphs.clear()
+    graph_cache.clear()
     fresh_model, fresh = _job(1, l1=0.01, cfg=cfg)
     assert second == {**fresh, "epoch_seconds": second["epoch_seconds"]}
     for reused, alone in zip(second_model.get_weights(), fresh_model.get_weights(), strict=True):

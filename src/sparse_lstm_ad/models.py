@@ -35,7 +35,7 @@ class SparseL1(keras.regularizers.Regularizer):
     def __init__(self, l1: float = 1e-3, proximal: bool = True) -> None:
         self.l1 = float(l1)
         self.proximal = bool(proximal)
-        # A variable, not a constant: a compiled graph then serves any L1 (epoch_graphs).
+        # A variable, not a constant: a compiled graph then serves any L1 (graph_cache).
         self.coefficient = keras.Variable(self.l1, trainable=False, name="l1")
 
     def set_l1(self, l1: float) -> None:
@@ -76,7 +76,7 @@ class ProximalAdam(keras.optimizers.Adam):
         self._index_by_path = {
             v.path: self._get_variable_index(v) for v in variables if v.path in self.l1_by_path
         }
-        # Variables, as the learning rate is: a compiled step serves any L1 (epoch_graphs).
+        # Variables, as the learning rate is: a compiled step serves any L1 (graph_cache).
         self._l1_by_index = {
             index: self.add_variable((), keras.initializers.Constant(self.l1_by_path[path]))
             for path, index in self._index_by_path.items()

@@ -142,7 +142,7 @@ def fresh_tensorflow(threads: int) -> None:
 
     No `keras.backend.clear_session()`: in Keras 3 it holds no graph to clear, only name
     counters (our layers are named), and it clears TF's kernel caches, which re-instantiates
-    the graphs a worker keeps for its next fit (epoch_graphs) at ~1 s a job.
+    the graphs a worker keeps for its next fit (graph_cache) at ~1 s a job.
     """
     import tensorflow as tf
 

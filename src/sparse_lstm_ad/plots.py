@@ -94,14 +94,10 @@ def error_histogram(
     fig, ax = plt.subplots(figsize=(7, 4))
     both = np.concatenate([normal_scores, test_scores])
     bins = np.linspace(np.nanmin(both), np.nanmax(both), 80)
-    ax.hist(
-        normal_scores[np.isfinite(normal_scores)],
-        bins,
-        alpha=0.6,
-        density=True,
-        label="validation (normal)",
-    )
-    ax.hist(test_scores[np.isfinite(test_scores)], bins, alpha=0.6, density=True, label="test")
+    # One polygon per histogram, not 80 bars: the same picture in a fraction of the draw time.
+    for scores, label in ((normal_scores, "validation (normal)"), (test_scores, "test")):
+        finite = scores[np.isfinite(scores)]
+        ax.hist(finite, bins, alpha=0.6, density=True, histtype="stepfilled", label=label)
     ax.axvline(threshold, color="black", ls="--", lw=1, label="threshold")
     ax.set(
         xlabel="Mahalanobis distance", ylabel="density", yscale="log", title="Score distribution"

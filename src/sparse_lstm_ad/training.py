@@ -7,7 +7,7 @@ Runs end by early stopping, not by the epoch ceiling: the learning rate drops on
 By default each epoch runs as one compiled (XLA) graph: the training windows' rows are held
 once as a tensor and every batch is gathered from them inside the graph, so there is neither
 a Python call per batch nor a copy of the input per step; the compiled graphs are kept for the
-next fit of the same shapes in the process (epoch_graphs). `train.epoch_in_graph=false` falls
+next fit of the same shapes in the process (graph_cache). `train.epoch_in_graph=false` falls
 back to Keras `fit`.
 """
 
@@ -22,15 +22,15 @@ import keras
 import numpy as np
 
 from sparse_lstm_ad.config import TrainConfig
-from sparse_lstm_ad.epoch_graphs import WindowFeed, compile_model, trainer_for
 from sparse_lstm_ad.fitting import FitResult, StoppedBy
+from sparse_lstm_ad.graph_cache import WindowFeed, compile_model, scoring_graph, trainer_for
 
 # The XLA rule (use_xla), from the measurements in experiments/benchmark/RESULTS.md.
 XLA_COMPILE_STEPS = 1000
 EXPECTED_EPOCHS = 30
 
 # Called after every epoch with the epoch number (1-based), that epoch's figures and the
-# model being trained (a trainer's copy, see epoch_graphs: read its weights, not the caller's).
+# model being trained (a trainer's copy, see graph_cache: read its weights, not the caller's).
 EpochHook = Callable[[int, dict[str, float], keras.Model], None]
 
 
@@ -113,7 +113,7 @@ def make_repeatable(seed: int, deterministic: bool) -> None:
 
     `keras.utils.set_random_seed` less its `tf.random.set_seed`: setting TF's global seed
     clears TF's kernel caches, so the next fit re-instantiates the kept graphs (1-3 s measured,
-    epoch_graphs), and nothing here draws from it: Keras seeds its initializers from Python's
+    graph_cache), and nothing here draws from it: Keras seeds its initializers from Python's
     RNG and its own seed generator. Op determinism stays on for the rest of the process once
     set: TF offers no way back.
     """
@@ -186,7 +186,7 @@ def _fit_in_graph(
 ) -> None:
     """Keras fit's epoch semantics (metrics, callbacks, stop_training), one graph per epoch.
 
-    The graphs belong to a trainer kept across fits (epoch_graphs): it is loaded with this
+    The graphs belong to a trainer kept across fits (graph_cache): it is loaded with this
     model's weights, trained, and its best weights copied back into the model.
     """
     train, val = WindowFeed.of(train_windows), WindowFeed.of(val_windows)
@@ -231,19 +231,20 @@ def _run_epoch(model: keras.Model, epoch_function: Callable, starts: np.ndarray)
 
 
 def reconstructor(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
-    """A function from windows to the model's reconstructions (float32), traced once.
+    """A function from windows to the model's reconstructions (float32), in a kept graph.
 
     Not `predict`, which traces a graph of its own each time and costs 0.3 s where this costs
     0.1 s on seed case 2; not an eager call, which steps the LSTM's time loop in Python and is
-    4x slower than the graph at window 100 with two layers. Callers bound the batch they hand
-    in (scoring.batch_errors): nothing here splits it.
+    4x slower than the graph at window 100 with two layers. The graph is shared by every model
+    of the architecture in the process (graph_cache.scoring_graph) and reads this model's
+    weights at each call. Callers bound the batch they hand in (scoring.batch_errors): nothing
+    here splits it.
     """
-    import tensorflow as tf
-
-    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
-    graph = tf.function(lambda windows: model(windows, training=False), input_signature=[spec])
+    graph = scoring_graph(model)
 
     def reconstruct(windows: np.ndarray) -> np.ndarray:
-        return graph(np.asarray(windows, dtype=np.float32)).numpy()
+        trainable = [v.value for v in model.trainable_variables]
+        non_trainable = [v.value for v in model.non_trainable_variables]
+        return graph(trainable, non_trainable, np.asarray(windows, dtype=np.float32)).numpy()
 
     return reconstruct

@@ -1,4 +1,4 @@
-"""The compiled epoch graphs of a fit: traced once per shape, reused by the fits that follow.
+"""Compiled graphs kept per process: a fit's epochs and a model's scoring, traced once per shape.
 
 Tracing and XLA-compiling an epoch costs seconds, more than a whole fit on small data, and the
 jobs of a sweep in one worker differ in seed, L1 and learning rate, not in shapes. So the
@@ -6,6 +6,9 @@ graphs are traced for a private copy of the model (a `Trainer`), kept per proces
 they depend on (the architecture, the data's shapes, the batch sizes, XLA), and each fit loads
 its own model's weights and hyperparameters into that copy, trains it, and copies the weights
 back: the model a fit is handed is the one it trains, and no two fits share a model.
+
+Scoring is the same story with less state: one graph per architecture, a pure function of the
+weights it is handed (Keras's `stateless_call`), so any number of models share it safely.
 """
 
 from __future__ import annotations
@@ -118,8 +121,38 @@ def trainer_for(
 
 
 def clear() -> None:
-    """Forget every trainer (the next fit traces and compiles again)."""
+    """Forget every graph (the next fit and the next scoring trace and compile again)."""
     _TRAINERS.clear()
+    _SCORERS.clear()
+
+
+_SCORERS: dict[str, Any] = {}
+
+
+def scoring_graph(model: keras.Model) -> Callable[[list, list, Any], Any]:
+    """(trainable values, non-trainable values, windows) -> reconstructions, per architecture."""
+    import tensorflow as tf
+
+    key = architecture(model)
+    if key not in _SCORERS:
+        state = random.getstate()  # as in _new_trainer: the clone draws no job's randomness
+        copy = keras.models.clone_model(model)
+        random.setstate(state)
+
+        def specs(variables: list) -> list:
+            return [tf.TensorSpec(v.shape, v.dtype) for v in variables]
+
+        signature = [
+            specs(copy.trainable_variables),
+            specs(copy.non_trainable_variables),
+            tf.TensorSpec((None, *model.input_shape[1:]), tf.float32),
+        ]
+
+        def reconstruct(trainable: list, non_trainable: list, windows: Any) -> Any:
+            return copy.stateless_call(trainable, non_trainable, windows, training=False)[0]
+
+        _SCORERS[key] = tf.function(reconstruct, input_signature=signature)
+    return _SCORERS[key]
 
 
 def _key(
@@ -127,7 +160,12 @@ def _key(
 ) -> str:
     shapes = [(*feed.rows.shape, len(feed.starts), feed.length) for feed in (train, val)]
     graph = (cfg.batch_size, cfg.eval_batch_size, jit_compile, shapes)
-    return json.dumps([_without_l1(model.get_config()), graph], sort_keys=True, default=str)
+    return json.dumps([architecture(model), graph], sort_keys=True, default=str)
+
+
+def architecture(model: keras.Model) -> str:
+    """What a graph of the model depends on: its config without the L1 values."""
+    return json.dumps(_without_l1(model.get_config()), sort_keys=True, default=str)
 
 
 def _without_l1(config: Any) -> Any:
