@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 UI_PORT ?= 5000
 
-.PHONY: run test ui lint clean benchmark sparsity-path
+.PHONY: run test ui lint clean benchmark sparsity-path gpu
 
 $(STAMP): requirements.lock requirements-dev.lock requirements-ray.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,14 @@ benchmark: $(STAMP)
 # The sparsity path study (experiments/sparsity_path), its own store in /tmp.
 sparsity-path: $(STAMP)
 	bash experiments/sparsity_path/run.sh
+
+# TensorFlow's CUDA build (requirements-gpu.lock) in place of tensorflow-cpu, for a machine with
+# an NVIDIA GPU; the same pipeline then trains there, and on the CPU where no GPU is found.
+# Back to the CPU-only install: make clean run (or test).
+gpu: $(STAMP)
+	$(PY) -m pip uninstall --quiet -y tensorflow-cpu
+	$(PY) -m pip install --quiet -r requirements-gpu.lock -c requirements.lock
+	$(PY) -c "import tensorflow as tf; print('GPUs:', tf.config.list_physical_devices('GPU') or 'none, the CPU is used')"
 
 test: $(STAMP)
 	$(PY) -m pytest -q

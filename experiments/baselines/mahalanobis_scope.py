@@ -13,9 +13,9 @@ from omegaconf import OmegaConf
 from sparse_lstm_ad.cli.hydra_schema import register_configs
 from sparse_lstm_ad.config_checks import validate
 from sparse_lstm_ad.data import make_windows, window_starts
+from sparse_lstm_ad.error_scores import fit_error_model, mahalanobis_scores, time_step_scores
 from sparse_lstm_ad.metrics import auc_pr
 from sparse_lstm_ad.pipeline import prepare_rows
-from sparse_lstm_ad.scoring import fit_error_model, mahalanobis_scores, time_step_scores
 
 DATASETS = {
     "asd-omi-1": ["data=asd", "data.entity=omi-1"],

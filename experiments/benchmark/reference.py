@@ -130,8 +130,8 @@ def run_reference(
     import keras
 
     from sparse_lstm_ad.data import SEED_ANOMALY_FROM
+    from sparse_lstm_ad.error_scores import time_step_scores
     from sparse_lstm_ad.metrics import auc_roc
-    from sparse_lstm_ad.scoring import time_step_scores
 
     seconds: dict[str, float] = {}
     started = time.perf_counter()

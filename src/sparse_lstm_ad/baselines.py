@@ -25,7 +25,7 @@ import numpy as np
 
 from sparse_lstm_ad.config import MahalanobisScope, ModelConfig, ModelKind
 from sparse_lstm_ad.data import make_windows
-from sparse_lstm_ad.scoring import (
+from sparse_lstm_ad.error_scores import (
     CovarianceInverse,
     ErrorModel,
     channel_contributions,

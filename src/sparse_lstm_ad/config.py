@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from omegaconf import MISSING
 
-from sparse_lstm_ad.scoring import CovarianceInverse
+from sparse_lstm_ad.error_scores import CovarianceInverse
 
 
 # Member names are what users type: OmegaConf matches an enum field by name, not value.

@@ -24,7 +24,7 @@ from sparse_lstm_ad.config import (
     ScoringScope,
 )
 from sparse_lstm_ad.data import make_windows, window_starts
-from sparse_lstm_ad.scoring import (
+from sparse_lstm_ad.error_scores import (
     ErrorModel,
     Reconstruct,
     RowScores,

@@ -40,11 +40,11 @@ from sparse_lstm_ad.detectors import (
     scoring_scope,
     sparse_layer_metrics,
 )
+from sparse_lstm_ad.error_scores import ErrorModel, RowScores, error_moments
 from sparse_lstm_ad.fit_detector import format_figures, train_model
 from sparse_lstm_ad.fitting import raise_if_diverged
 from sparse_lstm_ad.metrics import evaluate, evaluate_ranges
 from sparse_lstm_ad.run_outputs import has_contributions, log_outputs
-from sparse_lstm_ad.scoring import ErrorModel, RowScores, error_moments
 from sparse_lstm_ad.thresholds import best_f1, choose_threshold
 
 log = logging.getLogger(__name__)
@@ -180,7 +180,7 @@ def prepare_rows(cfg: Config) -> Rows:
 def score_parts(model: Any, cfg: Config, rows: Rows, windows: dict[str, np.ndarray]) -> Scored:
     """Fit the error model on normal errors, then score validation and test rows.
 
-    Per step, batch by batch: no part's errors are ever held whole (scoring.ErrorMoments).
+    Per step, batch by batch: no part's errors are ever held whole (error_scores.ErrorMoments).
     By window, the normal windows' flattened errors are held once (at most 2,048 values each).
     """
     detector, error_model, mse = model, None, {}

@@ -237,7 +237,7 @@ def reconstructor(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
     0.1 s on seed case 2; not an eager call, which steps the LSTM's time loop in Python and is
     4x slower than the graph at window 100 with two layers. The graph is shared by every model
     of the architecture in the process (graph_cache.scoring_graph) and reads this model's
-    weights at each call. Callers bound the batch they hand in (scoring.batch_errors): nothing
+    weights at each call. Callers bound the batch they hand in (error_scores.batch_errors): nothing
     here splits it.
     """
     graph = scoring_graph(model)

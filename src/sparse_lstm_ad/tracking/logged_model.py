@@ -72,9 +72,16 @@ def log_pyfunc_model(
 
 
 def _version(package: str) -> str:
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-    return version(package)
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        if package != "tensorflow-cpu":
+            raise
+        # `make gpu` trades tensorflow-cpu for TensorFlow's CUDA build of the same version:
+        # the model still needs only the CPU one to score.
+        return version("tensorflow")
 
 
 def resolved(model_uri: str) -> str:

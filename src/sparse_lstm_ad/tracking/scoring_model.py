@@ -22,7 +22,7 @@ import pandas as pd
 from sparse_lstm_ad.baselines import ForestScorer, LinearReconstruction, WindowMahalanobis
 from sparse_lstm_ad.data import Standardizer
 from sparse_lstm_ad.detectors import WindowErrorScorer, reconstructor_of, score_rows_with
-from sparse_lstm_ad.scoring import ErrorModel
+from sparse_lstm_ad.error_scores import ErrorModel
 
 MODEL_CODE = Path(__file__).with_name("pyfunc_model_code.py")
 

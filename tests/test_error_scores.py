@@ -7,7 +7,7 @@ import pytest
 from scipy.spatial.distance import mahalanobis
 
 from sparse_lstm_ad.data import window_starts
-from sparse_lstm_ad.scoring import (
+from sparse_lstm_ad.error_scores import (
     CovarianceInverse,
     channel_contributions,
     fit_error_model,
@@ -146,7 +146,7 @@ def test_time_step_scores_rejects_windows_outside_series() -> None:
 
 
 def test_batched_moments_and_rows_equal_the_whole_array_forms() -> None:
-    from sparse_lstm_ad.scoring import ErrorMoments, RowAccumulator, score_rows
+    from sparse_lstm_ad.error_scores import ErrorMoments, RowAccumulator, score_rows
 
     rng = np.random.default_rng(3)
     errors = rng.normal(size=(50, 6, 3)) @ np.array([[1, 0.5, 0], [0, 1, 0.3], [0, 0, 1.0]])
@@ -170,7 +170,7 @@ def test_batched_moments_and_rows_equal_the_whole_array_forms() -> None:
 
 
 def test_batch_errors_cover_every_window_once_within_the_value_budget() -> None:
-    from sparse_lstm_ad.scoring import batch_errors
+    from sparse_lstm_ad.error_scores import batch_errors
 
     windows = np.random.default_rng(4).normal(size=(23, 5, 3))
     calls: list[int] = []
