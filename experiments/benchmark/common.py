@@ -33,7 +33,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def run_child(command: list[str], cwd: Path = ROOT) -> tuple[float, float, str]:
+def run_child(
+    command: list[str], cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> tuple[float, float, str]:
     """Wall seconds, peak RSS (MB) of that child alone, and its output.
 
     Through /usr/bin/time: a child forked straight from this large process would report this
@@ -47,6 +49,7 @@ def run_child(command: list[str], cwd: Path = ROOT) -> tuple[float, float, str]:
             cwd=cwd,
             capture_output=True,
             text=True,
+            env=env,
         )
         wall = time.perf_counter() - started
         if result.returncode != 0:
