@@ -72,6 +72,14 @@ def test_single_run_logs_everything(run_cli: RunCli, tmp_path: Path) -> None:
         "scores/test_scores.csv",
     }
     assert "epoch 2/2" in result.stdout and run.info.run_id in result.stdout
+    # What the MLflow UI shows: the training-runs view, the Datasets column, the System
+    # metrics tab, a model named after what it is.
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    datasets = {entry.dataset.name for entry in run.inputs.dataset_inputs}
+    assert datasets == {"case2-training", "case2-validation", "case2-testing"}
+    assert "system/cpu_utilization_percentage" in metrics
+    assert run.data.tags["scoring_model"] == "sparse-case2"
 
 
 def test_logged_model_scores_identically_in_a_fresh_process(
