@@ -113,11 +113,28 @@ def trainer_for(
 ) -> Trainer:
     """The trainer for this model's architecture and these shapes, traced on first use."""
     key = _key(model, cfg, train, val, jit_compile)
-    trainer = _TRAINERS.pop(key, None) or _new_trainer(model, cfg, train, val, jit_compile)
-    _TRAINERS[key] = trainer
-    while len(_TRAINERS) > CACHE_SIZE:
-        _TRAINERS.popitem(last=False)
-    return trainer
+    return _kept(_TRAINERS, key, lambda: _new_trainer(model, cfg, train, val, jit_compile))
+
+
+def _kept(cache: OrderedDict[str, Any], key: str, make: Callable[[], Any]) -> Any:
+    """cache[key], made on first use; the least recently used beyond CACHE_SIZE forgotten."""
+    value = cache.pop(key, None) or make()
+    cache[key] = value
+    while len(cache) > CACHE_SIZE:
+        cache.popitem(last=False)
+    return value
+
+
+def _private_copy(model: keras.Model) -> keras.Model:
+    """A clone of the model's architecture, its own variables.
+
+    Cloning draws initializer seeds from Python's RNG: it is put back, so that a job runs on
+    the same random stream whether or not it found its graphs kept.
+    """
+    state = random.getstate()
+    copy = keras.models.clone_model(model)
+    random.setstate(state)
+    return copy
 
 
 def clear() -> None:
@@ -126,18 +143,15 @@ def clear() -> None:
     _SCORERS.clear()
 
 
-_SCORERS: dict[str, Any] = {}
+_SCORERS: OrderedDict[str, Any] = OrderedDict()
 
 
 def scoring_graph(model: keras.Model) -> Callable[[list, list, Any], Any]:
     """(trainable values, non-trainable values, windows) -> reconstructions, per architecture."""
     import tensorflow as tf
 
-    key = architecture(model)
-    if key not in _SCORERS:
-        state = random.getstate()  # as in _new_trainer: the clone draws no job's randomness
-        copy = keras.models.clone_model(model)
-        random.setstate(state)
+    def make() -> Any:
+        copy = _private_copy(model)
 
         def specs(variables: list) -> list:
             return [tf.TensorSpec(v.shape, v.dtype) for v in variables]
@@ -151,8 +165,9 @@ def scoring_graph(model: keras.Model) -> Callable[[list, list, Any], Any]:
         def reconstruct(trainable: list, non_trainable: list, windows: Any) -> Any:
             return copy.stateless_call(trainable, non_trainable, windows, training=False)[0]
 
-        _SCORERS[key] = tf.function(reconstruct, input_signature=signature)
-    return _SCORERS[key]
+        return tf.function(reconstruct, input_signature=signature)
+
+    return _kept(_SCORERS, architecture(model), make)
 
 
 def _key(
@@ -180,11 +195,7 @@ def _without_l1(config: Any) -> Any:
 def _new_trainer(
     model: keras.Model, cfg: TrainConfig, train: WindowFeed, val: WindowFeed, jit_compile: bool
 ) -> Trainer:
-    # Cloning draws initializer seeds from Python's RNG: put it back, so that a fit runs on
-    # the same random stream whether or not it found a trainer.
-    state = random.getstate()
-    copy = keras.models.clone_model(model)
-    random.setstate(state)
+    copy = _private_copy(model)
     compile_model(copy, cfg.learning_rate)
     # Variables must exist before tracing: a compiled loop body cannot create them.
     copy.optimizer.build(copy.trainable_variables)
