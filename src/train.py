@@ -31,13 +31,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from sparse_lstm_ad.cli import quiet_tensorflow_import
 from sparse_lstm_ad.cli.hydra_schema import register_configs
 from sparse_lstm_ad.config import Config, active_only, config_identity
 from sparse_lstm_ad.config_checks import ConfigError, checked_config
 
-# Quiets TensorFlow's C++ info and warnings once its logging is up (a few start-up lines
-# from absl are printed before any setting applies).
+# Quiets TensorFlow's C++ info and warnings (TF_CPP_MIN_LOG_LEVEL=0 shows them).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+quiet_tensorflow_import()
 log = logging.getLogger("train")
 
 register_configs()

@@ -37,6 +37,8 @@ def test_single_run_logs_everything(run_cli: RunCli, tmp_path: Path) -> None:
     (run,) = _runs(tmp_path)
     assert run.info.status == "FINISHED"
     assert run.info.run_name == "+experiment=fast model=sparse"
+    # TensorFlow's import-time absl lines are muted (cli.quiet_tensorflow_import).
+    assert "absl" not in result.stderr and "oneDNN" not in result.stderr, result.stderr[-3000:]
 
     params = run.data.params
     assert params["model.kind"] == "sparse_gate" and params["data.window"] == "15"

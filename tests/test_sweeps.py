@@ -40,7 +40,36 @@ def test_joblib_sweep_lands_four_children_under_one_parent(run_cli: RunCli, tmp_
     }
     # Each worker ran TensorFlow on one thread: two workers share the two cores.
     assert {r.data.params["threads"] for r in children} == {"1"}
-    assert len({r.data.tags["pid"] for r in children}) == 2
+    # One worker took both standard jobs, the other both sparse ones (cli/job_batches.py).
+    pids = {
+        kind: {r.data.tags["pid"] for r in children if r.data.params["model.kind"] == kind}
+        for kind in ("standard", "sparse_gate")
+    }
+    assert [len(p) for p in pids.values()] == [1, 1] and pids["standard"] != pids["sparse_gate"]
+    assert "joblib: batches of 2 jobs" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("sweep", "workers", "size"),
+    [
+        (["model=standard,sparse", "data=case1,case2", "seed=0,1"], 2, 2),
+        (["model=standard,sparse", "data=case1,case2", "seed=0,1,2,3,4"], 2, 5),
+        (["model=standard,sparse", "model.l1=1e-3,1e-2", "seed=0,1"], 2, 4),
+        (["seed=0,1", "model=standard,sparse"], 2, 1),  # seeds vary slowest: no cell is whole
+        (["data=case1,case2,premise", "seed=0,1,2,3,4"], 2, 1),  # 3 batches of 5: one idles
+        (["data=case1,case2,premise", "seed=0,1,2,3,4,5"], 2, 3),
+    ],
+)
+def test_joblib_batches_are_whole_cells_that_keep_workers_busy(
+    sweep: list[str], workers: int, size: int
+) -> None:
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from sparse_lstm_ad.cli.job_batches import batch_size
+
+    (jobs,) = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(sweep), None)
+    assert batch_size(jobs, workers) == size
 
 
 def test_report_of_a_real_sweep_matches_its_runs(run_cli: RunCli, tmp_path: Path) -> None:
