@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
 import os
+import signal
 import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import mlflow
 import pytest
@@ -50,13 +56,57 @@ def store_runs(store: Path) -> list[mlflow.entities.Run]:
     return client.search_runs(experiments, order_by=["attributes.start_time ASC"])
 
 
+def _train_script() -> ModuleType:
+    """src/train.py as a module, loaded once per test process."""
+    if (module := sys.modules.get("sparse_lstm_ad_train_script")) is None:
+        spec = importlib.util.spec_from_file_location("sparse_lstm_ad_train_script", TRAIN)
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        sys.modules[spec.name] = module  # type: ignore[union-attr]
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def train_in_process(command: list[str]) -> subprocess.CompletedProcess[str]:
+    """`command` (a train_command) run by train.py's own `cli()` in this process.
+
+    What a test checks of a run (its store, its output, its exit code) is the same as from a
+    subprocess; the process's imports (TensorFlow, MLflow, Hydra) and compiled graphs are
+    paid once per test process instead of once per run. Signal handlers are put back."""
+    train, argv = _train_script(), command[1:]
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    # Hydra finds conf/ relative to the script when it believes the script is __main__.
+    main_module = os.environ.get("HYDRA_MAIN_MODULE")
+    os.environ["HYDRA_MAIN_MODULE"] = "__main__"
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        old_argv, sys.argv = sys.argv, argv
+        try:
+            train.cli()
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+        finally:
+            sys.argv = old_argv
+            if main_module is None:
+                del os.environ["HYDRA_MAIN_MODULE"]
+            else:
+                os.environ["HYDRA_MAIN_MODULE"] = main_module
+            train._label_job("")  # a multirun's job label stays off later log lines
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+
+
 @pytest.fixture
 def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run `python src/train.py` in a subprocess against a temp store, outputs in tmp_path."""
+    """Run `python src/train.py ARGS` against a temp store, outputs in tmp_path: in this
+    process (train_in_process), or in a subprocess where the launcher needs one (joblib's
+    workers import train.py by path) or `subprocess=True` asks for a fresh process."""
 
-    def run(*args: str, store: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(*args: str, store: bool = True, subprocess_: bool = False) -> Any:
         command = train_command(tmp_path, *args, store=store)
-        return subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
+        if subprocess_ or any(a.startswith("hydra/launcher=") for a in args):
+            return subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
+        return train_in_process(command)
 
     return run
 

@@ -117,19 +117,6 @@ def test_logged_model_scores_identically_in_a_fresh_process(
     assert {"contribution_F1", "contribution_F2_4"} <= set(reloaded.columns)
 
 
-def test_multirun_lands_one_run_per_job_under_one_sweep(run_cli: RunCli, tmp_path: Path) -> None:
-    result = run_cli("-m", "+experiment=fast", "model=standard,sparse", "tracking.log_model=false")
-    assert result.returncode == 0, result.stderr[-3000:]
-    runs = [r for r in _runs(tmp_path) if "sweep_parent" not in r.data.tags]
-    assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
-    assert [r.data.tags["model"] for r in runs] == ["standard", "sparse"]
-    sweeps = {r.data.tags["sweep"] for r in runs}
-    assert len(sweeps) == 1 and sweeps != {""}
-    # The comparison table printed at the end names both runs.
-    assert "AUC-ROC" in result.stdout
-    assert "standard" in result.stdout and "sparse" in result.stdout
-
-
 def test_asd_run_logs_range_metrics_and_attribution(run_cli: RunCli, tmp_path: Path) -> None:
     asd = ROOT.parent / "shared" / "data" / "asd"
     if not asd.is_dir():

@@ -18,7 +18,13 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import ROOT, parent_and_children, store_runs, train_command
+from tests.conftest import (
+    ROOT,
+    parent_and_children,
+    store_runs,
+    train_command,
+    train_in_process,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -169,6 +175,7 @@ def test_a_sweep_killed_with_sigkill_is_closed_and_resumed(tmp_path: Path) -> No
     assert sorted(r.info.status for r in children) == ["FINISHED", "RUNNING"]
     finished_before = {r.info.run_id for r in children if r.info.status == "FINISHED"}
 
+    # A fresh process, as a user's rerun is: the dead run's warning goes to its stderr.
     result = subprocess.run(
         train_command(tmp_path, *sweep), capture_output=True, text=True, cwd=ROOT, timeout=600
     )
@@ -193,9 +200,7 @@ def test_a_changed_csv_runs_its_job_again(tmp_path: Path) -> None:
     sweep += ("data.every=1", "data.window=5")
 
     def run() -> str:
-        result = subprocess.run(
-            train_command(tmp_path, *sweep), capture_output=True, text=True, cwd=ROOT
-        )
+        result = train_in_process(train_command(tmp_path, *sweep))
         assert result.returncode == 0, _output(result)[-3000:]
         return _output(result)
 
@@ -244,11 +249,8 @@ def test_a_tracking_server_that_goes_away(tmp_path: Path) -> None:
         assert f"tracking store {url} cannot be used" in rest and "Traceback" not in rest
 
         server.start(state, port, "sqlite", 0)
-        result = subprocess.run(
-            train_command(tmp_path, FAST, *NO_TF, f"tracking.uri={url}", store=False),
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
+        result = train_in_process(
+            train_command(tmp_path, FAST, *NO_TF, f"tracking.uri={url}", store=False)
         )
         assert result.returncode == 0, _output(result)[-3000:]
         client = MlflowClient(tracking_uri=url)

@@ -14,7 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from sparse_lstm_ad import server
-from tests.conftest import ROOT, run_concurrent_writers, train_command
+from tests.conftest import run_concurrent_writers, train_command, train_in_process
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +56,7 @@ def test_a_sweep_logs_to_the_server(tracking_server: str, tmp_path: Path) -> Non
         "tracking.experiment=server-sweep",
         store=False,
     )
-    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    result = train_in_process(command)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     mlflow.set_tracking_uri(tracking_server)
     runs = mlflow.search_runs(experiment_names=["server-sweep"])

@@ -86,6 +86,9 @@ def test_report_of_a_real_sweep_matches_its_runs(run_cli: RunCli, tmp_path: Path
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     # The standard model ignores L1: its second L1 value is the same config, skipped.
     assert "6 finished, 0 failed, 0 killed, 2 skipped" in result.stdout
+    # The comparison table printed at the end names both models.
+    assert "AUC-ROC" in result.stdout
+    assert "standard" in result.stdout and "sparse" in result.stdout
 
     store = tmp_path / "mlruns"
     # The sweep logged to experiment `study`: the default experiment does not hold it.
@@ -95,6 +98,10 @@ def test_report_of_a_real_sweep_matches_its_runs(run_cli: RunCli, tmp_path: Path
     assert (sweep / "report" / "auc_pr_vs_l1.png").stat().st_size > 0
 
     _, children = parent_and_children(store)
+    # One run per job that ran, all under the sweep's one tag.
+    assert [r.info.status for r in children] == ["FINISHED"] * 6
+    assert {r.data.tags["model"] for r in children} == {"standard", "sparse"}
+    assert len({r.data.tags["sweep"] for r in children} - {""}) == 1
     sparse_001 = [
         r.data.metrics["auc_pr"]
         for r in children
