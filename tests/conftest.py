@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import Any
 
 import mlflow
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
@@ -24,6 +25,7 @@ from omegaconf import OmegaConf
 from sparse_lstm_ad.cli.hydra_schema import register_configs
 from sparse_lstm_ad.config import Config
 from sparse_lstm_ad.config_checks import validate
+from sparse_lstm_ad.data import Windows
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -38,6 +40,12 @@ def compose_config(*overrides: str) -> Config:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="config", overrides=list(overrides))
     return validate(OmegaConf.to_object(cfg))  # type: ignore[arg-type]
+
+
+def as_windows(windows: np.ndarray) -> Windows:
+    """An (n, length, k) array of windows as `Windows`: back to back over one copy of rows."""
+    n, length, k = windows.shape
+    return Windows(np.ascontiguousarray(windows).reshape(n * length, k), length, length)
 
 
 def train_command(tmp_path: Path, *args: str, store: bool = True) -> list[str]:
@@ -73,6 +81,7 @@ def train_in_process(command: list[str]) -> subprocess.CompletedProcess[str]:
     subprocess; the process's imports (TensorFlow, MLflow, Hydra) and compiled graphs are
     paid once per test process instead of once per run. Signal handlers are put back."""
     train, argv = _train_script(), command[1:]
+    _keep_pytest_capture_open()
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     out, err, code = io.StringIO(), io.StringIO(), 0
     # Hydra finds conf/ relative to the script when it believes the script is __main__.
@@ -94,6 +103,16 @@ def train_in_process(command: list[str]) -> subprocess.CompletedProcess[str]:
             for signum, handler in handlers.items():
                 signal.signal(signum, handler)
     return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+
+
+def _keep_pytest_capture_open() -> None:
+    """absl's log handler writes to the sys.stderr of the moment absl was imported: under
+    pytest, pytest's capture. Hydra starts each run with `logging.config.dictConfig`, which
+    closes every handler, and absl's close() closes its stream unless that stream is
+    sys.stderr, which while a run's output is redirected here it is not: pytest's capture
+    would be closed under it. sys.__stderr__ (fd 2, captured too) is never closed."""
+    if (absl := sys.modules.get("absl.logging")) is not None:
+        absl.get_absl_handler().python_handler.stream = sys.__stderr__
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from sklearn.decomposition import PCA
 from sklearn.ensemble import IsolationForest
 
 from sparse_lstm_ad.baselines import ForestScorer, fit_forest, fit_pca
-from sparse_lstm_ad.data import make_windows, window_starts
+from sparse_lstm_ad.data import Windows, make_windows, window_starts
 from sparse_lstm_ad.error_scores import time_step_scores
 from sparse_lstm_ad.fit_detector import train_model
 from sparse_lstm_ad.pipeline import prepare_rows, score_parts
@@ -57,8 +57,11 @@ def _scored(*overrides: str):
     rows = prepare_rows(cfg)
     detector, fit = train_model(cfg, rows.train, {})
     assert fit.stopped_by is None and fit.epochs_run == 0  # fitted in closed form
-    windows = {part: make_windows(getattr(rows, part), 15) for part in ("train", "val", "test")}
-    return cfg, rows, score_parts(detector, cfg, rows, windows)
+    return cfg, rows, score_parts(detector, cfg, rows, _windows(rows, 15))
+
+
+def _windows(rows, length: int) -> dict[str, Windows]:
+    return {part: Windows(getattr(rows, part), length) for part in ("train", "val", "test")}
 
 
 def _pooled(rows: np.ndarray, window: int) -> np.ndarray:
@@ -122,7 +125,7 @@ def test_a_window_of_one_scores_each_row_alone() -> None:
     cfg = compose_config("+experiment=fast", "model=mahalanobis", "data.window=1")
     rows = prepare_rows(cfg)
     detector, _ = train_model(cfg, rows.train, {})
-    scored = score_parts(detector, cfg, rows, {"train": make_windows(rows.train, 1)})
+    scored = score_parts(detector, cfg, rows, _windows(rows, 1))
     assert np.isfinite(scored.test).all() and len(scored.test) == len(rows.test)
 
 
@@ -172,7 +175,7 @@ def test_pyfunc_scores_of_a_baseline_equal_the_run_scores(tmp_path: Path) -> Non
     cfg = compose_config("+experiment=fast", "model=pca", "data=case1", "scoring.scope=step")
     rows = prepare_rows(cfg)
     detector, _ = train_model(cfg, rows.train, {})
-    scored = score_parts(detector, cfg, rows, {"train": make_windows(rows.train, 15)})
+    scored = score_parts(detector, cfg, rows, _windows(rows, 15))
     state = ScoringState(
         channels=rows.channels,
         mean=rows.standardizer.mean.tolist(),

@@ -9,6 +9,7 @@ from sparse_lstm_ad.config import L1Method, ModelConfig, ModelKind, TrainConfig
 from sparse_lstm_ad.fitting import StoppedBy
 from sparse_lstm_ad.models import build_model, sparse_weights, weight_sparsity
 from sparse_lstm_ad.training import fit_autoencoder
+from tests.conftest import as_windows
 
 WINDOW, CHANNELS = 8, 6
 
@@ -28,7 +29,7 @@ def _fit(model_cfg: ModelConfig, train_cfg: TrainConfig):
     keras.utils.set_random_seed(0)
     model = build_model(model_cfg, WINDOW, CHANNELS)
     x = np.ascontiguousarray(_windows())
-    return model, fit_autoencoder(model, x[:128], x[128:], train_cfg)
+    return model, fit_autoencoder(model, as_windows(x[:128]), as_windows(x[128:]), train_cfg)
 
 
 def test_a_run_at_the_ceiling_says_so() -> None:
@@ -88,7 +89,7 @@ def test_a_closed_sparse_layer_is_fitted_again_with_a_smaller_l1(
         "train.jit_compile=false",  # three short fits: compiling would cost more than them
     )
     x = np.ascontiguousarray(_windows()).astype(np.float64)
-    windows = {"train": x[:120], "val": x[120:]}
+    windows = {"train": as_windows(x[:120]), "val": as_windows(x[120:])}
     cfg = type(cfg)(
         **{**cfg.__dict__, "data": type(cfg.data)(**{**cfg.data.__dict__, "window": WINDOW})}
     )

@@ -19,6 +19,7 @@ from sparse_lstm_ad.models import (
     weight_sparsity,
 )
 from sparse_lstm_ad.training import fit_autoencoder
+from tests.conftest import as_windows
 
 WINDOW, CHANNELS = 6, 4
 
@@ -35,7 +36,9 @@ def test_build_train_and_round_trip(kind: ModelKind, layers: int, tmp_path: Path
     keras.utils.set_random_seed(0)
     model = build_model(ModelConfig(kind=kind, hidden=3, layers=layers), WINDOW, CHANNELS)
     x = _windows()
-    fit = fit_autoencoder(model, x[:48], x[48:], TrainConfig(epochs=1, batch_size=16))
+    fit = fit_autoencoder(
+        model, as_windows(x[:48]), as_windows(x[48:]), TrainConfig(epochs=1, batch_size=16)
+    )
     assert fit.epochs_run == 1 and np.isfinite(fit.history["loss"][0])
     assert model.predict(x, verbose=0).shape == x.shape
 
@@ -59,7 +62,9 @@ def test_loss_includes_l1_but_mse_does_not() -> None:
     cfg = ModelConfig(kind=ModelKind.sparse_gate, l1=0.1, l1_method=L1Method.penalty)
     model = build_model(cfg, WINDOW, CHANNELS)
     x = _windows()
-    fit = fit_autoencoder(model, x[:48], x[48:], TrainConfig(epochs=1, batch_size=48))
+    fit = fit_autoencoder(
+        model, as_windows(x[:48]), as_windows(x[48:]), TrainConfig(epochs=1, batch_size=48)
+    )
     # All gates start at 1: the seed's L1 term at the start is 0.1 * 24 = 2.4, far above any MSE.
     assert fit.history["loss"][0] - fit.history["mse"][0] > 1.0
 
@@ -68,7 +73,9 @@ def test_proximal_loss_holds_the_mean_penalty_of_the_weights() -> None:
     keras.utils.set_random_seed(0)
     model = build_model(ModelConfig(kind=ModelKind.sparse_gate, l1=2.0), WINDOW, CHANNELS)
     x = _windows()
-    fit = fit_autoencoder(model, x[:48], x[48:], TrainConfig(epochs=1, batch_size=48))
+    fit = fit_autoencoder(
+        model, as_windows(x[:48]), as_windows(x[48:]), TrainConfig(epochs=1, batch_size=48)
+    )
     penalty = 2.0 * np.abs(sparse_weights(model)).mean()
     assert fit.history["val_loss"][0] - fit.history["val_mse"][0] == pytest.approx(penalty, 1e-4)
 
@@ -97,7 +104,9 @@ def test_non_finite_loss_stops_training_with_the_reason() -> None:
     model = build_model(ModelConfig(), WINDOW, CHANNELS)
     x = _windows()
     x[0, 0, 0] = np.nan
-    fit = fit_autoencoder(model, x[:48], x[48:], TrainConfig(epochs=3, batch_size=16))
+    fit = fit_autoencoder(
+        model, as_windows(x[:48]), as_windows(x[48:]), TrainConfig(epochs=3, batch_size=16)
+    )
     assert fit.stopped_by == StoppedBy.diverged
     with pytest.raises(TrainingDiverged, match="epoch 1"):
         raise_if_diverged(fit)

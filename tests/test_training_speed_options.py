@@ -8,8 +8,7 @@ import pytest
 
 from sparse_lstm_ad import graph_cache
 from sparse_lstm_ad.config import ModelConfig, ModelKind, TrainConfig
-from sparse_lstm_ad.data import make_windows
-from sparse_lstm_ad.graph_cache import underlying_rows
+from sparse_lstm_ad.data import Windows
 from sparse_lstm_ad.models import build_model, sparse_weights
 from sparse_lstm_ad.training import fit_autoencoder, make_repeatable, use_xla
 
@@ -21,19 +20,13 @@ def _series(n: int = 120) -> np.ndarray:
 
 
 @pytest.mark.parametrize("stride", [1, 3])
-def test_underlying_rows_of_a_view_share_memory(stride: int) -> None:
+def test_what_the_epoch_graphs_gather_is_the_windows_view(stride: int) -> None:
     series = _series()
-    windows = make_windows(series, WINDOW, stride)
-    rows, starts = underlying_rows(windows)
-    assert np.shares_memory(rows, series)
-    rebuilt = rows[starts[:, None] + np.arange(WINDOW)]
-    np.testing.assert_array_equal(rebuilt, windows)
-
-
-def test_underlying_rows_of_a_plain_array() -> None:
-    windows = np.ascontiguousarray(make_windows(_series(), WINDOW))[::-1]  # negative stride
-    rows, starts = underlying_rows(windows)
-    np.testing.assert_array_equal(rows[starts[:, None] + np.arange(WINDOW)], windows)
+    windows = Windows(series, WINDOW, stride)
+    feed = graph_cache.WindowFeed.of(windows)
+    assert np.shares_memory(windows.view, series) and len(windows) == len(feed.starts)
+    gathered = np.asarray(feed.rows)[feed.starts[:, None] + np.arange(WINDOW)]
+    np.testing.assert_allclose(gathered, windows.view, rtol=1e-6)
 
 
 def _fit(cfg: TrainConfig, kind: ModelKind = ModelKind.sparse_gate) -> dict[str, list[float]]:
@@ -41,9 +34,7 @@ def _fit(cfg: TrainConfig, kind: ModelKind = ModelKind.sparse_gate) -> dict[str,
     series = _series()
     model = build_model(ModelConfig(kind=kind, hidden=3), WINDOW, CHANNELS)
     # 96 training windows at batch 40: two full batches and a last one of 16.
-    fit = fit_autoencoder(
-        model, make_windows(series[:100], WINDOW), make_windows(series[100:], WINDOW), cfg
-    )
+    fit = fit_autoencoder(model, Windows(series[:100], WINDOW), Windows(series[100:], WINDOW), cfg)
     return fit.history
 
 
@@ -68,9 +59,7 @@ def _job(seed: int, l1: float, cfg: TrainConfig) -> tuple[keras.Model, dict[str,
     make_repeatable(seed, deterministic=True)
     series = np.random.default_rng(seed).normal(size=(120, CHANNELS))
     model = build_model(ModelConfig(kind=ModelKind.sparse_gate, hidden=3, l1=l1), WINDOW, CHANNELS)
-    fit = fit_autoencoder(
-        model, make_windows(series[:100], WINDOW), make_windows(series[100:], WINDOW), cfg
-    )
+    fit = fit_autoencoder(model, Windows(series[:100], WINDOW), Windows(series[100:], WINDOW), cfg)
     return model, fit.history
 
 

@@ -60,7 +60,7 @@ def run_ours(
     """Our pipeline; cold (no graph kept from an earlier fit) unless `warm`."""
     from sparse_lstm_ad import graph_cache
     from sparse_lstm_ad.config import Config, DataConfig, ModelConfig, TrainConfig
-    from sparse_lstm_ad.data import make_windows
+    from sparse_lstm_ad.data import Windows
     from sparse_lstm_ad.metrics import auc_roc
     from sparse_lstm_ad.models import build_model
     from sparse_lstm_ad.pipeline import prepare_rows, score_parts
@@ -74,7 +74,7 @@ def run_ours(
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     rows = prepare_rows(cfg)
-    windows = {p: make_windows(getattr(rows, p), cfg.data.window) for p in ("train", "val", "test")}
+    windows = {p: Windows(getattr(rows, p), cfg.data.window) for p in ("train", "val", "test")}
     seconds["windowing"] = time.perf_counter() - started
     model = build_model(cfg.model, cfg.data.window, len(rows.channels))
     mark = time.perf_counter()
@@ -328,7 +328,7 @@ def epoch_rows(floor: float) -> tuple[list[Row], list[str]]:
 def epoch_case(batch: int, epochs: int = 8) -> None:
     """Median seconds of our epochs 2+ on seed case 2; prints one JSON line (own process)."""
     from sparse_lstm_ad.config import Config, ModelConfig, TrainConfig
-    from sparse_lstm_ad.data import make_windows
+    from sparse_lstm_ad.data import Windows
     from sparse_lstm_ad.models import build_model
     from sparse_lstm_ad.pipeline import prepare_rows
     from sparse_lstm_ad.training import fit_autoencoder, make_repeatable
@@ -337,7 +337,7 @@ def epoch_case(batch: int, epochs: int = 8) -> None:
     cfg = Config(model=ModelConfig(hidden=5), train=train)
     make_repeatable(cfg.seed, cfg.train.deterministic)
     rows = prepare_rows(cfg)
-    windows = {p: make_windows(getattr(rows, p), cfg.data.window) for p in ("train", "val")}
+    windows = {p: Windows(getattr(rows, p), cfg.data.window) for p in ("train", "val")}
     model = build_model(cfg.model, cfg.data.window, len(rows.channels))
     fit = fit_autoencoder(model, windows["train"], windows["val"], cfg.train)
     print(json.dumps({"median": statistics.median(fit.history["epoch_seconds"][1:])}))

@@ -52,7 +52,7 @@ def scale_rows() -> tuple[list[Row], list[str]]:
 def scale_case(n: int) -> None:
     """k = CHANNELS, n rows: fit EPOCHS epochs, score; prints one JSON line."""
     from sparse_lstm_ad.config import Config, DataConfig, TrainConfig
-    from sparse_lstm_ad.data import fit_standardizer, make_windows
+    from sparse_lstm_ad.data import Windows, fit_standardizer
     from sparse_lstm_ad.models import build_model
     from sparse_lstm_ad.pipeline import Rows, score_parts
     from sparse_lstm_ad.training import fit_autoencoder, make_repeatable
@@ -69,7 +69,7 @@ def scale_case(n: int) -> None:
     del series
     parts = scaled[:train_end], scaled[train_end:val_end], scaled[val_end:]
     rows = Rows(*parts, None, channels, standardizer)
-    windows = {p: make_windows(getattr(rows, p), cfg.data.window) for p in ("train", "val", "test")}
+    windows = {p: Windows(getattr(rows, p), cfg.data.window) for p in ("train", "val", "test")}
     model = build_model(cfg.model, cfg.data.window, k)
     started = time.perf_counter()
     fit = fit_autoencoder(model, windows["train"], windows["val"], cfg.train)

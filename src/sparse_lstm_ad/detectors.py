@@ -23,7 +23,7 @@ from sparse_lstm_ad.config import (
     ModelKind,
     ScoringScope,
 )
-from sparse_lstm_ad.data import make_windows, window_starts
+from sparse_lstm_ad.data import Windows
 from sparse_lstm_ad.error_scores import (
     ErrorModel,
     Reconstruct,
@@ -67,22 +67,21 @@ def reconstructor_of(detector: Any) -> Reconstruct:
     return reconstructor(detector)
 
 
-def score_rows_with(
-    detector: Any, rows: np.ndarray, window: int, stride: int, error_model: ErrorModel | None
+def score_windows_with(
+    detector: Any, windows: Windows, error_model: ErrorModel | None
 ) -> tuple[RowScores, float]:
-    """Per-row scores and contributions, and the reconstruction MSE (NaN for a row detector).
+    """Per-row scores and contributions of the rows under `windows`, and the reconstruction
+    MSE (NaN for a detector that reconstructs nothing).
 
     `detector` is a ForestScorer, or anything `reconstructor_of` takes (pass what it returned
     to trace a network only once).
     """
     if isinstance(detector, ForestScorer):
-        return score_row_detector(detector(rows), window, stride, rows.shape[1]), float("nan")
+        return score_row_detector(detector(windows.rows), windows), float("nan")
     if isinstance(detector, WindowMahalanobis | WindowErrorScorer):
-        return score_window_detector(detector, rows, stride), float("nan")
+        return score_window_detector(detector, windows), float("nan")
     assert error_model is not None, "a reconstruction detector needs its error model"
-    windows = make_windows(rows, window, stride)
-    starts = window_starts(len(rows), window, stride)
-    return score_windows(windows, starts, len(rows), reconstructor_of(detector), error_model)
+    return score_windows(windows, reconstructor_of(detector), error_model)
 
 
 @dataclass(frozen=True)
@@ -109,21 +108,19 @@ def window_errors(windows: np.ndarray, reconstruct: Reconstruct) -> np.ndarray:
 
 
 def score_window_detector(
-    detector: WindowMahalanobis | WindowErrorScorer, rows: np.ndarray, stride: int
+    detector: WindowMahalanobis | WindowErrorScorer, windows: Windows
 ) -> RowScores:
     """Each window's score and channel shares, given to its rows; a row takes their mean."""
-    windows = make_windows(rows, detector.window, stride)
-    starts = window_starts(len(rows), detector.window, stride)
-    batches = [
-        detector(windows[i : i + WINDOW_BATCH]) for i in range(0, len(windows), WINDOW_BATCH)
-    ]
+    if detector.window != windows.length:
+        raise ValueError(f"a detector of {detector.window}-row windows got {windows.length}")
+    view, starts, n_rows, length = windows.view, windows.starts, windows.n_rows, windows.length
+    batches = [detector(view[i : i + WINDOW_BATCH]) for i in range(0, len(view), WINDOW_BATCH)]
     scores = np.concatenate([b[0] for b in batches])
     shares = np.concatenate([b[1] for b in batches])
-    length = detector.window
     return RowScores(
-        scores=time_step_scores(np.repeat(scores[:, None], length, axis=1), starts, len(rows)),
+        scores=time_step_scores(np.repeat(scores[:, None], length, axis=1), starts, n_rows),
         contributions=time_step_scores(
-            np.repeat(shares[:, None, :], length, axis=1), starts, len(rows)
+            np.repeat(shares[:, None, :], length, axis=1), starts, n_rows
         ),
     )
 
@@ -149,8 +146,8 @@ def scoring_scope(cfg: Config, n_channels: int) -> ScoringScope:
     return ScoringScope.window if small else ScoringScope.step
 
 
-def fit_window_error_scorer(model: Any, cfg: Config, normal: np.ndarray) -> WindowErrorScorer:
+def fit_window_error_scorer(model: Any, cfg: Config, normal: Windows) -> WindowErrorScorer:
     network = reconstructor_of(model)
-    errors = window_errors(normal, network)
+    errors = window_errors(normal.view, network)
     fitted = fit_error_model(errors, cfg.scoring.inverse, cfg.scoring.shrinkage)
     return WindowErrorScorer(network, WindowMahalanobis(cfg.data.window, fitted))

@@ -12,7 +12,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from sparse_lstm_ad.data import make_windows, window_starts
+from sparse_lstm_ad.data import Windows, make_windows
 
 
 class CovarianceInverse(StrEnum):
@@ -244,22 +244,18 @@ def error_moments(windows: np.ndarray, reconstruct: Reconstruct) -> ErrorMoments
 
 
 def score_windows(
-    windows: np.ndarray,
-    starts: np.ndarray,
-    n_rows: int,
-    reconstruct: Reconstruct,
-    model: ErrorModel,
+    windows: Windows, reconstruct: Reconstruct, model: ErrorModel
 ) -> tuple[RowScores, float]:
     """Per-row scores and contributions of a series' windows, and their reconstruction MSE."""
-    rows = RowAccumulator(n_rows, windows.shape[-1], model)
-    moments = ErrorMoments()
-    for chunk, errors in batch_errors(windows, reconstruct):
+    rows = RowAccumulator(windows.n_rows, windows.channels, model)
+    moments, starts = ErrorMoments(), windows.starts
+    for chunk, errors in batch_errors(windows.view, reconstruct):
         rows.add(errors, starts[chunk])
         moments.add(errors)
     return rows.result(), moments.mse
 
 
-def score_row_detector(row_scores: np.ndarray, length: int, stride: int, k: int) -> RowScores:
+def score_row_detector(row_scores: np.ndarray, windows: Windows) -> RowScores:
     """A detector's own per-row scores, through the same alignment as reconstruction scores
     (which hands each row its own score back; rows no window covers, with a stride, get NaN).
 
@@ -267,6 +263,6 @@ def score_row_detector(row_scores: np.ndarray, length: int, stride: int, k: int)
     """
     row_scores = np.asarray(row_scores, dtype=np.float64)
     n_rows = len(row_scores)
-    steps = make_windows(row_scores[:, None], length, stride)[..., 0]
-    scores = time_step_scores(steps, window_starts(n_rows, length, stride), n_rows)
-    return RowScores(scores=scores, contributions=np.full((n_rows, k), np.nan))
+    steps = make_windows(row_scores[:, None], windows.length, windows.stride)[..., 0]
+    scores = time_step_scores(steps, windows.starts, n_rows)
+    return RowScores(scores=scores, contributions=np.full((n_rows, windows.channels), np.nan))

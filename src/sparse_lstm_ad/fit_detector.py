@@ -18,6 +18,7 @@ import numpy as np
 from sparse_lstm_ad import tracking
 from sparse_lstm_ad.baselines import fit_baseline
 from sparse_lstm_ad.config import NETWORK_KINDS, SPARSE_KINDS, Config
+from sparse_lstm_ad.data import Windows
 from sparse_lstm_ad.fitting import FitResult, StoppedBy
 
 log = logging.getLogger("sparse_lstm_ad.pipeline")  # the run's log: one stream of lines
@@ -27,7 +28,7 @@ L1_BACKOFF = 0.1
 
 
 def train_model(
-    cfg: Config, rows: np.ndarray, windows: dict[str, np.ndarray]
+    cfg: Config, rows: np.ndarray, windows: dict[str, Windows]
 ) -> tuple[Any, FitResult]:
     """The detector of `model.kind`, fitted on the training rows (a baseline) or windows."""
     if cfg.model.kind not in NETWORK_KINDS:
@@ -63,7 +64,7 @@ def _closed(model: Any, cfg: Config) -> bool:
 
 
 def _fit_network(
-    cfg: Config, channels: int, windows: dict[str, np.ndarray], steps: int
+    cfg: Config, channels: int, windows: dict[str, Windows], steps: int
 ) -> tuple[Any, FitResult]:
     from sparse_lstm_ad.models import build_model
     from sparse_lstm_ad.training import fit_autoencoder

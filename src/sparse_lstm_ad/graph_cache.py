@@ -24,6 +24,7 @@ import keras
 import numpy as np
 
 from sparse_lstm_ad.config import TrainConfig
+from sparse_lstm_ad.data import Windows
 
 CACHE_SIZE = 4  # trainers kept per process: a sweep over a few model kinds keeps each warm
 
@@ -51,31 +52,12 @@ class WindowFeed:
     length: int
 
     @classmethod
-    def of(cls, windows: np.ndarray) -> WindowFeed:
+    def of(cls, windows: Windows) -> WindowFeed:
+        """The rows go to the graph once; the (n_windows, length, k) block never exists."""
         import tensorflow as tf
 
-        rows, starts = underlying_rows(windows)
-        return cls(tf.convert_to_tensor(rows, dtype=tf.float32), starts, windows.shape[1])
-
-
-def underlying_rows(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, starts) with windows[i] == rows[starts[i] : starts[i] + length].
-
-    A sliding-window view (as `make_windows` returns) shares its rows with the series: they
-    are recovered without copying, so the (n_windows, length, k) block never exists. Any
-    other array is read as back-to-back windows of one contiguous copy.
-    """
-    n, length, k = windows.shape
-    step_bytes, row_bytes = windows.strides[0], windows.strides[1]
-    if n and row_bytes > 0 and step_bytes % row_bytes == 0 and step_bytes >= 0:
-        stride = step_bytes // row_bytes
-        shape = ((n - 1) * stride + length, k)
-        rows = np.lib.stride_tricks.as_strided(
-            windows, shape=shape, strides=(row_bytes, windows.strides[2]), writeable=False
-        )
-        return rows, np.arange(n, dtype=np.int32) * stride
-    rows = np.ascontiguousarray(windows).reshape(n * length, k)
-    return rows, np.arange(n, dtype=np.int32) * length
+        rows = tf.convert_to_tensor(windows.rows, dtype=tf.float32)
+        return cls(rows, windows.starts.astype(np.int32), windows.length)
 
 
 @dataclass

@@ -24,7 +24,7 @@ from sparse_lstm_ad.config import (
     ScoringScope,
 )
 from sparse_lstm_ad.config_checks import ConfigError
-from sparse_lstm_ad.data import Standardizer, fit_standardizer, make_windows
+from sparse_lstm_ad.data import Standardizer, Windows, fit_standardizer
 from sparse_lstm_ad.data.sources import (
     dataset_name,
     dataset_source,
@@ -36,7 +36,7 @@ from sparse_lstm_ad.detectors import (
     fit_window_error_scorer,
     reconstructor_of,
     scope_tag,
-    score_rows_with,
+    score_windows_with,
     scoring_scope,
     sparse_layer_metrics,
 )
@@ -103,8 +103,8 @@ def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
 
         fresh_tensorflow(cfg.threads)
         make_repeatable(cfg.seed, cfg.train.deterministic)
-    windows = {
-        part: make_windows(getattr(rows, part), cfg.data.window, cfg.data.stride)
+    windows = {  # built once: training and scoring take these, and rebuild none
+        part: Windows(getattr(rows, part), cfg.data.window, cfg.data.stride)
         for part in ("train", "val", "test")
     }
     tags = {
@@ -177,7 +177,7 @@ def prepare_rows(cfg: Config) -> Rows:
     )
 
 
-def score_parts(model: Any, cfg: Config, rows: Rows, windows: dict[str, np.ndarray]) -> Scored:
+def score_parts(model: Any, cfg: Config, rows: Rows, windows: dict[str, Windows]) -> Scored:
     """Fit the error model on normal errors, then score validation and test rows.
 
     Per step, batch by batch: no part's errors are ever held whole (error_scores.ErrorMoments).
@@ -188,17 +188,15 @@ def score_parts(model: Any, cfg: Config, rows: Rows, windows: dict[str, np.ndarr
     reconstructs = not isinstance(model, ForestScorer | WindowMahalanobis)
     if reconstructs and scoring_scope(cfg, len(rows.channels)) == ScoringScope.window:
         detector = fit_window_error_scorer(model, cfg, windows[normal])
-        mse = {p: error_moments(windows[p], detector.reconstruct).mse for p in windows}
+        mse = {p: error_moments(windows[p].view, detector.reconstruct).mse for p in windows}
     elif reconstructs:  # fit the error model of its step errors
         detector = reconstructor_of(model)
-        moments = {part: error_moments(windows[part], detector) for part in {"train", normal}}
+        moments = {p: error_moments(windows[p].view, detector) for p in {"train", normal}}
         error_model = moments[normal].error_model(cfg.scoring.inverse, cfg.scoring.shrinkage)
         mse["train"] = moments["train"].mse
     scored = {}
     for part in ("val", "test"):
-        scored[part], part_mse = score_rows_with(
-            detector, getattr(rows, part), cfg.data.window, cfg.data.stride, error_model
-        )
+        scored[part], part_mse = score_windows_with(detector, windows[part], error_model)
         mse.setdefault(part, part_mse)
     if not reconstructs:
         mse = {}

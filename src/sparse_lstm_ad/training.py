@@ -22,6 +22,7 @@ import keras
 import numpy as np
 
 from sparse_lstm_ad.config import TrainConfig
+from sparse_lstm_ad.data import Windows
 from sparse_lstm_ad.fitting import FitResult, StoppedBy
 from sparse_lstm_ad.graph_cache import WindowFeed, compile_model, scoring_graph, trainer_for
 
@@ -133,8 +134,8 @@ def make_repeatable(seed: int, deterministic: bool) -> None:
 
 def fit_autoencoder(
     model: keras.Model,
-    train_windows: np.ndarray,
-    val_windows: np.ndarray,
+    train_windows: Windows,
+    val_windows: Windows,
     cfg: TrainConfig,
     on_epoch: EpochHook | None = None,
 ) -> FitResult:
@@ -160,15 +161,16 @@ def fit_autoencoder(
 
 def _fit_with_keras(
     model: keras.Model,
-    train_windows: np.ndarray,
-    val_windows: np.ndarray,
+    train_windows: Windows,
+    val_windows: Windows,
     cfg: TrainConfig,
     callbacks: list[keras.callbacks.Callback],
 ) -> None:
+    train, val = train_windows.view, val_windows.view
     model.fit(
-        train_windows,
-        train_windows,
-        validation_data=(val_windows, val_windows),
+        train,
+        train,
+        validation_data=(val, val),
         epochs=cfg.epochs,
         batch_size=cfg.batch_size,
         shuffle=cfg.shuffle,
@@ -179,8 +181,8 @@ def _fit_with_keras(
 
 def _fit_in_graph(
     model: keras.Model,
-    train_windows: np.ndarray,
-    val_windows: np.ndarray,
+    train_windows: Windows,
+    val_windows: Windows,
     cfg: TrainConfig,
     callbacks: list[keras.callbacks.Callback],
 ) -> None:

@@ -10,13 +10,14 @@ from sparse_lstm_ad.data.seed import (
     seed_labels,
     seed_series,
 )
-from sparse_lstm_ad.data.windows import make_windows, window_starts
+from sparse_lstm_ad.data.windows import Windows, make_windows, window_starts
 
 __all__ = [
     "SEED_ANOMALY_FROM",
     "SEED_ROWS",
     "SEED_TRAIN_ROWS",
     "Standardizer",
+    "Windows",
     "fit_standardizer",
     "make_windows",
     "seed_f1",

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from sparse_lstm_ad.baselines import ForestScorer, LinearReconstruction, WindowMahalanobis
-from sparse_lstm_ad.data import Standardizer
-from sparse_lstm_ad.detectors import WindowErrorScorer, reconstructor_of, score_rows_with
+from sparse_lstm_ad.data import Standardizer, Windows
+from sparse_lstm_ad.detectors import WindowErrorScorer, reconstructor_of, score_windows_with
 from sparse_lstm_ad.error_scores import ErrorModel
 
 MODEL_CODE = Path(__file__).with_name("pyfunc_model_code.py")
@@ -71,7 +71,8 @@ def score_frame(detector: Any, state: ScoringState, frame: pd.DataFrame) -> pd.D
     """
     standardizer = Standardizer(np.asarray(state.mean), np.asarray(state.std))
     rows = standardizer.transform(channel_values(frame, state.channels))
-    scored, _ = score_rows_with(detector, rows, state.window, state.stride, state.error_model())
+    windows = Windows(rows, state.window, state.stride)
+    scored, _ = score_windows_with(detector, windows, state.error_model())
     result = pd.DataFrame({"score": scored.scores, "flag": scored.scores > state.threshold})
     for i, channel in enumerate(state.channels):
         result[f"contribution_{channel}"] = scored.contributions[:, i]
