@@ -9,6 +9,7 @@ from sparse_lstm_ad.data import (
     SEED_ANOMALY_FROM,
     SEED_ROWS,
     SEED_TRAIN_ROWS,
+    Windows,
     fit_standardizer,
     make_windows,
     seed_f1,
@@ -68,6 +69,25 @@ def test_make_windows_rejects_bad_arguments(length: int, stride: int, message: s
 def test_make_windows_rejects_1d_input() -> None:
     with pytest.raises(ValueError, match=r"\(n_rows, k\)"):
         make_windows(np.zeros(10), 3)
+
+
+@pytest.mark.parametrize(("length", "stride"), [(1, 1), (4, 1), (4, 3), (23, 5)])
+def test_windows_value_holds_rows_starts_and_view_that_agree(length: int, stride: int) -> None:
+    x = np.arange(23 * 3, dtype=np.float64).reshape(23, 3)
+    windows = Windows(x, length, stride)
+    assert len(windows) == len(windows.starts) == len(windows.view)
+    assert (windows.n_rows, windows.channels) == (23, 3) and windows.rows is x
+    gathered = windows.rows[windows.starts[:, None] + np.arange(length)]
+    np.testing.assert_array_equal(gathered, windows.view)
+    np.testing.assert_array_equal(windows.view, _naive_windows(x, length, stride))
+    assert np.shares_memory(windows.view, x) and not windows.view.flags.writeable
+
+
+def test_windows_value_is_checked_when_built() -> None:
+    with pytest.raises(ValueError, match=r"window length 15 is longer than the series"):
+        Windows(np.zeros((10, 2)), 15)
+    with pytest.raises(ValueError, match=r"\(n_rows, k\)"):
+        Windows(np.zeros(10), 3)
 
 
 # --- seed data -----------------------------------------------------------------------------
