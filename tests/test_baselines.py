@@ -129,42 +129,53 @@ def test_a_window_of_one_scores_each_row_alone() -> None:
     assert np.isfinite(scored.test).all() and len(scored.test) == len(rows.test)
 
 
+BASELINE_RUNS = {
+    "mahalanobis": ["model=mahalanobis"],
+    "pca": ["model=pca"],
+    "iforest": ["model=iforest"],
+    "pca_window": ["model=pca", "scoring.scope=window"],
+    "mahalanobis_row": ["model=mahalanobis", "model.mahalanobis_scope=row"],
+}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "kind", ["mahalanobis", "pca", "iforest", "pca scoring.scope=window", "mahalanobis_row"]
-)
-def test_baseline_run_logs_a_scoring_model_without_tensorflow(kind: str, tmp_path: Path) -> None:
-    """A whole run in a fresh process: metrics, a pyfunc model that scores as the run did."""
-    kind = kind.replace("mahalanobis_row", "mahalanobis model.mahalanobis_scope=row")
-    overrides = ", ".join(f'"{o}"' for o in f"model={kind}".split())
+def test_baseline_runs_log_a_scoring_model_without_tensorflow(tmp_path: Path) -> None:
+    """Whole runs of every baseline in one fresh process (TensorFlow never loaded by any):
+    metrics, and a pyfunc model that scores as its run did. One process for the five: what is
+    tested is that none of them imports TensorFlow, not five interpreter starts."""
     script = f"""
 import sys
 import mlflow
 import numpy as np
 import pandas as pd
-from sparse_lstm_ad.pipeline import JobInfo, run_experiment
+from sparse_lstm_ad.pipeline import JobInfo, prepare_rows, run_experiment
 from tests.conftest import compose_config
-from sparse_lstm_ad.pipeline import prepare_rows
-cfg = compose_config("+experiment=fast", {overrides}, "tracking.dir={tmp_path / "mlruns"}")
-summary = run_experiment(cfg, JobInfo(run_name="baseline", config={{}}))
-assert "tensorflow" not in sys.modules, "a baseline loaded TensorFlow"
-name = mlflow.get_run(summary.run_id).data.tags["scoring_model"]
-assert name == "{kind.split()[0]}-case2", name
-model = mlflow.pyfunc.load_model(f"runs:/{{summary.run_id}}/{{name}}")
-scores = pd.read_csv(mlflow.artifacts.download_artifacts(
-    run_id=summary.run_id, artifact_path="scores/test_scores.csv"))
-rows = prepare_rows(cfg)
-raw = rows.test * rows.standardizer.std + rows.standardizer.mean
-raw = pd.DataFrame(raw, columns=rows.channels)
-np.testing.assert_allclose(model.predict(raw)["score"], scores["score"], rtol=1e-9)
-print(summary.metrics["auc_pr"], summary.metrics["f1_best_oracle"], len(scores))
+for label, overrides in {BASELINE_RUNS!r}.items():
+    store = f"tracking.dir={tmp_path}/" + label
+    cfg = compose_config("+experiment=fast", *overrides, store)
+    summary = run_experiment(cfg, JobInfo(run_name="baseline", config={{}}))
+    assert "tensorflow" not in sys.modules, label + " loaded TensorFlow"
+    name = mlflow.get_run(summary.run_id).data.tags["scoring_model"]
+    assert name == overrides[0].removeprefix("model=") + "-case2", (label, name)
+    model = mlflow.pyfunc.load_model(f"runs:/{{summary.run_id}}/{{name}}")
+    scores = pd.read_csv(mlflow.artifacts.download_artifacts(
+        run_id=summary.run_id, artifact_path="scores/test_scores.csv"))
+    rows = prepare_rows(cfg)
+    raw = rows.test * rows.standardizer.std + rows.standardizer.mean
+    raw = pd.DataFrame(raw, columns=rows.channels)
+    predicted = model.predict(raw)["score"]
+    np.testing.assert_allclose(predicted, scores["score"], rtol=1e-9, err_msg=label)
+    print(label, summary.metrics["auc_pr"], summary.metrics["f1_best_oracle"], len(scores))
 """
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    auc_pr, best, n_rows = result.stdout.split()[-3:]
-    assert 0 < float(auc_pr) <= 1 and float(best) <= 1 and int(n_rows) > 0
+    lines = [line.split() for line in result.stdout.splitlines() if line.split()[:1]]
+    figures = {line[0]: line[1:] for line in lines if line[0] in BASELINE_RUNS}
+    assert set(figures) == set(BASELINE_RUNS), result.stdout[-3000:]
+    for label, (auc_pr, best, n_rows) in figures.items():
+        assert 0 < float(auc_pr) <= 1 and float(best) <= 1 and int(n_rows) > 0, label
 
 
 def test_pyfunc_scores_of_a_baseline_equal_the_run_scores(tmp_path: Path) -> None:

@@ -298,6 +298,12 @@ def _run_sweep(command: list[str], env: dict[str, str], head: Head) -> tuple[int
     return sweep.returncode, output
 
 
+def _failure(output: str) -> str:
+    """A failed job's own error lines, then the end of the output (Ray's logs fill the rest)."""
+    errors = [line for line in output.splitlines() if "ERROR" in line or "Error" in line]
+    return "\n".join(errors[-20:]) + "\n--- the end of the output ---\n" + output[-3000:]
+
+
 def test_ray_sweep_logs_four_children_under_one_parent(tmp_path: Path) -> None:
     env = _ray_env(tmp_path / "auth_token")
     (tracking_port,) = _free_ports(1)
@@ -308,7 +314,7 @@ def test_ray_sweep_logs_four_children_under_one_parent(tmp_path: Path) -> None:
         ray_head(tmp_path / "head", env, killed) as head,  # after the server: other ports
     ):
         returncode, output = _run_sweep(_sweep_command(tmp_path, head.port, url), env, head)
-        assert returncode == 0, output[-3000:]
+        assert returncode == 0, _failure(output)
         mlflow_server = int((store / "mlflow.pid").read_text())
         ours = _group_and_descendants(head.pid) | _group_and_descendants(mlflow_server)
         if shutil.which("ss") is None:
