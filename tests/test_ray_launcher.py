@@ -298,9 +298,11 @@ def _run_sweep(command: list[str], env: dict[str, str], head: Head) -> tuple[int
     return sweep.returncode, output
 
 
-def _failure(output: str) -> str:
-    """A failed job's own error lines, then the end of the output (Ray's logs fill the rest)."""
-    errors = [line for line in output.splitlines() if "ERROR" in line or "Error" in line]
+def _failure(output: str, multirun: Path) -> str:
+    """A failed job's own error lines (from the output and the jobs' logs), then the end of
+    the output: Ray's logs fill the rest of it."""
+    logs = [output] + [log.read_text() for log in sorted(multirun.glob("*/train.log"))]
+    errors = [line for text in logs for line in text.splitlines() if "ERROR" in line]
     return "\n".join(errors[-20:]) + "\n--- the end of the output ---\n" + output[-3000:]
 
 
@@ -314,7 +316,7 @@ def test_ray_sweep_logs_four_children_under_one_parent(tmp_path: Path) -> None:
         ray_head(tmp_path / "head", env, killed) as head,  # after the server: other ports
     ):
         returncode, output = _run_sweep(_sweep_command(tmp_path, head.port, url), env, head)
-        assert returncode == 0, _failure(output)
+        assert returncode == 0, _failure(output, tmp_path / "multirun")
         mlflow_server = int((store / "mlflow.pid").read_text())
         ours = _group_and_descendants(head.pid) | _group_and_descendants(mlflow_server)
         if shutil.which("ss") is None:
