@@ -293,3 +293,41 @@ def test_a_run_on_another_host_is_closed_by_its_heartbeat(tmp_path: Path) -> Non
     status = {r.info.run_name: r.info.status for r in store_runs(store)}
     assert status == {"stale": "KILLED", "fresh": "RUNNING"}
     assert "was left RUNNING by a dead process: KILLED" in result.stderr
+
+
+def test_parallel_jobs_logging_the_same_datasets_all_link_them(tmp_path: Path) -> None:
+    """Jobs of a parallel sweep on one data set log the same MLflow datasets at once: MLflow
+    looks a dataset up and then inserts it, so all but one hit the UNIQUE constraint (5 of 8
+    threads did before tracking._log_input asked again). Every run gets its inputs."""
+    import threading
+
+    import mlflow
+    import numpy as np
+
+    from sparse_lstm_ad import tracking
+    from sparse_lstm_ad.config import TrackingConfig
+
+    experiment = tracking.prepare_store(TrackingConfig(dir=str(tmp_path / "mlruns")))
+    rows = np.random.default_rng(0).normal(size=(200, 3))
+    start, errors, runs = threading.Barrier(8), [], []
+
+    def job() -> None:
+        try:
+            with mlflow.start_run(experiment_id=experiment) as run:
+                runs.append(run.info.run_id)
+                start.wait()
+                parts = {"training": rows, "testing": rows + 1}
+                tracking.log_datasets(parts, ["a", "b", "c"], "case", "generated:probe")
+        except Exception as error:  # a thread's exception would otherwise only be printed
+            errors.append(error)
+
+    threads = [threading.Thread(target=job) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors[0]
+    client = MlflowClient()
+    for run_id in runs:
+        inputs = client.get_run(run_id).inputs.dataset_inputs
+        assert sorted(i.dataset.name for i in inputs) == ["case-testing", "case-training"]
