@@ -298,7 +298,7 @@ def test_a_run_on_another_host_is_closed_by_its_heartbeat(tmp_path: Path) -> Non
 def test_parallel_jobs_logging_the_same_datasets_all_link_them(tmp_path: Path) -> None:
     """Jobs of a parallel sweep on one data set log the same MLflow datasets at once: MLflow
     looks a dataset up and then inserts it, so all but one hit the UNIQUE constraint (5 of 8
-    threads did before tracking._log_input asked again). Every run gets its inputs."""
+    threads did before the store's retry counted it as transient). Every run gets its inputs."""
     import threading
 
     import mlflow

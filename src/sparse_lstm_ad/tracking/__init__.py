@@ -205,26 +205,7 @@ def log_datasets(
         with warnings.catch_warnings():  # "can be interpreted in multiple ways": a local file
             warnings.simplefilter("ignore", UserWarning)
             dataset = mlflow.data.from_pandas(frame, source=origin, name=f"{name}-{context}")
-        _log_input(dataset, context)
-
-
-def _log_input(dataset: Any, context: str, attempts: int = 3) -> None:
-    """mlflow.log_input, again when another job inserted the same dataset first.
-
-    MLflow's store looks a dataset up, then inserts it: jobs of a parallel sweep on the same
-    data race between the two, and the loser gets the table's UNIQUE constraint (measured: 5
-    of 8 threads on one SQLite store; a Ray sweep's job failed on it through a server). Asked
-    again, the store finds the dataset and only links it to the run.
-    """
-    for attempt in range(attempts):
-        try:
-            retrying(mlflow.log_input, dataset, context=context)
-            return
-        except Exception as error:
-            text = str(error).lower()
-            raced = "unique constraint" in text and "datasets" in text
-            if not raced or attempt == attempts - 1:
-                raise
+        retrying(mlflow.log_input, dataset, context=context)
 
 
 def active_run_id() -> str:
