@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -137,23 +138,37 @@ def parent_and_children(store: Path) -> tuple[list, list]:
     return parents, [r for r in runs if r not in parents]
 
 
-def run_concurrent_writers(store: str, writers: int = 8, steps: int = 200) -> None:
+def run_concurrent_writers(
+    store: str, folder: Path, writers: int = 8, steps: int = 50, prepare: bool = True
+) -> None:
     """Processes logging `steps` metric points each to one store at the same time.
 
-    `store` is the TrackingConfig's arguments as Python source, e.g. "dir='/tmp/x'".
+    `store` is the TrackingConfig's arguments as Python source, e.g. "dir='/tmp/x'". Each
+    writer imports MLflow, says it is ready and waits for the others: they then open their
+    runs (and, with prepare=False, create the store) together, not as their imports end.
     """
     writer = textwrap.dedent(f"""
-        import sys
+        import sys, time
+        from pathlib import Path
         from sparse_lstm_ad import tracking
         from sparse_lstm_ad.config import TrackingConfig
         cfg = TrackingConfig({store}, experiment="writers")
+        Path({str(folder)!r}, f"ready-{{sys.argv[1]}}").touch()
+        while not Path({str(folder)!r}, "go").exists():
+            time.sleep(0.01)
         with tracking.tracked_run(cfg, f"writer {{sys.argv[1]}}", {{}}):
             for step in range({steps}):
                 tracking.log_metrics({{"value": step}}, step=step)
     """)
-    # The store is prepared once before the writers start, as the CLI does.
-    prepare = "from sparse_lstm_ad import tracking, config; tracking.prepare_store("
-    prepare += f"config.TrackingConfig({store}, experiment='writers'))"
-    subprocess.run([sys.executable, "-c", prepare], check=True)
+    if prepare:  # as the CLI does: the store is prepared once before jobs start
+        code = "from sparse_lstm_ad import tracking, config; tracking.prepare_store("
+        code += f"config.TrackingConfig({store}, experiment='writers'))"
+        subprocess.run([sys.executable, "-c", code], check=True)
+    folder.mkdir(parents=True, exist_ok=True)
     started = [subprocess.Popen([sys.executable, "-c", writer, str(i)]) for i in range(writers)]
+    deadline = time.monotonic() + 300
+    while len(list(folder.glob("ready-*"))) < writers and time.monotonic() < deadline:
+        assert all(w.poll() is None for w in started), "a writer ended before it was ready"
+        time.sleep(0.05)
+    (folder / "go").touch()
     assert [w.wait(timeout=300) for w in started] == [0] * writers

@@ -7,8 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +19,7 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import (
     ROOT,
     parent_and_children,
+    run_concurrent_writers,
     store_runs,
     train_command,
     train_in_process,
@@ -136,29 +135,15 @@ def test_one_failing_job_does_not_stop_the_sweep(run_cli: RunCli, tmp_path: Path
     assert "sweep FAILED: 3 finished, 1 failed" in result.stdout
 
 
-_WRITER = """
-import sys
-from sparse_lstm_ad import tracking
-from sparse_lstm_ad.config import TrackingConfig
-cfg = TrackingConfig(dir=sys.argv[2], experiment="writers")
-with tracking.tracked_run(cfg, f"writer {sys.argv[1]}", {}):
-    for step in range(200):
-        tracking.log_metrics({"value": step}, step=step)
-"""
-
-
 def test_eight_writers_on_a_fresh_store_lose_nothing(tmp_path: Path) -> None:
     """Started together on a store that does not exist yet: one creates it, none breaks it."""
     store = tmp_path / "mlruns"
-    started = [
-        subprocess.Popen([sys.executable, "-c", _WRITER, str(i), str(store)]) for i in range(8)
-    ]
-    assert [w.wait(timeout=300) for w in started] == [0] * 8
+    run_concurrent_writers(f"dir={str(store)!r}", tmp_path / "barrier", prepare=False)
     runs = store_runs(store)
     assert [r.info.status for r in runs] == ["FINISHED"] * 8
     client = MlflowClient(tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
     points = sum(len(client.get_metric_history(r.info.run_id, "value")) for r in runs)
-    assert points == 1600
+    assert points == 8 * 50
     client.create_experiment("still usable")
 
 
@@ -222,77 +207,65 @@ def _free_port() -> int:
 
 
 def test_a_tracking_server_that_goes_away(tmp_path: Path) -> None:
-    """Back within MLflow's retries: the run finishes. Away for good: the job stops in one
-    line, and the first command once the server is back closes the run it left RUNNING."""
+    """Two jobs log to a server that stops. One retries (MLflow's HTTP client: 1, 2, 4 ... 64 s)
+    and finishes once the server is back; one gives up at once and stops in one line, and the
+    first command once the server is back closes the run it left RUNNING."""
     from sparse_lstm_ad import server
 
     state, port = tmp_path / "server", _free_port()
     url = server.start(state, port, "sqlite", 0)
-    long_fit = (FAST, f"tracking.uri={url}", "tracking.log_model=false", "train.patience=1000")
-    # MLflow's HTTP client retries a refused request with backoff (1, 2, 4 ... 64 s here).
-    env = {**os.environ, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "7"}
-    env["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
-    process = _start(tmp_path, *long_fit, "train.epochs=30", env=env)
+    fit = (FAST, f"tracking.uri={url}", "tracking.log_model=false", "train.patience=1000")
+    retries = {**os.environ, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "7"}
+    retries["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
+    patient = _start(tmp_path / "patient", *fit, "train.epochs=30", env=retries)
+    gives_up = {**os.environ, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+    impatient = _start(tmp_path / "impatient", *fit, "train.epochs=1000", env=gives_up)
     try:
-        _wait_for(process, "epoch 3/30")
+        _wait_for(patient, "epoch 3/30")
+        patient.send_signal(signal.SIGSTOP)  # held mid-fit until the server has gone
+        _wait_for(impatient, "epoch 3/1000")
         server.stop(state)
-        time.sleep(1)
-        server.start(state, port, "sqlite", 0)
-        assert process.wait(timeout=300) == 0, process.communicate()[0][-3000:]
-
-        env["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"  # away for good: give up at once
-        process = _start(tmp_path, *long_fit, "train.epochs=1000", env=env)
-        _wait_for(process, "epoch 3/1000")
-        server.stop(state)
-        rest = process.communicate(timeout=300)[0]
-        assert process.returncode == 2, rest[-3000:]
+        patient.send_signal(signal.SIGCONT)
+        rest = impatient.communicate(timeout=300)[0]
+        assert impatient.returncode == 2, rest[-3000:]
         assert f"tracking store {url} cannot be used" in rest and "Traceback" not in rest
 
+        time.sleep(1)
         server.start(state, port, "sqlite", 0)
+        assert patient.wait(timeout=300) == 0, patient.communicate()[0][-3000:]
         result = train_in_process(
             train_command(tmp_path, FAST, *NO_TF, f"tracking.uri={url}", store=False)
         )
         assert result.returncode == 0, _output(result)[-3000:]
         client = MlflowClient(tracking_uri=url)
         experiment = client.get_experiment_by_name("sparse-lstm-ad").experiment_id
-        runs = client.search_runs([experiment], order_by=["attributes.start_time ASC"])
-        assert [r.info.status for r in runs] == ["FINISHED", "KILLED", "FINISHED"]
-        history = client.get_metric_history(runs[0].info.run_id, "loss")
-        assert len(history) == runs[0].data.metrics["epochs_run"]  # no epoch lost in the gap
+        runs = {r.data.params["train.epochs"]: r for r in client.search_runs([experiment])}
+        statuses = {epochs: run.info.status for epochs, run in runs.items()}
+        assert statuses == {"30": "FINISHED", "1000": "KILLED", "2": "FINISHED"}
+        history = client.get_metric_history(runs["30"].info.run_id, "loss")
+        assert len(history) == runs["30"].data.metrics["epochs_run"]  # no epoch lost in the gap
     finally:
-        if process.poll() is None:  # a failed assertion above leaves no job behind
-            process.kill()
+        for process in (patient, impatient):  # a failed assertion above leaves no job behind
+            if process.poll() is None:
+                process.kill()
         server.stop(state)
-
-
-_STALE_RUN = """
-import sys
-from mlflow.tracking import MlflowClient
-from sparse_lstm_ad import tracking
-from sparse_lstm_ad.config import TrackingConfig
-cfg = TrackingConfig(dir=sys.argv[1])
-experiment = tracking.prepare_store(cfg)
-client = MlflowClient()
-for name, beat in (("stale", "1"), ("fresh", "9e12")):
-    tags = {"host": "another-host", "pid": "1", "heartbeat": beat}
-    client.create_run(experiment, run_name=name, tags=tags)
-"""
 
 
 def test_a_run_on_another_host_is_closed_by_its_heartbeat(tmp_path: Path) -> None:
     """The pid of another host says nothing here: a heartbeat gone quiet does."""
-    store = tmp_path / "mlruns"
-    subprocess.run([sys.executable, "-c", _STALE_RUN, str(store)], check=True)
-    script = textwrap.dedent(f"""
-        from sparse_lstm_ad import tracking
-        from sparse_lstm_ad.config import TrackingConfig
-        tracking.prepare_store(TrackingConfig(dir={str(store)!r}))
-    """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    status = {r.info.run_name: r.info.status for r in store_runs(store)}
+    from sparse_lstm_ad import tracking
+    from sparse_lstm_ad.config import TrackingConfig
+    from sparse_lstm_ad.tracking.liveness import close_dead_runs
+
+    experiment = tracking.prepare_store(TrackingConfig(dir=str(tmp_path / "mlruns")))
+    client = MlflowClient()
+    ids = {}
+    for name, beat in (("stale", "1"), ("fresh", "9e12")):
+        tags = {"host": "another-host", "pid": "1", "heartbeat": beat}
+        ids[name] = client.create_run(experiment, run_name=name, tags=tags).info.run_id
+    assert close_dead_runs([experiment]) == [ids["stale"]]
+    status = {r.info.run_name: r.info.status for r in store_runs(tmp_path / "mlruns")}
     assert status == {"stale": "KILLED", "fresh": "RUNNING"}
-    assert "was left RUNNING by a dead process: KILLED" in result.stderr
 
 
 def test_parallel_jobs_logging_the_same_datasets_all_link_them(tmp_path: Path) -> None:

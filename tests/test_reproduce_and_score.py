@@ -14,24 +14,20 @@ from mlflow.tracking import MlflowClient
 
 from sparse_lstm_ad import register, reproduce, score
 from sparse_lstm_ad.data import seed_labels, seed_series
-from tests.conftest import ROOT, TRAIN
+from tests.conftest import TRAIN, train_in_process
 
-pytestmark = pytest.mark.slow
+# One worker holds the module's fixture (a server, a store): not one per pytest-xdist worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("scoring-store")]
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A temp store holding one fast sparse run."""
+    """A temp store holding one fast sparse run (trained in this process: the scoring is
+    what runs in fresh ones)."""
     folder = tmp_path_factory.mktemp("store")
-    command = [
-        sys.executable,
-        str(TRAIN),
-        "+experiment=fast",
-        "model=sparse",
-        f"tracking.dir={folder}",
-        f"hydra.run.dir={folder / 'outputs'}",
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    command = [sys.executable, str(TRAIN), "+experiment=fast", "model=sparse"]
+    command += [f"tracking.dir={folder}", f"hydra.run.dir={folder / 'outputs'}"]
+    result = train_in_process(command)
     assert result.returncode == 0, result.stderr[-3000:]
     return folder
 
