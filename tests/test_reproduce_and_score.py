@@ -16,8 +16,7 @@ from sparse_lstm_ad import register, reproduce, score
 from sparse_lstm_ad.data import seed_labels, seed_series
 from tests.conftest import TRAIN, train_in_process
 
-# One worker holds the module's fixture (a server, a store): not one per pytest-xdist worker.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("scoring-store")]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,7 @@ from mlflow.tracking import MlflowClient
 from sparse_lstm_ad import server
 from tests.conftest import run_concurrent_writers, train_command, train_in_process
 
-# One worker holds the module's fixture (a server, a store): not one per pytest-xdist worker.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("server")]
+pytestmark = pytest.mark.slow
 
 
 def _free_port() -> int:
