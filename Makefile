@@ -47,7 +47,10 @@ TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
+# MLflow 3.17's UI opens experiments on its GenAI view: the links that runs and sweeps print ask
+# for the training runs, and a click on "Model training" (top left) is remembered by the browser.
 ui: $(STAMP)
+	@echo "MLflow UI: http://127.0.0.1:$(UI_PORT) (click \"Model training\" at the top left once, or open the link a run or sweep printed)"
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db --host 127.0.0.1 --port $(UI_PORT)
 
 lint: $(STAMP)

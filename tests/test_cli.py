@@ -39,6 +39,9 @@ def test_single_run_logs_everything(run_cli: RunCli, tmp_path: Path) -> None:
     assert run.info.run_name == "+experiment=fast model=sparse"
     # TensorFlow's import-time absl lines are muted (cli.quiet_tensorflow_import).
     assert "absl" not in result.stderr and "oneDNN" not in result.stderr, result.stderr[-3000:]
+    # The run's page on the UI's training view: MLflow 3.17 opens GenAI's without the ask.
+    link = f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    assert f"in the MLflow UI: {link}?workflowType=machine_learning" in result.stdout
 
     params = run.data.params
     assert params["model.kind"] == "sparse_gate" and params["data.window"] == "15"

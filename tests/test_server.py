@@ -62,6 +62,9 @@ def test_a_sweep_logs_to_the_server(tracking_server: str, tmp_path: Path) -> Non
     runs = mlflow.search_runs(experiment_names=["server-sweep"])
     parents = runs[runs["tags.sweep_parent"].notna()]
     children = runs[runs["tags.sweep_parent"].isna()]
+    # The server is the UI: the sweep ends with its link, on the training-runs view.
+    link = f"{tracking_server}/#/experiments/{runs['experiment_id'].iloc[0]}/runs"
+    assert f"The runs in the MLflow UI: {link}?workflowType=machine_learning" in result.stdout
     assert list(parents["status"]) == ["FINISHED"]
     assert sorted(children["status"]) == ["FINISHED", "FINISHED"]
     # The model went through the server's artifact store and loads back by run URI.

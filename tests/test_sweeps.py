@@ -98,6 +98,9 @@ def test_report_of_a_real_sweep_matches_its_runs(run_cli: RunCli, tmp_path: Path
     assert (sweep / "report" / "auc_pr_vs_l1.png").stat().st_size > 0
 
     _, children = parent_and_children(store)
+    link = f"http://127.0.0.1:5000/#/experiments/{children[0].info.experiment_id}/runs"
+    assert f"make ui   (or: mlflow ui --backend-store-uri sqlite:///{store}" in result.stdout
+    assert f"then\n  {link}?workflowType=machine_learning\n" in result.stdout
     # One run per job that ran, all under the sweep's one tag.
     assert [r.info.status for r in children] == ["FINISHED"] * 6
     assert {r.data.tags["model"] for r in children} == {"standard", "sparse"}

@@ -132,8 +132,10 @@ def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
         tracking.log_metrics(metrics)
         log_outputs(cfg, model, rows, scored, fit.history, (tags["model"], tags["data"]))
         summary = RunSummary(run_id, metrics, tracking.artifact_uri())
+        link = tracking.active_run_link(cfg.tracking)
     log.info("run %s finished: %s", run_id, format_figures(metrics))
     log.info("artifacts: %s", summary.artifact_uri)
+    log.info("in the MLflow UI: %s", link)
     return summary
 
 

@@ -94,10 +94,7 @@ class TrackingCallback(Callback):
         self._stop()
         print(table)
         print(f"\nsweep {status}: " + ", ".join(f"{n} {key}" for key, n in counts.items()))
-        print(
-            f"Open the MLflow UI: make ui   (or: mlflow ui --backend-store-uri "
-            f"{tracking.tracking_uri(self.tracking)} --host 127.0.0.1)"
-        )
+        print(_ui_hint(self.tracking))
         if status != "FINISHED":
             sys.exit(1)
 
@@ -121,3 +118,16 @@ class TrackingCallback(Callback):
             first = (str(error).strip() or repr(error)).splitlines()[0]
             return f"sweep parent run {self.parent_id} not closed ({first}): the next command will"
         return None
+
+
+def _ui_hint(cfg: TrackingConfig) -> str:
+    """Where to see the runs: a server is its own UI; a local store needs `make ui` first."""
+    from sparse_lstm_ad import tracking
+
+    link = tracking.runs_link(cfg)
+    if tracking.serves_ui(cfg):
+        return f"The runs in the MLflow UI: {link}"
+    return (
+        f"Open the MLflow UI: make ui   (or: mlflow ui --backend-store-uri "
+        f"{tracking.tracking_uri(cfg)} --host 127.0.0.1), then\n  {link}"
+    )

@@ -1,8 +1,8 @@
 """Everything that talks to MLflow lives in this package: this module (a run's life and what it
 logs) and the modules it gathers: `store` (where the store is, its creation, retries),
 `liveness` (heartbeats, closing dead runs), `sweeps` (a multirun's parent and its runs) and
-`scoring_model` (the logged pyfunc model; `pyfunc_model_code` is its entry point). Callers
-import this module.
+`scoring_model` (the logged pyfunc model; `pyfunc_model_code` is its entry point) and
+`ui_links` (where a run is in the MLflow UI). Callers import this module.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ from sparse_lstm_ad.tracking.sweeps import (
     sweep_runs,
 )
 from sparse_lstm_ad.tracking.sweeps import start_sweep as _start_sweep
+from sparse_lstm_ad.tracking.ui_links import experiment_link, run_link, serves_ui
 
 __all__ = [
     "IDENTITY_TAG",
@@ -84,6 +85,7 @@ __all__ = [
     "register_model",
     "require_experiment",
     "runs_by_id",
+    "serves_ui",
     "sweep_parent",
     "sweep_results",
     "sweep_runs",
@@ -214,6 +216,17 @@ def active_run_id() -> str:
 
 def artifact_uri() -> str:
     return mlflow.get_artifact_uri()
+
+
+def active_run_link(cfg: TrackingConfig) -> str:
+    """The active run's page in the MLflow UI, on the training view."""
+    info = mlflow.active_run().info
+    return run_link(cfg, info.experiment_id, info.run_id)
+
+
+def runs_link(cfg: TrackingConfig) -> str:
+    """The experiment's runs in the MLflow UI, on the training view."""
+    return experiment_link(cfg, prepare_store(cfg))
 
 
 def run_status(cfg: TrackingConfig, run_id: str) -> str:

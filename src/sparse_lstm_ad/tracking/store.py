@@ -167,7 +167,8 @@ def _artifact_root(cfg: TrackingConfig) -> str | None:
     return None if cfg.uri else (Path(cfg.dir) / "artifacts").resolve().as_uri()
 
 
-# Without it MLflow 3's UI opens an experiment on its GenAI view (traces, agent versions).
+# Read by MLflow 3 UIs before 3.17's GenAI / Model training switch, which ignores it (the
+# printed links ask for the training view instead: ui_links).
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
