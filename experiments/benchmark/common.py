@@ -1,12 +1,16 @@
-"""What the benchmark's parts share: a table row, child processes and their peak memory."""
+"""What the benchmark's parts share: a table row and its Markdown, timing, child processes and
+their peak memory, the machine."""
 
 from __future__ import annotations
 
 import json
+import os
+import platform
 import resource
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,3 +65,43 @@ def child_json(command: list[str]) -> dict:
     """The JSON line a child mode of a benchmark script prints."""
     _, _, text = run_child(command)
     return json.loads(next(line for line in text.splitlines() if line.startswith("{")))
+
+
+def best_time(function: Callable[[], object], repeat: int = 5) -> float:
+    """Fastest of `repeat` calls: the least disturbed by other work on the machine."""
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores (nproc), {cpu}, {memory:.0f} GiB"
+
+
+def _cell(value: float | None, unit: str) -> str:
+    if value is None:
+        return ""
+    return f"{value:.4g} {unit}" if unit != "x" else f"{value:.1f}x"
+
+
+def table(rows: list[Row]) -> str:
+    lines = ["| what | reference | ours | reference / ours | target |", "|---|---|---|---|---|"]
+    for row in rows:
+        ratio = f"{row.ratio:.1f}x" if row.ratio is not None else ""
+        lines.append(
+            f"| {row.what} | {_cell(row.reference, row.unit)} | {_cell(row.ours, row.unit)} "
+            f"| {ratio} | {row.target} |"
+        )
+    return "\n".join(lines)

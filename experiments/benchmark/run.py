@@ -15,9 +15,7 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,8 +28,10 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 
 import reference  # noqa: E402
-from common import Row, child_json, peak_rss_mb, run_child  # noqa: E402
+from common import Row, best_time, child_json, machine, peak_rss_mb, table  # noqa: E402
+from floor import floor_notes  # noqa: E402
 from scale import scale_rows  # noqa: E402
+from startup import cli_rows, startup_rows  # noqa: E402
 from throughput import sweep_rows  # noqa: E402
 
 EPOCHS = 30  # the seed config's maximum; the "same epochs" runs train exactly this many
@@ -39,16 +39,6 @@ PATIENCE = 5  # the seed config's; both pipelines stop on it in the early-stoppi
 # The rest of the seed's training, as the reference trains (any gain counts, no LR schedule);
 # with hidden 5 our model is the reference's (the defaults now train a larger one longer).
 SEED_TRAINING = {"min_delta": 0.0, "lr_patience": 0}
-
-
-def best_time(function: Callable[[], object], repeat: int = 5) -> float:
-    """Fastest of `repeat` calls: the least disturbed by other work on the machine."""
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 # --- our pipeline, phase by phase, from the package's own functions -------------------------
@@ -194,118 +184,6 @@ def pipeline_rows(same: tuple, stopped: tuple, warm: dict, no_xla: dict) -> tupl
     return rows, notes
 
 
-def lstm_flops(inputs: int, hidden: int) -> int:
-    # Per step and sample: the four gates' matmuls on [x, h] plus bias and ~8 elementwise ops.
-    return 2 * (inputs + hidden) * 4 * hidden + 12 * hidden
-
-
-def epoch_flops(n_train: int, n_val: int, window: int, k: int, hidden: int) -> float:
-    step = lstm_flops(k, hidden) + lstm_flops(hidden, hidden) + 2 * hidden * k + k
-    forward = window * step
-    return 3.0 * forward * n_train + forward * n_val  # training fwd+bwd ~ 3x fwd; val fwd
-
-
-def matmul_rate() -> float:
-    """FLOP/s of a float32 2048 x 2048 matmul (BLAS, all cores): the machine's ceiling."""
-    a = np.random.default_rng(0).random((2048, 2048), dtype=np.float32)
-    seconds = best_time(lambda: a @ a, repeat=5)
-    return 2 * 2048**3 / seconds
-
-
-def lstm_matmul_rate(reps: int = 2000) -> float:
-    """FLOP/s of the LSTM's own matmul, a batch of 128 x [x, h] (10) by the gates (20), run
-    back to back in one XLA loop: the rate this model's arithmetic can reach here."""
-    import tensorflow as tf
-
-    a, b = tf.random.normal((128, 10)), tf.random.normal((10, 20))
-
-    @tf.function(jit_compile=True)
-    def loop(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
-        def body(i: tf.Tensor, total: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            # Depends on i, so XLA cannot hoist the matmul out of the loop.
-            return i + 1, total + tf.reduce_sum(tf.matmul(a + tf.cast(i, tf.float32), b))
-
-        return tf.while_loop(lambda i, _: i < reps, body, (0, 0.0))[1]
-
-    loop(a, b)  # compile
-    seconds = best_time(lambda: loop(a, b), repeat=3)
-    return 2 * 128 * 10 * 20 * reps / seconds
-
-
-def floor_notes(ours_epoch: float) -> tuple[list[Row], list[str], float]:
-    """Our epoch against the FLOP floor; also returns the floor (s) for the other epoch rows."""
-    flops = epoch_flops(8986, 986, 15, 5, 5)
-    rate, narrow = matmul_rate(), lstm_matmul_rate()
-    floor, shape_floor = flops / rate, flops / narrow
-    rows = [
-        Row("our epoch as a multiple of the FLOP floor", None, ours_epoch / floor, "<= 5x", "x"),
-        Row(
-            "our epoch as a multiple of the floor at the LSTM's matmul shape",
-            None,
-            ours_epoch / shape_floor,
-            unit="x",
-        ),
-    ]
-    return (
-        rows,
-        [
-            f"- FLOP floor: one epoch is {flops / 1e6:.0f} MFLOP (LSTM/Dense, fwd+bwd = 3x fwd, "
-            f"plus validation); a float32 2048^2 matmul runs at {rate / 1e9:.1f} GFLOP/s here, "
-            f"so the floor is {floor * 1e3:.2f} ms; our epoch takes {ours_epoch * 1e3:.1f} ms = "
-            f"{ours_epoch / floor:.0f}x the floor. The LSTM's own matmul (128 x 10 by 10 x 20), "
-            f"back to back in an XLA loop, runs at {narrow / 1e9:.1f} GFLOP/s: at that rate the "
-            f"epoch's FLOPs take {shape_floor * 1e3:.1f} ms, and our epoch is "
-            f"{ours_epoch / shape_floor:.1f}x that.",
-        ],
-        floor,
-    )
-
-
-# --- subprocesses: start-up, CLI runs, the scale case -----------------------------------------
-
-
-def startup_rows() -> tuple[list[Row], list[str]]:
-    train = [sys.executable, "src/train.py"]
-    hydra = [run_child([sys.executable, "-c", "import hydra"])[0] for _ in range(3)]
-    helps = [run_child([*train, "--help"])[0] for _ in range(3)]
-    cfgs = [run_child([*train, "--cfg", "job"])[0] for _ in range(3)]
-    imports = run_child([sys.executable, "-X", "importtime", "src/train.py", "--help"])[2]
-    # -X importtime writes to stderr, which run_child returns after stdout.
-    loads_tf = "tensorflow" in imports
-    return [
-        Row(
-            "`src/train.py --help` vs `python -c 'import hydra'` (best of 3)",
-            min(hydra),
-            min(helps),
-            ">= 0.5x",
-        ),
-        Row("`src/train.py --cfg job` (best of 3)", None, min(cfgs)),
-    ], [f"- `--help` imports TensorFlow: {'YES' if loads_tf else 'no'}."]
-
-
-def cli_rows() -> tuple[list[Row], list[str]]:
-    with tempfile.TemporaryDirectory() as tmp:
-        ours = run_child(
-            [
-                sys.executable,
-                "src/train.py",
-                "+experiment=seed",
-                f"tracking.dir={tmp}/mlruns",
-                f"hydra.run.dir={tmp}/outputs",
-            ]
-        )
-        ref = run_child([sys.executable, str(HERE / "reference.py"), f"{tmp}/reference"])
-    return [
-        Row(
-            "whole CLI run (seed config, case 2, MLflow) vs reference script",
-            ref[0],
-            ours[0],
-            ">= 1.5x",
-        ),
-        Row("peak RSS of that run", ref[1], ours[1], unit="MB"),
-    ], [f"- reference script: {next(li for li in ref[2].splitlines() if li.startswith('epochs'))}"]
-
-
 def epoch_rows(floor: float) -> tuple[list[Row], list[str]]:
     """Our epoch at batch 1024 (own process): the same samples and FLOPs in fewer, wider steps."""
     small, large = (
@@ -344,36 +222,6 @@ def epoch_case(batch: int, epochs: int = 8) -> None:
 
 
 # --- the report -------------------------------------------------------------------------------
-
-
-def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} cores (nproc), {cpu}, {memory:.0f} GiB"
-
-
-def _cell(value: float | None, unit: str) -> str:
-    if value is None:
-        return ""
-    return f"{value:.4g} {unit}" if unit != "x" else f"{value:.1f}x"
-
-
-def table(rows: list[Row]) -> str:
-    lines = ["| what | reference | ours | reference / ours | target |", "|---|---|---|---|---|"]
-    for row in rows:
-        ratio = f"{row.ratio:.1f}x" if row.ratio is not None else ""
-        lines.append(
-            f"| {row.what} | {_cell(row.reference, row.unit)} | {_cell(row.ours, row.unit)} "
-            f"| {ratio} | {row.target} |"
-        )
-    return "\n".join(lines)
 
 
 def main(quick: bool) -> None:
