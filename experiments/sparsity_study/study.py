@@ -14,12 +14,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from study_plots import plot_results, plot_selection
 
 from sparse_lstm_ad.config import TrackingConfig
 from sparse_lstm_ad.report import finished_runs
@@ -248,57 +245,10 @@ def report(select_sweep: str, final_sweep: str) -> None:
                 out.append("| " + " | ".join(cells) + " |")
     (HERE / "results.md").write_text("\n".join(out) + "\n")
     print("\n".join(out))
-    _plot(runs, order)
-    _plot_selection(select(select_sweep))
-
-
-def _plot(runs: pd.DataFrame, order: list[str]) -> None:
-    fig, axes = plt.subplots(2, 1, figsize=(11, 7), sharex=True)
-    width = 0.27
-    x = np.arange(len(order))
-    for ax, metric in zip(axes, ["auc_pr", "vus_pr"], strict=True):
-        for i, m in enumerate(MODELS):
-            stats = [
-                runs[(runs["dataset"] == d) & (runs["model"] == m)][f"metrics.{metric}"]
-                for d in order
-            ]
-            ax.bar(
-                x + (i - 1) * width,
-                [s.mean() for s in stats],
-                width,
-                yerr=[s.std(ddof=1) for s in stats],
-                capsize=2,
-                label=m,
-                color=f"C{i}",
-            )
-            for j, s in enumerate(stats):  # the seeds themselves
-                ax.plot([x[j] + (i - 1) * width] * len(s), s, ".", color="k", ms=3)
-        ax.set_ylabel(metric)
-        ax.set_ylim(0, 1.05)
-        ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(fontsize=8, ncol=3)
-    axes[1].set_xticks(x, order, rotation=20)
-    axes[0].set_title("mean ± std over seeds (dots: single seeds)")
-    fig.tight_layout()
-    fig.savefig(HERE / "auc_pr_vus_pr.png", dpi=100)
-    plt.close(fig)
-
-
-def _plot_selection(table: pd.DataFrame) -> None:
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for ax, model in zip(axes, ["sparse_gate", "sparse_projection"], strict=True):
-        for i, dataset in enumerate(d for d in DATASETS if d in set(table["dataset"])):
-            r = table[(table["dataset"] == dataset) & (table["model"] == model)]
-            ax.plot(r["l1"], r["ratio"], "o-", color=f"C{i}", label=dataset)
-            c = r[r["chosen"]]
-            ax.plot(c["l1"], c["ratio"], "*", ms=14, color=f"C{i}")
-        ax.axhline(1 + TOLERANCE, ls="--", color="grey")
-        ax.set(xscale="log", xlabel="model.l1", title=f"{model}: val MSE / best (seed 0)")
-    axes[0].set_ylabel("val reconstruction MSE / best of the three")
-    axes[1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(HERE / "l1_selection.png", dpi=100)
-    plt.close(fig)
+    plot_results(runs, order, MODELS, HERE / "auc_pr_vus_pr.png")
+    selection = select(select_sweep)
+    datasets = [d for d in DATASETS if d in set(selection["dataset"])]
+    plot_selection(selection, datasets, TOLERANCE, HERE / "l1_selection.png")
 
 
 def main(argv: list[str]) -> int:
