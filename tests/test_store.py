@@ -7,6 +7,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pytest
 from mlflow.tracking import MlflowClient
 
 from sparse_lstm_ad import tracking
@@ -15,7 +16,9 @@ from sparse_lstm_ad.tracking.liveness import close_dead_runs
 from tests.conftest import store_runs
 
 
-def test_a_run_on_another_host_is_closed_by_its_heartbeat(tmp_path: Path) -> None:
+def test_a_run_on_another_host_is_closed_by_its_heartbeat(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """The pid of another host says nothing here: a heartbeat gone quiet does."""
     experiment = tracking.prepare_store(TrackingConfig(dir=str(tmp_path / "mlruns")))
     client = MlflowClient()
@@ -26,6 +29,7 @@ def test_a_run_on_another_host_is_closed_by_its_heartbeat(tmp_path: Path) -> Non
     assert close_dead_runs([experiment]) == [ids["stale"]]
     status = {r.info.run_name: r.info.status for r in store_runs(tmp_path / "mlruns")}
     assert status == {"stale": "KILLED", "fresh": "RUNNING"}
+    assert f"run {ids['stale']} was left RUNNING by a dead process: KILLED" in caplog.text
 
 
 def test_parallel_jobs_logging_the_same_datasets_all_link_them(tmp_path: Path) -> None:

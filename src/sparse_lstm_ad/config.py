@@ -251,6 +251,10 @@ class TrackingConfig:
     register_as: str | None = None  # also register the run's model under this name
     system_metrics: bool = True  # CPU, memory and disk sampled during the run (psutil)
 
+    @property
+    def is_server(self) -> bool:
+        return (self.uri or "").startswith(("http://", "https://"))
+
 
 @dataclass
 class Config:

@@ -125,7 +125,7 @@ def _ui_hint(cfg: TrackingConfig) -> str:
     from sparse_lstm_ad import tracking
 
     link = tracking.runs_link(cfg)
-    if tracking.serves_ui(cfg):
+    if cfg.is_server:
         return f"The runs in the MLflow UI: {link}"
     return (
         f"Open the MLflow UI: make ui   (or: mlflow ui --backend-store-uri "

@@ -58,7 +58,7 @@ from sparse_lstm_ad.tracking.sweeps import (
     sweep_runs,
 )
 from sparse_lstm_ad.tracking.sweeps import start_sweep as _start_sweep
-from sparse_lstm_ad.tracking.ui_links import experiment_link, run_link, serves_ui
+from sparse_lstm_ad.tracking.ui_links import experiment_link, run_link
 
 __all__ = [
     "IDENTITY_TAG",
@@ -85,7 +85,6 @@ __all__ = [
     "register_model",
     "require_experiment",
     "runs_by_id",
-    "serves_ui",
     "sweep_parent",
     "sweep_results",
     "sweep_runs",

@@ -200,7 +200,7 @@ def _experiment_id(cfg: TrackingConfig) -> str:
 
 def check_store(cfg: TrackingConfig) -> None:
     """Fail fast, in one line, when the store is unreachable or cannot be created."""
-    if cfg.uri and cfg.uri.startswith(("http://", "https://")):
+    if cfg.is_server:
         _check_server(cfg.uri)
     elif cfg.uri:
         _check_database(cfg.uri)

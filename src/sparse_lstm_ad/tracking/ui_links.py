@@ -14,13 +14,9 @@ UI_PORT = 5000  # `make ui`'s port (UI_PORT in the Makefile)
 TRAINING_VIEW = "workflowType=machine_learning"
 
 
-def serves_ui(cfg: TrackingConfig) -> bool:
-    """A tracking server is its own UI; a local store is shown by `make ui` on this machine."""
-    return (cfg.uri or "").startswith(("http://", "https://"))
-
-
 def ui_base(cfg: TrackingConfig) -> str:
-    return (cfg.uri or "").rstrip("/") if serves_ui(cfg) else f"http://127.0.0.1:{UI_PORT}"
+    """A tracking server is its own UI; a local store is shown by `make ui` on this machine."""
+    return (cfg.uri or "").rstrip("/") if cfg.is_server else f"http://127.0.0.1:{UI_PORT}"
 
 
 def experiment_link(cfg: TrackingConfig, experiment_id: str) -> str:
