@@ -8,10 +8,11 @@ UI_PORT ?= 5000
 
 .PHONY: run test ui lint clean benchmark sparsity-path gpu
 
-$(STAMP): requirements.lock requirements-dev.lock requirements-ray.lock pyproject.toml
+$(STAMP): requirements.lock requirements-dev.lock requirements-ray.lock requirements-reference.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.lock -r requirements-dev.lock -r requirements-ray.lock
+	$(PY) -m pip install --quiet --no-deps -r requirements-reference.lock
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 

@@ -102,109 +102,48 @@ def test_evaluate_ignores_nan_rows() -> None:
 # --- VUS ----------------------------------------------------------------------------------
 
 
-def _range_auc_by_definition(
-    scores: np.ndarray, labels: np.ndarray, buffer: int
-) -> tuple[float, float]:
-    """Range-AUC written loop by loop from the paper's definition, every score a threshold."""
-    n = len(labels)
-    ranges, start = [], None
-    for t in range(n + 1):
-        inside = t < n and labels[t] == 1
-        if inside and start is None:
-            start = t
-        if not inside and start is not None:
-            ranges.append((start, t - 1))
-            start = None
-    weight = labels.astype(float)
-    for s, e in ranges:
-        for d in range(1, buffer // 2 + 1):
-            for t in (s - d, e + d):
-                if 0 <= t < n:
-                    weight[t] += np.sqrt(1 - d / buffer)
-    weight = np.minimum(weight, 1.0)
-    segments, start = [], None
-    for t in range(n + 1):
-        inside = t < n and weight[t] > 0
-        if inside and start is None:
-            start = t
-        if not inside and start is not None:
-            segments.append((start, t))
-            start = None
-    positives = (labels.sum() + weight.sum()) / 2
-    tpr, fpr, precision = [0.0], [0.0], [1.0]
-    for threshold in sorted(scores, reverse=True):
-        flagged = scores >= threshold
-        true_pos = float(np.sum(weight * flagged))
-        existence = np.mean([flagged[a:b].any() for a, b in segments])
-        tpr.append(min(true_pos / positives, 1.0) * existence)
-        fpr.append((flagged.sum() - true_pos) / (n - positives))
-        precision.append(true_pos / flagged.sum())
-    roc = sum((fpr[i + 1] - fpr[i]) * (tpr[i + 1] + tpr[i]) / 2 for i in range(len(fpr) - 1))
-    roc += (1 - fpr[-1]) * (1 + tpr[-1]) / 2
-    pr = sum(
-        (tpr[i + 1] - tpr[i]) * (precision[i + 1] + precision[i]) / 2 for i in range(len(tpr) - 1)
-    )
-    return roc, pr
-
-
-def test_vus_of_a_perfect_score_is_one_without_buffer() -> None:
+def test_vus_of_a_perfect_score_is_one_at_any_buffer() -> None:
     labels = np.array([0, 0, 1, 1, 0, 0, 0, 1, 0, 0])
     assert vus(labels * 1.0, labels, max_buffer=0) == (1.0, 1.0)
-    # Buffer lengths 0 and 1 add no buffer row (a buffer of l has l // 2 rows each side).
-    assert vus(labels + 0.1, labels, max_buffer=1, n_thresholds=None) == (1.0, 1.0)
-    # With buffer rows, a point-perfect score is charged for not flagging them: below 1.
-    assert all(value < 1 for value in vus(labels * 1.0, labels, max_buffer=4))
+    # Buffer rows are credit when flagged and never counted as missed.
+    assert vus(labels + 0.1, labels, max_buffer=4) == (1.0, 1.0)
 
 
 def test_range_auc_by_hand() -> None:
     labels = np.array([0, 0, 0, 1, 1, 0, 0, 0])
     scores = np.array([0, 0, 1, 1, 0, 0, 0, 0], dtype=float)  # one row early, half the range
-    # Buffer 0: at score >= 1 rows 2, 3 flagged: TP 1 of P' = 2, one range hit, TPR 1/2,
-    # FPR 1/6, precision 1/2; at >= 0 all: TPR 1, FPR 1, precision 2/8.
-    roc, pr = range_auc(scores, labels, buffer=0, n_thresholds=None)
+    # Every row a threshold (8 thresholds over 8 rows): the scores 1, 1, 0, ... 0.
+    # Buffer 0: at >= 1 rows 2, 3 flagged: TP 1 of P' = 2, the range hit: TPR 1/2, FPR 1/6,
+    # precision 1/2; at >= 0 all: TPR 1, FPR 1, precision 2/8.
+    roc, pr = range_auc(scores, labels, buffer=0, n_thresholds=8)
     assert roc == pytest.approx(1 / 6 * (1 / 2) / 2 + 5 / 6 * (1 / 2 + 1) / 2)
-    assert pr == pytest.approx(1 / 2 * (1 + 1 / 2) / 2 + 1 / 2 * (1 / 2 + 1 / 4) / 2)
-    # Buffer 4: two rows each side weigh sqrt(3/4) (d = 1) and sqrt(1/2) (d = 2).
+    assert pr == pytest.approx(1 / 2 * 1 / 2 + 1 / 2 * 2 / 8)
+    # Buffer 4: rows at distance 1 and 2 weigh sqrt(3/4) and sqrt(1/2); a buffer row counts
+    # among the positives only where flagged: P' = 2 + (flagged buffer weight) / 2.
     w1, w2 = np.sqrt(3 / 4), np.sqrt(1 / 2)
-    buffered = 2 + 2 * (w1 + w2)
-    positives = (2 + buffered) / 2
-    negatives = 8 - positives
-    tp = w1 + 1  # rows 2 (d = 1 before the range) and 3
-    tpr, fpr, prec = tp / positives, (2 - tp) / negatives, tp / 2
-    fpr_all, prec_all = (8 - buffered) / negatives, buffered / 8
-    roc, pr = range_auc(scores, labels, buffer=4, n_thresholds=None)
+    tp = 1 + w1  # rows 3 and 2 (d = 1 before the range)
+    positives = 2 + w1 / 2
+    tpr, fpr, prec = tp / positives, (2 - tp) / (8 - positives), tp / 2
+    buffered = 2 * (w1 + w2)
+    tp_all, positives_all = 2 + buffered, 2 + buffered / 2
+    tpr_all = min(tp_all / positives_all, 1.0)
+    fpr_all, prec_all = (8 - tp_all) / (8 - positives_all), tp_all / 8
+    roc, pr = range_auc(scores, labels, buffer=4, n_thresholds=8)
     assert roc == pytest.approx(
-        fpr * tpr / 2 + (fpr_all - fpr) * (tpr + 1) / 2 + (1 - fpr_all) * 1.0
+        fpr * tpr / 2 + (fpr_all - fpr) * (tpr + tpr_all) / 2 + (1 - fpr_all) * (tpr_all + 1) / 2
     )
-    assert pr == pytest.approx(tpr * (1 + prec) / 2 + (1 - tpr) * (prec + prec_all) / 2)
+    assert pr == pytest.approx(tpr * prec + (tpr_all - tpr) * prec_all)
     # VUS is the mean of these slices over buffers 0..L.
-    slices = [range_auc(scores, labels, b, n_thresholds=None) for b in range(5)]
-    assert vus(scores, labels, 4, n_thresholds=None) == pytest.approx(np.mean(slices, axis=0))
+    slices = [range_auc(scores, labels, b, n_thresholds=8) for b in range(5)]
+    assert vus(scores, labels, 4, n_thresholds=8) == pytest.approx(np.mean(slices, axis=0))
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2, 3])
-def test_range_auc_matches_the_definition_loop(seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    labels = np.zeros(60, dtype=int)
-    # Ranges at an edge, close together (buffers merge) and alone.
-    for start, length in ((0, 2), (20, 3), (26, 2), (45, 4), (58, 2)):
-        labels[start : start + length] = rng.random() < 0.8
-    labels[21] = 1
-    scattered = (rng.random(60) < 0.15).astype(int)  # many short ranges, buffers overlapping
-    for truth in (labels, scattered):
-        scores = rng.integers(0, 8, 60) + 2.0 * truth  # ties and some signal
-        for buffer in (0, 1, 2, 5, 8, 13, 30):
-            expected = _range_auc_by_definition(scores, truth, buffer)
-            assert range_auc(scores, truth, buffer, None) == pytest.approx(expected)
-
-
-def test_vus_samples_thresholds_and_is_undefined_with_one_class() -> None:
+def test_vus_is_undefined_with_one_class_and_refuses_nan() -> None:
     rng = np.random.default_rng(0)
     labels = (np.arange(2000) % 400 > 370).astype(int)
     scores = rng.random(2000) + labels
-    sampled, exact = vus(scores, labels, 20), vus(scores, labels, 20, n_thresholds=None)
-    assert sampled == pytest.approx(exact, abs=0.02)
     assert all(np.isnan(vus(scores, np.zeros(2000, dtype=int))))
+    assert all(np.isnan(vus(scores, np.ones(2000, dtype=int))))
     with pytest.raises(ValueError, match="NaN"):
         vus(np.r_[scores[:-1], np.nan], labels)
 
@@ -225,11 +164,11 @@ def test_point_adjusted_f1_by_hand() -> None:
 def test_evaluate_ranges_drops_nan_rows_and_keeps_evaluate() -> None:
     labels = np.array([0, 1, 1, 0, 0, 0])
     scores = np.array([0.1, 0.9, 0.2, 0.3, 0.0, np.nan])
-    result = evaluate_ranges(scores, labels, threshold=0.5, max_buffer=0, n_thresholds=None)
+    result = evaluate_ranges(scores, labels, threshold=0.5, max_buffer=0, n_thresholds=5)
     assert isinstance(result, RangeMetrics)
     assert result.point_adjusted_f1 == 1.0
     assert set(result.as_dict()) == {"vus_roc", "vus_pr", "point_adjusted_f1"}
-    assert result.vus_roc == pytest.approx(range_auc(scores[:5], labels[:5], 0, None).roc)
+    assert result.vus_roc == pytest.approx(range_auc(scores[:5], labels[:5], 0, 5).roc)
     assert set(evaluate(scores, labels, 0.5).as_dict()) == {
         "auc_roc",
         "auc_pr",

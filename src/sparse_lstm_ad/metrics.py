@@ -101,6 +101,13 @@ def evaluate(scores: np.ndarray, labels: np.ndarray, threshold: float) -> Detect
 
 
 # --- Range-aware metrics: VUS (Paparrizos et al., VLDB 2022) and point-adjusted F1 ----------
+# VUS is the field's quantity only as its authors compute it: TSB-AD's
+# `basic_metricor().RangeAUC_volume_opt(labels, score, windowSize, thre)`. This is that
+# computation vectorised over rows and thresholds; tests/test_vus_reference.py runs the
+# reference itself and holds the two equal within 1e-6.
+
+# The reference's number of thresholds (`thre`): scores at evenly spaced ranks.
+VUS_THRESHOLDS = 250
 
 
 class Vus(NamedTuple):
@@ -138,43 +145,42 @@ def _gaps_to_labels(positive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _RangeCurves:
-    """Everything the range-based curves of one (scores, labels) share across buffer lengths.
+    """Everything the range curves of one (scores, labels) share across buffer lengths.
 
-    Thresholds are scores taken at evenly spaced ranks (the reference implementation's 250),
-    or every score with ``n_thresholds=None``; a row is flagged when its score >= threshold.
+    Thresholds are the scores at ranks `linspace(0, n - 1, n_thresholds)` of the descending
+    scores, as the reference's; a row is flagged when its score >= the threshold.
     """
 
-    def __init__(self, scores: np.ndarray, positive: np.ndarray, n_thresholds: int | None):
+    def __init__(self, scores: np.ndarray, positive: np.ndarray, n_thresholds: int):
         self.scores, self.positive = scores, positive
         self.n_pos = float(positive.sum())
         self.descending = np.argsort(-scores, kind="mergesort")
-        ranked = scores[self.descending]
-        ranks = np.arange(scores.size)
-        if n_thresholds is not None:
-            ranks = np.linspace(0, scores.size - 1, n_thresholds).astype(np.int64)
-        self.thresholds = ranked[ranks]
+        ranks = np.linspace(0, scores.size - 1, n_thresholds).astype(np.int64)
+        self.thresholds = scores[self.descending][ranks]
         # Flagged rows at each threshold: every score >= it, ties included.
         self.n_flagged = scores.size - np.searchsorted(np.sort(scores), self.thresholds, "left")
+        self.flagged_labelled = np.cumsum(positive[self.descending])[self.n_flagged - 1]
         self.after_end, self.before_start = _gaps_to_labels(positive)
+        self.starts, self.ends = _label_ranges(positive)
         # Counts of range starts and (inclusive) ends at rows < i, for i in 0..n.
-        starts, ends = _label_ranges(positive)
-        self.range_starts = np.r_[0, np.cumsum(np.bincount(starts, minlength=scores.size))]
-        self.range_ends = np.r_[0, np.cumsum(np.bincount(ends - 1, minlength=scores.size))]
+        n = scores.size
+        self.range_starts = np.r_[0, np.cumsum(np.bincount(self.starts, minlength=n))]
+        self.range_ends = np.r_[0, np.cumsum(np.bincount(self.ends - 1, minlength=n))]
 
-    def weights(self, buffer: int) -> np.ndarray:
-        """The continuous label: 1 on labelled rows, sqrt(1 - d / buffer) on the buffer//2 rows
-        at distance d on each side of a range, summed where buffers meet, at most 1."""
+    def buffer_weights(self, buffer: int) -> np.ndarray:
+        """The continuous label off the labelled rows: sqrt(1 - d / buffer) on the buffer // 2
+        rows at distance d on each side of a range, summed where buffers meet, at most 1."""
         reach = buffer // 2
-        if reach == 0:
-            return self.positive.astype(np.float64)
         ramp = np.zeros(self.scores.size)
+        if reach == 0:
+            return ramp
         for gap in (self.after_end, self.before_start):
             near = (gap >= 1) & (gap <= reach)
             ramp[near] += np.sqrt(1.0 - gap[near] / buffer)
         # Each term is >= sqrt(1/2): two ranges reaching a row from one side (only the nearest
         # is in `ramp`) already make it 1.
         ramp[self._reached_twice(reach)] = 1.0
-        return np.where(self.positive, 1.0, np.minimum(ramp, 1.0))
+        return np.where(self.positive, 0.0, np.minimum(ramp, 1.0))
 
     def _reached_twice(self, reach: int) -> np.ndarray:
         n = self.scores.size
@@ -185,54 +191,59 @@ class _RangeCurves:
         )
         return (ends_before >= 2) | (starts_after >= 2)
 
-    def existence(self, weights: np.ndarray) -> np.ndarray:
-        """Share of buffered ranges holding at least one flagged row, per threshold."""
-        starts, ends = _label_ranges(weights > 0)
+    def existence(self, reach: int) -> np.ndarray:
+        """Share of buffered ranges holding a flagged row, per threshold. Ranges are widened by
+        `reach` rows each side and merged only where they overlap (the reference's
+        `new_sequence`: ranges whose widened ends merely touch stay apart)."""
+        n = self.scores.size
+        apart = (self.ends[:-1] - 1 + reach) < (self.starts[1:] - reach)
+        first = np.r_[0, np.flatnonzero(apart) + 1]
+        last = np.r_[np.flatnonzero(apart), self.starts.size - 1]
+        low = np.maximum(self.starts[first] - reach, 0)
+        high = np.minimum(self.ends[last] - 1 + reach, n - 1) + 1
         padded = np.append(self.scores, -np.inf)
-        # reduceat over [start, end) pairs: every other result is a range's top score.
-        tops = np.maximum.reduceat(padded, np.ravel(np.column_stack([starts, ends])))[::2]
+        # reduceat over [low, high) pairs: every other result is a segment's top score.
+        tops = np.maximum.reduceat(padded, np.ravel(np.column_stack([low, high])))[::2]
         hit = tops.size - np.searchsorted(np.sort(tops), self.thresholds, "left")
         return hit / tops.size
 
     def areas(self, buffer: int) -> Vus:
-        weights = self.weights(buffer)
-        true_pos = np.cumsum(weights[self.descending])[self.n_flagged - 1]
-        # The paper's compromise between the labelled and the buffered positives.
-        positives = (self.n_pos + weights.sum()) / 2
-        tpr = np.minimum(true_pos / positives, 1.0) * self.existence(weights)
+        """One slice of the surface: the reference's per-window Range-AUC-ROC and -PR."""
+        weights = self.buffer_weights(buffer)
+        flagged_buffer = np.cumsum(weights[self.descending])[self.n_flagged - 1]
+        true_pos = self.flagged_labelled + flagged_buffer
+        # The reference counts a buffer row among the positives only where it is flagged:
+        # P' = (P + P + flagged buffer weight) / 2. So a wider buffer only ever adds credit.
+        positives = self.n_pos + flagged_buffer / 2
+        tpr = np.minimum(true_pos / positives, 1.0) * self.existence(buffer // 2)
         fpr = (self.n_flagged - true_pos) / (self.scores.size - positives)
         precision = true_pos / self.n_flagged
         roc_x, roc_y = np.r_[0.0, fpr, 1.0], np.r_[0.0, tpr, 1.0]
-        pr_x, pr_y = np.r_[0.0, tpr], np.r_[1.0, precision]
-        return Vus(roc=_trapezoid(roc_x, roc_y), pr=_trapezoid(pr_x, pr_y))
+        roc = float(np.sum(np.diff(roc_x) * (roc_y[1:] + roc_y[:-1]) / 2))
+        # PR: rectangles, recall steps times the precision reached at each threshold.
+        pr = float(np.sum(np.diff(np.r_[0.0, tpr]) * precision))
+        return Vus(roc=roc, pr=pr)
 
 
-def _trapezoid(x: np.ndarray, y: np.ndarray) -> float:
-    return float(np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2))
-
-
-def _range_curves(
-    scores: np.ndarray, labels: np.ndarray, n_thresholds: int | None
-) -> _RangeCurves | None:
+def _range_curves(scores: np.ndarray, labels: np.ndarray, n_thresholds: int) -> _RangeCurves | None:
     scores, positive = _scores_and_labels(scores, labels)
     _require_finite(scores)
-    if n_thresholds is not None and n_thresholds < 1:
-        raise ValueError(f"n_thresholds must be >= 1 or None, got {n_thresholds}")
+    if n_thresholds < 1:
+        raise ValueError(f"n_thresholds must be >= 1, got {n_thresholds}")
     if not positive.any() or positive.all():
         return None  # undefined without both classes, as the AUCs
     return _RangeCurves(scores, positive, n_thresholds)
 
 
 def range_auc(
-    scores: np.ndarray, labels: np.ndarray, buffer: int, n_thresholds: int | None = 250
+    scores: np.ndarray, labels: np.ndarray, buffer: int, n_thresholds: int = VUS_THRESHOLDS
 ) -> Vus:
     """Range-AUC-ROC and Range-AUC-PR with one buffer length (one slice of the VUS surface).
 
-    Per threshold: TPR = min(TP / P', 1) * existence, FPR = FP / (n - P'), precision =
-    TP / flagged, with TP the continuous label summed over flagged rows, P' the mean of the
-    labelled and the buffered positives, and existence the share of buffered ranges (merged
-    where they overlap or touch) with a flagged row. Both curves are integrated by trapezoids,
-    ROC from (0, 0) to (1, 1), PR from (recall 0, precision 1). NaN without both classes.
+    Per threshold: TP = labelled flagged rows + the buffer weight of flagged buffer rows,
+    P' = labelled rows + half that buffer weight, TPR = min(TP / P', 1) * existence,
+    FPR = (flagged - TP) / (n - P'), precision = TP / flagged; ROC by trapezoids from (0, 0)
+    to (1, 1), PR as the sum of recall steps times precision. NaN without both classes.
     """
     if buffer < 0:
         raise ValueError(f"buffer must be >= 0, got {buffer}")
@@ -241,13 +252,16 @@ def range_auc(
 
 
 def vus(
-    scores: np.ndarray, labels: np.ndarray, max_buffer: int = 100, n_thresholds: int | None = 250
+    scores: np.ndarray,
+    labels: np.ndarray,
+    max_buffer: int = 100,
+    n_thresholds: int = VUS_THRESHOLDS,
 ) -> Vus:
     """VUS-ROC and VUS-PR: the range AUCs averaged over buffer lengths 0, 1, ..., max_buffer.
 
-    100 is TSB-AD's default; it is meant to be about an anomaly's (or a period's) length. With
-    max_buffer > 1 even a perfect point-wise score gets less than 1: its buffer rows count
-    against it (the definition's, not a rounding, effect).
+    `max_buffer` is the reference's `windowSize` (TSB-AD sets it from the series' period; 100
+    is our default). Buffer rows are credited when flagged and never counted as missed, so a
+    wider buffer raises the areas of a detector that flags near its anomalies.
     """
     if max_buffer < 0:
         raise ValueError(f"max_buffer must be >= 0, got {max_buffer}")
@@ -278,7 +292,7 @@ def evaluate_ranges(
     labels: np.ndarray,
     threshold: float,
     max_buffer: int = 100,
-    n_thresholds: int | None = 250,
+    n_thresholds: int = VUS_THRESHOLDS,
 ) -> RangeMetrics:
     """VUS-ROC, VUS-PR and point-adjusted F1 on the rows that have a score (as `evaluate`)."""
     scores, positive = _scores_and_labels(scores, labels)
