@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from sparse_lstm_ad import leaderboard
-from tests.conftest import parent_and_children
+from tests.conftest import ROOT, parent_and_children
 
 RunCli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -42,8 +42,96 @@ def test_average_rank_is_the_mean_of_per_dataset_ranks_of_seed_means() -> None:
     cells = leaderboard.per_dataset(runs, "auc_pr")
     assert (
         cells.loc["a", "x"] == "**0.800 ± 0.141 (2)**"
-        and cells.loc["a", "y"] == "0.600 ± 0.000 (2)"
+        and cells.loc["a", "y"] == "≈ 0.600 ± 0.000 (2)"  # 2 seeds: -0.3, -0.1 is noise
     )
+
+
+def _benchmark(datasets: str, seeds: int = 2) -> pd.DataFrame:
+    """Detectors x, y, z on `datasets` (one letter each): x best, then y, then z, with a
+    little seed noise; all leaderboard columns, those not set empty."""
+    rows = [
+        (d, det, seed, 0.9 - 0.1 * k - 0.01 * i + 0.002 * seed)
+        for i, d in enumerate(datasets)
+        for k, det in enumerate("xyz")
+        for seed in range(seeds)
+    ]
+    return leaderboard.with_run_columns(_runs(rows).assign(run_id="r"))
+
+
+def test_confirmation_datasets_are_ranked_and_tested_apart() -> None:
+    runs = _benchmark("abcd")
+    markdown = leaderboard.leaderboard_markdown(runs, "t", ["d"])
+    tuning = markdown.index("## Average rank across the 3 tuning datasets")
+    confirmation = markdown.index("## Average rank across the 1 confirmation dataset")
+    assert tuning < markdown.index("## Significance across the 3 tuning datasets") < confirmation
+    assert "Friedman χ² = 6.00 (2 df) over 3 datasets" in markdown[tuning:confirmation]
+    assert "`cd_auc_pr_tuning.png`" in markdown[tuning:confirmation]
+    assert "Not tested: the tests need at least 3 datasets" in markdown[confirmation:]
+    # Each per-dataset row names its set, tuning rows first.
+    per_dataset = markdown[markdown.index("## AUC-PR") :]
+    assert per_dataset.index("| c | tuning | **") < per_dataset.index("| d | confirmation | **")
+    # Without confirmation datasets: one set, as before.
+    whole = leaderboard.leaderboard_markdown(runs, "t")
+    assert "## Average rank across the 4 datasets" in whole and "tuning" not in whole
+    assert "Friedman χ² = 8.00 (2 df) over 4 datasets" in whole
+    assert "`cd_auc_pr.png`" in whole and "| a | **" in whole
+    with pytest.raises(LookupError, match="no runs of confirmation datasets e"):
+        leaderboard.leaderboard_markdown(runs, "t", ["d", "e"])
+
+
+def test_alarms_at_the_label_free_threshold() -> None:
+    runs = _benchmark("ab")
+    assert "Alarms" not in leaderboard.leaderboard_markdown(runs, "t")
+    first = (runs["dataset"] == "a") & (runs["detector"] == "x")
+    runs.loc[first, ["flagged_share", "f1", "f1_best_oracle"]] = [
+        [0.04, 0.3, 0.5],
+        [0.06, 0.5, 0.5],
+    ]
+    runs.loc[first & (runs["seed"] == 1), "alarm_shift"] = "too_many_flagged"
+    markdown = leaderboard.leaderboard_markdown(runs, "t")
+    assert "## Alarms at the label-free threshold" in markdown
+    # Means over the 2 seeds: share 0.05, F1 0.4, F1 / best (0.6 + 1.0) / 2; 1 run shifted.
+    assert "| a | x | 0.050 | 0.400 | 0.800 | 1 | 2 |" in markdown
+    assert "| b | z | - | - | - | 0 | 2 |" in markdown
+
+
+def test_an_old_runs_csv_loads_and_gains_the_new_columns(tmp_path: Path) -> None:
+    old = pd.read_csv(ROOT / "experiments" / "leaderboard" / "runs.csv")
+    assert "flagged_share" not in old.columns  # written before the column existed
+    csv = tmp_path / "old.csv"
+    old[old["dataset"].isin(["case1", "case2", "asd_omi2"])].to_csv(csv, index=False)
+    leaderboard.write_leaderboard(None, "sweep", tmp_path / "out", csv)  # type: ignore[arg-type]
+    written = {path.name for path in (tmp_path / "out").iterdir()}
+    assert written == {"leaderboard.md", "runs.csv", "ranks.png", "cd_auc_pr.png", "cd_vus_pr.png"}
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv")
+    assert list(runs.columns) == list(leaderboard.RUN_COLUMNS.values())
+    assert runs["flagged_share"].isna().all() and runs["alarm_shift"].isna().all()
+    markdown = (tmp_path / "out" / "leaderboard.md").read_text()
+    assert "### AUC-PR\n\nFriedman χ²" in markdown and "Alarms" not in markdown
+
+
+def test_the_diagrams_are_logged_to_the_sweep_parent(tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from sparse_lstm_ad import tracking
+    from sparse_lstm_ad.config import TrackingConfig
+
+    cfg = TrackingConfig(dir=str(tmp_path / "mlruns"), experiment="benchmark")
+    sweep = str(tmp_path / "multirun")
+    parent = tracking.start_sweep(cfg, sweep, "parent")
+    client = MlflowClient()
+    experiment = tracking.prepare_store(cfg)
+    for i, run in _benchmark("abc", seeds=1).iterrows():
+        tags = {"sweep": sweep, "config_hash": str(i), "data": run.dataset, "model": run.detector}
+        child = client.create_run(experiment, tags=tags).info.run_id
+        client.log_param(child, "seed", run.seed)
+        for metric in ("auc_pr", "vus_pr", "auc_roc"):
+            client.log_metric(child, metric, run[metric])
+        client.set_terminated(child)
+    leaderboard.write_leaderboard(cfg, sweep, tmp_path / "out", None)
+    logged = {a.path for a in client.list_artifacts(parent, "leaderboard")}
+    assert {"leaderboard/cd_auc_pr.png", "leaderboard/cd_vus_pr.png"} <= logged
+    assert (tmp_path / "out" / "cd_auc_pr.png").stat().st_size > 0
 
 
 @pytest.mark.slow

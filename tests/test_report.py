@@ -99,6 +99,25 @@ def test_summary_table_orders_swept_numbers_by_value() -> None:
     assert list(table["model.l1"]) == ["1e-05", "0.0001", "0.001", "0.1", "-"]
     assert list(table["runs"]) == [1, 1, 2, 1, 1]
     assert table["AUC-PR"].iloc[2] == "0.4000 ± 0.1414"
+    assert "alarm shift" not in table.columns  # runs from before the tag existed
+
+
+def test_alarm_columns_show_where_runs_have_them() -> None:
+    from sparse_lstm_ad.report import summary_table
+
+    runs = RUNS.assign(
+        **{
+            "metrics.flagged_share": [0.02, 0.3, np.nan],
+            "tags.alarm_shift": [None, "too_many_flagged", None],
+        }
+    )
+    table = sweep_table(runs)
+    assert table["flagged"].tolist()[:2] == [0.02, 0.3]
+    assert table["alarm shift"].iloc[1] == "too_many_flagged"
+    summary = summary_table(runs).set_index("model")
+    assert summary.loc["sparse", "flagged share"] == "0.3000"
+    assert summary.loc["sparse", "alarm shift"] == "1 too_many_flagged"
+    assert summary.loc["standard", "alarm shift"] == "-"
 
 
 def test_one_tool_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:

@@ -20,6 +20,7 @@ from study_plots import plot_results, plot_selection
 
 from sparse_lstm_ad.config import TrackingConfig
 from sparse_lstm_ad.report import finished_runs
+from sparse_lstm_ad.significance import paired_by_seed
 
 HERE = Path(__file__).resolve().parent
 EXPERIMENT = "sparsity_study"
@@ -221,9 +222,8 @@ def report(select_sweep: str, final_sweep: str) -> None:
                 if r.empty:
                     continue
                 l1 = "-" if m == "standard" else f"{r['l1'].iloc[0]:g}"
-                delta = (
-                    "-" if m == "standard" else _ms(r.set_index("seed")["metrics.auc_pr"] - base)
-                )
+                scores = r.set_index("seed")["metrics.auc_pr"]
+                delta = "-" if m == "standard" else _ms(paired_by_seed(scores, base))
                 cells = [
                     dataset,
                     m,

@@ -1,17 +1,24 @@
-"""The benchmark's leaderboard: per dataset mean ± std of each detector, and average ranks.
+"""The benchmark's leaderboard: per dataset mean ± std of each detector, average ranks, and
+whether the differences are real (significance.py): within a dataset beyond seed noise,
+across datasets by the Friedman, Nemenyi and Holm-corrected Wilcoxon tests.
 
 Input is one row per FINISHED run (`RUN_COLUMNS`), read from MLflow or from the `runs.csv` a
 previous leaderboard wrote: both give the same tables, so a committed leaderboard can be
 checked against its store. `python -m sparse_lstm_ad.leaderboard SWEEP` prints it, writes it
-to --out and logs it to the sweep's parent run.
+to --out and logs it to the sweep's parent run. Datasets named as confirmation datasets are
+ranked and tested apart from the others (the tuning datasets, where choices were made).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
+
+from sparse_lstm_ad import significance
+from sparse_lstm_ad.significance import ALPHA, RankComparison
 
 if TYPE_CHECKING:
     from sparse_lstm_ad.config import TrackingConfig
@@ -31,14 +38,21 @@ RUN_COLUMNS = {
     "metrics.epochs_run": "epochs_run",
     "metrics.best_epoch": "best_epoch",
     "tags.stopped_by": "stopped_by",
+    "metrics.flagged_share": "flagged_share",
+    "metrics.f1": "f1",
+    "metrics.f1_best_oracle": "f1_best_oracle",
+    "tags.alarm_shift": "alarm_shift",
 }
 METRICS = {"auc_pr": "AUC-PR", "vus_pr": "VUS-PR", "auc_roc": "AUC-ROC"}
+# The metrics whose ranks are tested across datasets.
+TESTED = {"auc_pr": "AUC-PR", "vus_pr": "VUS-PR"}
 EXPLANATIONS = {
     "hit_rate_100": "HitRate@100 (error contributions)",
     "mass_hit_rate_100": "HitRate@100 (sparse layer mass)",
 }
 # The order detectors are listed in when nothing else orders them: networks, then baselines.
 DETECTORS = ("standard", "sparse", "sparse_projection", "mahalanobis", "pca", "iforest")
+TUNING, CONFIRMATION = "tuning", "confirmation"
 
 
 def from_mlflow(runs: pd.DataFrame) -> pd.DataFrame:
@@ -46,7 +60,36 @@ def from_mlflow(runs: pd.DataFrame) -> pd.DataFrame:
     runs = runs[runs["status"] == "FINISHED"]
     table = pd.DataFrame({new: runs.get(old) for old, new in RUN_COLUMNS.items()})
     table["seed"] = pd.to_numeric(table["seed"]).astype(int)
+    table = with_run_columns(table)
     return table.sort_values(["dataset", "detector", "seed"], kind="stable").reset_index(drop=True)
+
+
+def with_run_columns(runs: pd.DataFrame) -> pd.DataFrame:
+    """`runs` with exactly the leaderboard's columns, metrics as numbers and tags as text or
+    NaN: runs logged before a column existed (and their leaderboards' runs.csv) lack it."""
+    table = runs.reindex(columns=list(RUN_COLUMNS.values()))
+    for old, new in RUN_COLUMNS.items():
+        if old.startswith("metrics."):
+            table[new] = pd.to_numeric(table[new])
+        elif old.startswith("tags."):
+            table[new] = table[new].astype(object)
+    return table
+
+
+def dataset_sets(runs: pd.DataFrame, confirmation: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """The runs of each set of datasets: {"": all} without confirmation datasets, else the
+    tuning set (every other dataset) and the confirmation set; LookupError for a name that
+    no run has."""
+    if not confirmation:
+        return {"": runs}
+    unknown = sorted(set(confirmation) - set(runs["dataset"]))
+    if unknown:
+        known = ", ".join(sorted(set(runs["dataset"])))
+        raise LookupError(
+            f"no runs of confirmation datasets {', '.join(unknown)}; datasets: {known}"
+        )
+    confirming = runs["dataset"].isin(confirmation)
+    return {TUNING: runs[~confirming], CONFIRMATION: runs[confirming]}
 
 
 def _detector_order(names: pd.Index) -> list[str]:
@@ -81,13 +124,15 @@ def _cell(mean: float, std: float, n: int) -> str:
 
 
 def per_dataset(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Datasets x detectors, each cell 'mean ± std (runs)' of `metric`; best mean in bold."""
+    """Datasets x detectors, each cell 'mean ± std (runs)' of `metric`; best mean in bold,
+    '≈' before the means within seed noise of it (significance.tied_with_best)."""
     stats = cell_stats(runs, metric)
     best = stats["mean"].groupby(level="dataset").transform("max")
+    tied = significance.tied_with_best(runs, metric).reindex(stats.index, fill_value=False)
     cells = pd.Series(
         [
-            f"**{_cell(m, s, n)}**" if m == b else _cell(m, s, n)
-            for (m, s, n), b in zip(stats.itertuples(index=False), best, strict=True)
+            f"**{_cell(m, s, n)}**" if m == b else f"≈ {_cell(m, s, n)}" if t else _cell(m, s, n)
+            for (m, s, n), b, t in zip(stats.itertuples(index=False), best, tied, strict=True)
         ],
         index=stats.index,
     )
@@ -137,33 +182,202 @@ def health(runs: pd.DataFrame) -> pd.DataFrame:
     return table.loc[_detector_order(table.index)]
 
 
-def leaderboard_markdown(runs: pd.DataFrame, title: str) -> str:
-    """The whole leaderboard: average ranks, then a table per metric and per explanation."""
+def alarms(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset and detector at the label-free threshold: the mean share of test rows
+    flagged, F1, F1 over the oracle's best F1, and the runs tagged alarm_shift."""
+    oracle = runs["f1_best_oracle"].where(runs["f1_best_oracle"] > 0)
+    runs = runs.assign(f1_of_best=runs["f1"] / oracle, shifted=runs["alarm_shift"].notna())
+    grouped = runs.groupby(["dataset", "detector"])
+    table = pd.DataFrame(
+        {
+            "flagged share": grouped["flagged_share"].mean().map(_share),
+            "F1": grouped["f1"].mean().map(_share),
+            "F1 / best F1": grouped["f1_of_best"].mean().map(_share),
+            "alarm_shift runs": grouped["shifted"].sum().astype(int),
+            "runs": grouped.size(),
+        }
+    )
+    order = _detector_order(table.index.unique("detector"))
+    return table.loc[sorted(table.index, key=lambda key: (key[0], order.index(key[1])))]
+
+
+def _share(value: float) -> str:
+    return "-" if pd.isna(value) else f"{value:.3f}"
+
+
+# ---- Significance across datasets, as text ----
+
+
+def rank_comparisons(runs: pd.DataFrame, alpha: float = ALPHA) -> dict[str, RankComparison]:
+    """Per tested metric: the detectors compared by their per-dataset means."""
+    return {
+        metric: significance.compare_detectors(cell_stats(runs, metric)["mean"].unstack(), alpha)
+        for metric in TESTED
+        if runs[metric].notna().any()
+    }
+
+
+def diagram_name(metric: str, dataset_set: str) -> str:
+    return f"cd_{metric}{f'_{dataset_set}' if dataset_set else ''}.png"
+
+
+def significance_markdown(comparison: RankComparison, label: str, diagram: str) -> str:
+    """What the tests of one metric say, in sentences, and the Holm-corrected p-values."""
+    c, n = comparison, comparison.datasets
+    if c.not_run:
+        return f"### {label}\n\nNot tested: {c.not_run}."
+    verdict = "differ" if c.friedman_p < c.alpha else "do not differ"
+    lines = [
+        f"### {label}",
+        f"Friedman χ² = {c.friedman_statistic:.2f} ({c.detectors - 1} df) over {n} datasets and "
+        f"{c.detectors} detectors, p = {c.friedman_p:.3g}: the detectors' ranks {verdict} at "
+        f"alpha {c.alpha:g}.",
+        f"Nemenyi critical difference: {c.critical_difference:.2f} in average rank "
+        f"(`{diagram}`); " + _pair_list(c, "nemenyi_p", " by more"),
+        "Wilcoxon signed-rank between pairs, Holm-corrected over "
+        f"{len(c.pairs)} pairs: " + _pair_list(c, "holm_p", "") + _wilcoxon_floor(c),
+        to_markdown(_holm_table(c), "Holm p"),
+    ]
+    return "\n\n".join(lines)
+
+
+def _pair_list(c: RankComparison, column: str, beyond: str) -> str:
+    """The pairs whose `column` p is below alpha, the better (lower average rank) first."""
+    found = c.significant_pairs(column)
+    if found.empty:
+        return f"no pair differs{beyond} at alpha {c.alpha:g} over {c.datasets} datasets."
+    pairs = []
+    for a, b, a_wins, b_wins, p in found[["a", "b", "a_wins", "b_wins", column]].itertuples(
+        index=False
+    ):
+        better, worse, wins = (
+            (a, b, a_wins) if c.average_ranks[a] <= c.average_ranks[b] else (b, a, b_wins)
+        )
+        pairs.append(f"{better} > {worse} (p = {p:.2g}; higher on {wins} of {c.datasets})")
+    return f"pairs that differ{beyond} at alpha {c.alpha:g}: " + "; ".join(pairs) + "."
+
+
+def _wilcoxon_floor(c: RankComparison) -> str:
+    """Why no pair can pass Holm when the datasets are too few for it."""
+    floor, first = significance.smallest_wilcoxon_p(c.datasets), c.alpha / len(c.pairs)
+    if floor <= first:
+        return ""
+    return (
+        f" (With {c.datasets} datasets the smallest p the test can give is {floor:.2g}, above "
+        f"the {first:.2g} Holm asks of the first of {len(c.pairs)} pairs: no pair could.)"
+    )
+
+
+def _holm_table(c: RankComparison) -> pd.DataFrame:
+    """Detectors in rank order; below the diagonal each pair's Holm p, bold below alpha."""
+    order = list(c.average_ranks.index)
+    table = pd.DataFrame("", index=pd.Index(order, name="Holm p"), columns=order[:-1])
+    for a, b, p in c.pairs[["a", "b", "holm_p"]].itertuples(index=False):
+        row, column = sorted((a, b), key=order.index, reverse=True)
+        table.loc[row, column] = f"**{p:.3f}**" if p < c.alpha else f"{p:.3f}"
+    return table.iloc[1:]
+
+
+# ---- The whole leaderboard ----
+
+
+def _set_title(dataset_set: str, runs: pd.DataFrame) -> str:
+    """'the 9 datasets', 'the 7 tuning datasets', 'the 1 confirmation dataset'."""
+    count = runs["dataset"].nunique()
+    words = ["the", str(count), dataset_set, "dataset" if count == 1 else "datasets"]
+    return " ".join(word for word in words if word)
+
+
+def _with_set(table: pd.DataFrame, sets: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """With confirmation datasets: a first column naming each row's set, tuning rows first."""
+    if len(sets) == 1:
+        return table
+    confirming = set(sets[CONFIRMATION]["dataset"])
+    datasets = table.index.get_level_values("dataset")
+    table = table.assign(set=[CONFIRMATION if d in confirming else TUNING for d in datasets])
+    table = table[["set", *table.columns[:-1]]]
+    return table.sort_values("set", key=lambda s: s == CONFIRMATION, kind="stable")
+
+
+def leaderboard_markdown(runs: pd.DataFrame, title: str, confirmation: Sequence[str] = ()) -> str:
+    """The whole leaderboard: average ranks and their tests per set of datasets, how the
+    networks' runs ended, a table per metric and per explanation, the alarms."""
+    sets = dataset_sets(runs, confirmation)
     seeds = runs.groupby(["dataset", "detector"]).size()
     parts = [
         f"# {title}",
         f"{len(runs)} runs: {runs['detector'].nunique()} detectors x "
         f"{runs['dataset'].nunique()} datasets x {seeds.min()}-{seeds.max()} seeds. "
-        "Cells: mean ± std over seeds (runs); bold: the best mean of its row.",
-        "## Average rank across datasets (1 = best; by each dataset's mean)",
-        to_markdown(average_ranks(runs), "detector"),
+        "Cells: mean ± std over seeds (runs); bold: the best mean of its row; ≈: within seed "
+        f"noise of it (paired by seed, t test at alpha {ALPHA:g}).",
     ]
+    if confirmation:
+        parts.append(
+            f"Confirmation datasets: {', '.join(sorted(set(confirmation)))}; the tuning "
+            "datasets are the others. Each set is ranked and tested on its own."
+        )
+    for name, subset in sets.items():
+        parts += _ranks_and_tests(subset, name)
     if runs["epochs_run"].notna().any():
         parts += ["## How the networks' runs ended", to_markdown(health(runs), "detector")]
     for metric, label in {**METRICS, **EXPLANATIONS}.items():
         if runs[metric].notna().any():
-            parts += [
-                f"## {label}",
-                to_markdown(per_dataset(runs.dropna(subset=[metric]), metric), "dataset"),
-            ]
+            table = _with_set(per_dataset(runs.dropna(subset=[metric]), metric), sets)
+            parts += [f"## {label}", to_markdown(table, "dataset")]
+    if runs[["flagged_share", "f1"]].notna().any().any():
+        parts += [
+            "## Alarms at the label-free threshold",
+            "Mean over seeds of the share of scored test rows flagged, of F1, and of F1 over "
+            "the best F1 any threshold reaches (the oracle's, which sees the test labels); "
+            "alarm_shift runs: flagged far more or far fewer rows than the threshold promises.",
+            to_markdown(_with_set(alarms(runs), sets), "dataset"),
+        ]
     return "\n\n".join(parts) + "\n"
 
 
+def _ranks_and_tests(runs: pd.DataFrame, dataset_set: str) -> list[str]:
+    where = _set_title(dataset_set, runs)
+    if runs.empty:
+        return [f"## Average rank across {where}", "No runs."]
+    parts = [
+        f"## Average rank across {where} (1 = best; by each dataset's mean)",
+        to_markdown(average_ranks(runs), "detector"),
+        f"## Significance across {where}",
+        "Each detector's mean over seeds per dataset; the Friedman test of their ranks, the "
+        "Nemenyi post-hoc test and its critical difference (Demšar 2006), and Wilcoxon "
+        f"signed-rank tests between pairs, Holm-corrected; alpha {ALPHA:g}.",
+    ]
+    for metric, comparison in rank_comparisons(runs).items():
+        diagram = diagram_name(metric, dataset_set)
+        parts.append(significance_markdown(comparison, TESTED[metric], diagram))
+    return parts
+
+
+def critical_difference_diagrams(
+    runs: pd.DataFrame, confirmation: Sequence[str], folder: Path
+) -> list[Path]:
+    """A critical-difference diagram per tested metric and set where the tests ran."""
+    written = []
+    for name, subset in dataset_sets(runs, confirmation).items():
+        for metric, comparison in rank_comparisons(subset).items():
+            if comparison.not_run:
+                continue
+            title = f"{TESTED[metric]}: average rank over {_set_title(name, subset)}"
+            path = folder / diagram_name(metric, name)
+            written.append(significance.critical_difference_diagram(comparison, title, path))
+    return written
+
+
 def write_leaderboard(
-    cfg: TrackingConfig, sweep: str, out: Path | None, from_csv: Path | None
+    cfg: TrackingConfig,
+    sweep: str,
+    out: Path | None,
+    from_csv: Path | None,
+    confirmation: Sequence[str] = (),
 ) -> str:
-    """The leaderboard of the sweep's runs (or of a runs.csv it wrote), with runs.csv and the
-    rank plot, logged to the sweep's parent and moved into `out` (default SWEEP/leaderboard)."""
+    """The leaderboard of the sweep's runs (or of a runs.csv it wrote), with runs.csv, the
+    rank plot and the critical-difference diagrams, logged to the sweep's parent and moved
+    into `out` (default SWEEP/leaderboard)."""
     import tempfile
 
     from sparse_lstm_ad import plots
@@ -172,10 +386,10 @@ def write_leaderboard(
     if from_csv is not None:
         if not from_csv.is_file():
             raise FileNotFoundError(f"{from_csv}: no such file")
-        runs = pd.read_csv(from_csv)
+        runs = with_run_columns(pd.read_csv(from_csv))
     else:
         runs = from_mlflow(finished_runs(cfg, sweep))
-    markdown = leaderboard_markdown(runs, f"Leaderboard of `{sweep}`")
+    markdown = leaderboard_markdown(runs, f"Leaderboard of `{sweep}`", confirmation)
     out = out or Path(sweep) / "leaderboard"
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -183,9 +397,11 @@ def write_leaderboard(
         (folder / "leaderboard.md").write_text(markdown)
         runs.to_csv(folder / "runs.csv", index=False)
         plot = plots.rank_plot(ranks(runs, "auc_pr"), "AUC-PR", folder / "ranks.png")
-        files = [folder / "leaderboard.md", folder / "runs.csv", plot]
+        diagrams = critical_difference_diagrams(runs, confirmation, folder)
+        files = [folder / "leaderboard.md", folder / "runs.csv", plot, *diagrams]
         publish(files, out, None if from_csv else cfg, sweep, "leaderboard")
-    return markdown + f"\nwritten: {out}/leaderboard.md, runs.csv, ranks.png"
+    names = ", ".join(path.name for path in files[1:])
+    return markdown + f"\nwritten: {out}/leaderboard.md, {names}"
 
 
 def main(argv: list[str] | None = None) -> int:

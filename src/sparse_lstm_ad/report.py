@@ -18,6 +18,8 @@ COLUMNS = {
     "metrics.auc_pr": "AUC-PR",
     "metrics.vus_pr": "VUS-PR",
     "metrics.f1": "F1",
+    "metrics.flagged_share": "flagged",
+    "tags.alarm_shift": "alarm shift",
     "metrics.train_reconstruction_mse": "train MSE",
     "metrics.epochs_run": "epochs",
     "tags.stopped_by": "stopped by",
@@ -63,6 +65,7 @@ REPORT_METRICS = {
     "metrics.auc_pr": "AUC-PR",
     "metrics.vus_pr": "VUS-PR",
     "metrics.f1": "F1",
+    "metrics.flagged_share": "flagged share",
     "metrics.val_reconstruction_mse": "val MSE",
     "metrics.epochs_run": "epochs",
 }
@@ -95,7 +98,8 @@ def _blank_unused(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean ± std (n runs) of each metric per model, case and swept value, over seeds."""
+    """Mean ± std (n runs) of each metric per model, case and swept value, over seeds; and
+    where runs carry the tag, how many flagged far more or fewer rows than promised."""
     runs = _blank_unused(runs[runs["status"] == "FINISHED"])
     keys = list(GROUP_TAGS) + swept_params(runs)
     metrics = [m for m in REPORT_METRICS if m in runs.columns]
@@ -107,10 +111,19 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
         table[REPORT_METRICS[metric]] = [
             shown(m, s) for m, s in zip(mean[metric], std[metric], strict=True)
         ]
+    if "tags.alarm_shift" in runs.columns:
+        shifts = runs.groupby(keys, dropna=False)["tags.alarm_shift"]
+        table["alarm shift"] = shifts.agg(_shift_counts)
     table["runs"] = count
     table = table.reset_index().sort_values(keys, key=_numbers_as_numbers, kind="stable")
     table = table.reset_index(drop=True)
     return table.rename(columns={**{k: k.removeprefix("params.") for k in keys}, **GROUP_TAGS})
+
+
+def _shift_counts(tags: pd.Series) -> str:
+    """'2 too_many_flagged', or '-' when no run of the group was tagged."""
+    counts = tags.dropna().value_counts()
+    return ", ".join(f"{n} {kind}" for kind, n in counts.items()) or "-"
 
 
 def _numbers_as_numbers(column: pd.Series) -> pd.Series:

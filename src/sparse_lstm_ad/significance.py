@@ -1,0 +1,187 @@
+"""Whether detectors really differ: on one dataset beyond seed noise, and across datasets by
+their ranks (Friedman, then Nemenyi and its critical-difference diagram, Demšar 2006) and by
+pairs (Wilcoxon signed-rank, Holm-corrected).
+
+Scores are "higher is better". The across-dataset tests take one mean score per dataset and
+detector; scikit-posthocs gives the Nemenyi p-values and draws the diagram, statsmodels Holm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, as in plots.py: scikit-posthocs imports pyplot
+
+import numpy as np
+import pandas as pd
+import scikit_posthocs
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+
+from sparse_lstm_ad.files import written_whole
+
+ALPHA = 0.05
+MIN_DATASETS = 3
+MIN_DETECTORS = 3
+
+
+# ---- One dataset: a difference counts only beyond seed noise ----
+
+
+def paired_by_seed(scores: pd.Series, reference: pd.Series) -> pd.Series:
+    """`scores - reference` on the seeds both have (each series indexed by seed)."""
+    return (scores - reference).dropna()
+
+
+def beyond_seed_noise(differences: pd.Series | np.ndarray, alpha: float = ALPHA) -> bool:
+    """The sparsity study's rule: a paired t test on seed-paired differences, two-sided at
+    `alpha`. Fewer than two pairs cannot show a difference; pairs that differ by the same
+    amount every seed (deterministic detectors) differ beyond any noise unless that is 0."""
+    d = np.asarray(differences, dtype=float)
+    d = d[~np.isnan(d)]
+    if len(d) < 2:
+        return False
+    mean, std = d.mean(), d.std(ddof=1)
+    if std == 0:
+        return bool(mean != 0)
+    t = mean / (std / np.sqrt(len(d)))
+    return bool(abs(t) > stats.t.ppf(1 - alpha / 2, len(d) - 1))
+
+
+def tied_with_best(runs: pd.DataFrame, metric: str, alpha: float = ALPHA) -> pd.Series:
+    """(dataset, detector) -> whether the detector has its dataset's best mean `metric` or is
+    within seed noise of it. `runs`: one row per run with dataset, detector, seed, `metric`."""
+    runs = runs.dropna(subset=[metric])
+    means = runs.groupby(["dataset", "detector"])[metric].mean()
+    per_seed = runs.pivot_table(index=["dataset", "seed"], columns="detector", values=metric)
+    tied = {}
+    for dataset, seeds in per_seed.groupby(level="dataset"):
+        seeds = seeds.droplevel("dataset")
+        best = means.loc[dataset].idxmax()
+        for detector in means.loc[dataset].index:
+            differences = paired_by_seed(seeds[detector], seeds[best])
+            tied[(dataset, detector)] = not beyond_seed_noise(differences, alpha)
+    return pd.Series(tied, dtype=bool).rename_axis(["dataset", "detector"])
+
+
+# ---- Across datasets: ranks and pairs ----
+
+
+@dataclass(frozen=True)
+class RankComparison:
+    """Detectors compared over datasets by their per-dataset mean scores.
+
+    `not_run` says why the tests were not run (too few datasets or detectors); then only the
+    counts and average ranks are set. `pairs` has one row per pair of detectors: `a`, `b`,
+    `a_wins` and `b_wins` (datasets where it scores higher), `wilcoxon_p`, `holm_p` (over
+    the pairs) and `nemenyi_p`.
+    """
+
+    datasets: int
+    detectors: int
+    average_ranks: pd.Series  # detector -> mean rank, 1 = best, best first
+    not_run: str | None = None
+    alpha: float = ALPHA
+    friedman_statistic: float = float("nan")
+    friedman_p: float = float("nan")
+    critical_difference: float = float("nan")
+    nemenyi_p: pd.DataFrame | None = None
+    pairs: pd.DataFrame | None = None
+
+    def significant_pairs(self, column: str) -> pd.DataFrame:
+        """The pairs whose `column` p-value ('holm_p' or 'nemenyi_p') is below alpha."""
+        if self.pairs is None:
+            return pd.DataFrame()
+        return self.pairs[self.pairs[column] < self.alpha]
+
+
+def nemenyi_critical_difference(detectors: int, datasets: int, alpha: float = ALPHA) -> float:
+    """Demšar's CD: the difference in average rank beyond which two of `detectors` differ
+    (q_alpha is the studentized range's quantile over sqrt 2, his Table 5)."""
+    q_alpha = stats.studentized_range.ppf(1 - alpha, detectors, np.inf) / np.sqrt(2)
+    return float(q_alpha * np.sqrt(detectors * (detectors + 1) / (6 * datasets)))
+
+
+def smallest_wilcoxon_p(datasets: int) -> float:
+    """The smallest two-sided p an exact Wilcoxon signed-rank test over `datasets` can give."""
+    return 2.0 ** (1 - datasets)
+
+
+def compare_detectors(means: pd.DataFrame, alpha: float = ALPHA) -> RankComparison:
+    """Friedman, Nemenyi and Holm-corrected pairwise Wilcoxon tests of `means` (datasets x
+    detectors, higher is better). Datasets lacking a detector's score are left out: the
+    tests need every detector on every dataset."""
+    complete = means.dropna()
+    n, k = complete.shape
+    ranks = complete.rank(axis=1, ascending=False).mean().sort_values(kind="stable")
+    counts = {"datasets": n, "detectors": k, "average_ranks": ranks, "alpha": alpha}
+    if n < MIN_DATASETS or k < MIN_DETECTORS:
+        reason = (
+            f"the tests need at least {MIN_DATASETS} datasets and {MIN_DETECTORS} detectors "
+            f"(every detector scored on each); here {_count(n, 'dataset')}, "
+            f"{_count(k, 'detector')}"
+        )
+        return RankComparison(**counts, not_run=reason)
+    friedman = stats.friedmanchisquare(*complete.to_numpy().T)
+    nemenyi = scikit_posthocs.posthoc_nemenyi_friedman(complete)
+    return RankComparison(
+        **counts,
+        friedman_statistic=float(friedman.statistic),
+        friedman_p=float(friedman.pvalue),
+        critical_difference=nemenyi_critical_difference(k, n, alpha),
+        nemenyi_p=nemenyi,
+        pairs=_pairs(complete, nemenyi, alpha),
+    )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _pairs(means: pd.DataFrame, nemenyi: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    pairs = pd.DataFrame(list(combinations(means.columns, 2)), columns=["a", "b"])
+    differences = [means[a] - means[b] for a, b in zip(pairs["a"], pairs["b"], strict=True)]
+    pairs["a_wins"] = [int((d > 0).sum()) for d in differences]
+    pairs["b_wins"] = [int((d < 0).sum()) for d in differences]
+    pairs["wilcoxon_p"] = [_wilcoxon_p(d) for d in differences]
+    pairs["holm_p"] = multipletests(pairs["wilcoxon_p"], alpha=alpha, method="holm")[1]
+    pairs["nemenyi_p"] = [nemenyi.loc[a, b] for a, b in zip(pairs["a"], pairs["b"], strict=True)]
+    return pairs
+
+
+def _wilcoxon_p(differences: pd.Series) -> float:
+    """Two-sided Wilcoxon signed-rank p; equal scores on every dataset: no evidence, 1."""
+    if (differences == 0).all():
+        return 1.0
+    return float(stats.wilcoxon(differences).pvalue)
+
+
+def critical_difference_diagram(comparison: RankComparison, title: str, path: Path) -> Path:
+    """Average ranks on an axis, detectors the Nemenyi test cannot tell apart joined by a
+    bar, and the CD drawn above; written whole to `path` (PNG)."""
+    import matplotlib.pyplot as plt
+
+    if comparison.nemenyi_p is None:
+        raise ValueError(f"no diagram without the tests: {comparison.not_run}")
+    fig, ax = plt.subplots(figsize=(7, 0.5 * comparison.detectors + 2))
+    try:
+        scikit_posthocs.critical_difference_diagram(
+            comparison.average_ranks,
+            comparison.nemenyi_p,
+            ax=ax,
+            alpha=comparison.alpha,
+            cd=comparison.critical_difference,
+        )
+        bottom, _ = ax.get_ylim()
+        ax.set_ylim(bottom, 1.5)  # room for the CD bar above the rank axis's labels
+        ax.set_title(title)
+        fig.tight_layout()
+        with written_whole(path) as partial:
+            fig.savefig(partial, dpi=110, format="png")
+    finally:
+        plt.close(fig)
+    return path
