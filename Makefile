@@ -27,7 +27,8 @@ run: $(STAMP)
 BENCH_ARGS ?=
 benchmark: $(STAMP)
 	$(PY) src/train.py -m +experiment=benchmark $(BENCH_ARGS)
-	$(PY) -m sparse_lstm_ad.leaderboard multirun/benchmark --out experiments/leaderboard
+	$(PY) -m sparse_lstm_ad.leaderboard multirun/benchmark --out experiments/leaderboard \
+		--confirmation confirm_mixed,confirm_breaks,confirm_shifts
 
 # The sparsity path study (experiments/sparsity_path), its own store in /tmp.
 sparsity-path: $(STAMP)

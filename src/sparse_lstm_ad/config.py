@@ -239,6 +239,14 @@ class ScoringConfig:
     # Pareto law; the threshold is where its tail leaves `pot_risk` of the scores above.
     pot_level: float = 0.98
     pot_risk: float = 1e-3
+    # > 0: the threshold rule is fitted on the first this many scored rows of the series being
+    # scored, taken as normal, instead of on validation rows: it follows a shift of the scored
+    # series from the training data (a first stretch with anomalies raises it).
+    calibrate_rows: int = 0
+    # A run flagging more than this many times the share its threshold promises on normal data
+    # (or no row at all) is warned about and tagged `alarm_shift`. 20 x 1 % leaves room for the
+    # benchmark's anomaly shares (up to ~12 % of test rows) and catches a shifted series.
+    shift_factor: float = 20.0
     vus_max_buffer: int = 100  # VUS averages range curves over buffers 0..this many rows
 
 

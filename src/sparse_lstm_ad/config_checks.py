@@ -101,6 +101,8 @@ _CHECKS: list[tuple[str, object, str]] = [
     ("scoring.threshold_quantile", lambda c: 0 < c.scoring.threshold_quantile < 1, "in (0, 1)"),
     ("train.eval_batch_size", lambda c: c.train.eval_batch_size >= 1, ">= 1"),
     ("scoring.vus_max_buffer", lambda c: c.scoring.vus_max_buffer >= 0, ">= 0"),
+    ("scoring.calibrate_rows", lambda c: c.scoring.calibrate_rows >= 0, ">= 0 (0: validation)"),
+    ("scoring.shift_factor", lambda c: c.scoring.shift_factor > 1, "> 1"),
     ("threads", lambda c: c.threads >= 0, ">= 0 (0: TensorFlow's choice)"),
 ]
 

@@ -45,7 +45,13 @@ from sparse_lstm_ad.fit_detector import format_figures, train_model
 from sparse_lstm_ad.fitting import raise_if_diverged
 from sparse_lstm_ad.metrics import evaluate, evaluate_ranges
 from sparse_lstm_ad.run_outputs import has_contributions, log_outputs
-from sparse_lstm_ad.thresholds import best_f1, choose_threshold
+from sparse_lstm_ad.thresholds import (
+    alarm_shift,
+    best_f1,
+    choose_threshold,
+    flagged_share,
+    promised_share,
+)
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +134,7 @@ def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
         raise_if_diverged(fit)
         scored = score_parts(model, cfg, rows, windows)
         metrics = final_metrics(cfg, scored, rows, fit)
+        warn_of_shift(cfg.scoring, metrics["flagged_share"])
         metrics.update(sparse_layer_metrics(cfg.model.kind, model, rows.test_channel_labels))
         tracking.log_metrics(metrics)
         log_outputs(cfg, model, rows, scored, fit.history, (tags["model"], tags["data"]))
@@ -137,6 +144,23 @@ def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
     log.info("artifacts: %s", summary.artifact_uri)
     log.info("in the MLflow UI: %s", link)
     return summary
+
+
+def warn_of_shift(cfg: ScoringConfig, share: float) -> None:
+    """A threshold that flags far more, or fewer, test rows than it promises says the test
+    series is not distributed as the rows it was fitted on: one warning line and a tag."""
+    if (shift := alarm_shift(share, cfg)) is None:
+        return
+    log.warning(
+        "the threshold flags %.1f %% of the test rows where it promises %.2g %% of normal rows "
+        "(%s): a shift of the test data from the training data, or anomalies in far more rows "
+        "than usual; F1 at this threshold is not a verdict (scoring.calibrate_rows fits the "
+        "threshold on a first stretch of the scored series instead)",
+        100 * share,
+        100 * promised_share(cfg),
+        shift,
+    )
+    tracking.set_tags({"alarm_shift": shift})
 
 
 def fresh_tensorflow(threads: int) -> None:
@@ -218,7 +242,7 @@ def _scored(
         val=scored["val"].scores,
         test=scored["test"].scores,
         test_contributions=scored["test"].contributions,
-        threshold=choose_threshold(scored["val"].scores, cfg),
+        threshold=choose_threshold(scored["val"].scores, scored["test"].scores, cfg),
         error_model=error_model,
         reconstruction_mse=mse,
     )
@@ -227,6 +251,7 @@ def _scored(
 def final_metrics(cfg: Config, scored: Scored, rows: Rows, fit: Any) -> dict[str, float]:
     metrics = {f"{part}_reconstruction_mse": mse for part, mse in scored.reconstruction_mse.items()}
     metrics.update(fit_seconds=fit.seconds, threshold=scored.threshold)
+    metrics["flagged_share"] = flagged_share(scored.test, scored.threshold)
     if fit.stopped_by is not None:
         metrics.update(epochs_run=fit.epochs_run, best_epoch=fit.best_epoch)
     if rows.test_labels is not None:

@@ -60,7 +60,13 @@ def log_outputs(
             )
         figures += _sparse_layer_plots(cfg, model, rows.channels, folder)
         tracking.log_files(figures, "plots")
-        tracking.log_files([_scores_table(scored, rows, folder / "test_scores.csv")], "scores")
+        tables = [_scores_table(scored, rows, folder / "test_scores.csv")]
+        # The normal scores the threshold came from: thresholds can be compared afterwards.
+        val_table = folder / "val_scores.csv"
+        pd.DataFrame({"row": np.arange(len(scored.val)), "score": scored.val}).to_csv(
+            val_table, index=False
+        )
+        tracking.log_files([*tables, val_table], "scores")
     if cfg.tracking.log_model:
         log_scoring_model(cfg, model, rows, scored, tracking.model_name(*names))
         if cfg.tracking.register_as:

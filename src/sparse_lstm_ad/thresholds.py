@@ -1,7 +1,9 @@
 """Thresholds on anomaly scores: peaks over threshold from normal scores, and the oracle bound.
 
-`pot_threshold` sees only normal (validation) scores. `best_f1` sees the test labels: it is an
-upper bound on what any threshold could reach, reported as `f1_best_oracle`, never a result.
+`pot_threshold` sees only normal scores: validation rows, or with `scoring.calibrate_rows` a
+first stretch of the series being scored. `alarm_shift` says when a threshold flags far more
+(or fewer) rows than it promises. `best_f1` sees the test labels: it is an upper bound on what
+any threshold could reach, reported as `f1_best_oracle`, never a result.
 """
 
 from __future__ import annotations
@@ -57,8 +59,30 @@ def best_f1(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(f1.max())
 
 
-def choose_threshold(val_scores: np.ndarray, cfg: ScoringConfig) -> float:
-    """From normal validation scores only: a quantile, or peaks over threshold."""
+def choose_threshold(val_scores: np.ndarray, scored: np.ndarray, cfg: ScoringConfig) -> float:
+    """From normal scores only: a quantile, or peaks over threshold, of the validation scores,
+    or with `calibrate_rows` of the first rows of the `scored` series (no label is read)."""
+    normal = val_scores if not cfg.calibrate_rows else scored[: cfg.calibrate_rows]
     if cfg.threshold == Threshold.pot:
-        return pot_threshold(val_scores, cfg.pot_level, cfg.pot_risk)
-    return quantile_threshold(val_scores, cfg.threshold_quantile)
+        return pot_threshold(normal, cfg.pot_level, cfg.pot_risk)
+    return quantile_threshold(normal, cfg.threshold_quantile)
+
+
+def promised_share(cfg: ScoringConfig) -> float:
+    """The share of normal rows the threshold rule flags by construction."""
+    return cfg.pot_risk if cfg.threshold == Threshold.pot else 1.0 - cfg.threshold_quantile
+
+
+def flagged_share(scores: np.ndarray, threshold: float) -> float:
+    """Share of the scored rows (NaN rows, uncovered by windows, left out) over the threshold."""
+    scores = np.asarray(scores, dtype=np.float64)
+    scored = scores[np.isfinite(scores)]
+    return float(np.mean(scored > threshold)) if scored.size else float("nan")
+
+
+def alarm_shift(share: float, cfg: ScoringConfig) -> str | None:
+    """`too_many_flagged` above `shift_factor` x the promised share, `none_flagged` at 0: the
+    scored series is not distributed as the rows the threshold was fitted on."""
+    if share > cfg.shift_factor * promised_share(cfg):
+        return "too_many_flagged"
+    return "none_flagged" if share == 0 else None
