@@ -1,14 +1,26 @@
-"""Peaks over threshold on a known tail, and the oracle F1 bound."""
+"""Peaks over threshold on a known tail, the oracle F1 bound, and alarms under a shift."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import f1_score
 
-from sparse_lstm_ad.thresholds import best_f1, pot_threshold
+from sparse_lstm_ad.config import ScoringConfig, Threshold
+from sparse_lstm_ad.thresholds import (
+    alarm_shift,
+    best_f1,
+    choose_threshold,
+    flagged_share,
+    pot_threshold,
+    promised_share,
+)
+from tests.conftest import store_runs
 
 
 def test_pot_finds_the_exponential_quantile() -> None:
@@ -36,3 +48,74 @@ def test_best_f1_is_the_highest_over_every_threshold() -> None:
     by_hand = max(f1_score(labels, scores >= t) for t in np.unique(scores))
     assert best_f1(scores, labels) == pytest.approx(by_hand)
     assert np.isnan(best_f1(scores, np.zeros(500, dtype=bool)))
+
+
+# --- Alarms under a shift, and the threshold that adapts to the scored series --------------
+
+
+def test_calibrated_threshold_follows_a_shifted_series() -> None:
+    """Validation scores Exp(1); the scored series is the same law moved up by 10 (a shift of
+    the whole test data). Fitted on validation rows the threshold flags nearly every row;
+    fitted on the series' first 1,000 rows it flags the share it promises."""
+    rng = np.random.default_rng(3)
+    val, shifted = rng.exponential(size=5000), rng.exponential(size=20_000) + 10.0
+    for rule in (Threshold.quantile, Threshold.pot):
+        on_val = ScoringConfig(threshold=rule)
+        calibrated = ScoringConfig(threshold=rule, calibrate_rows=1000)
+        share = flagged_share(shifted, choose_threshold(val, shifted, on_val))
+        assert share > 0.99 and alarm_shift(share, on_val) == "too_many_flagged"
+        share = flagged_share(shifted, choose_threshold(val, shifted, calibrated))
+        assert share == pytest.approx(promised_share(calibrated), abs=0.006)
+        assert alarm_shift(share, calibrated) is None
+    # The calibrated quantile is the tail's own: 10 + ln(100) for Exp(1) at 0.99.
+    threshold = choose_threshold(val, shifted, ScoringConfig(calibrate_rows=20_000))
+    assert threshold == pytest.approx(10 + math.log(100), rel=0.02)
+
+
+def test_flagged_share_leaves_unscored_rows_out_and_names_both_shifts() -> None:
+    scores = np.array([np.nan, np.nan, 0.0, 1.0, 2.0, 3.0])
+    assert flagged_share(scores, 1.5) == 0.5
+    assert np.isnan(flagged_share(np.full(3, np.nan), 1.0))
+    cfg = ScoringConfig()  # 0.99 quantile: promises 1 %, warns above 20 %
+    assert promised_share(cfg) == pytest.approx(0.01)
+    assert promised_share(ScoringConfig(threshold=Threshold.pot, pot_risk=1e-3)) == 1e-3
+    assert alarm_shift(0.15, cfg) is None
+    assert alarm_shift(0.25, cfg) == "too_many_flagged"
+    assert alarm_shift(0.0, cfg) == "none_flagged"
+
+
+def _shifted_csv(folder: Path) -> list[str]:
+    """Three correlated channels; the test file sits 4 training stds above the training rows."""
+    rng = np.random.default_rng(0)
+    latent = np.sin(np.arange(900) / 8.0)
+    values = latent[:, None] * [1.0, 0.8, -0.5] + 0.1 * rng.normal(size=(900, 3))
+    frame = pd.DataFrame(values, columns=["a", "b", "c"])
+    train, test = frame[:600], frame[600:] + 4 * frame[:600].std()
+    test = test.assign(label=0)
+    train.to_csv(folder / "train.csv", index=False)
+    test.to_csv(folder / "test.csv", index=False)
+    return [
+        "data=csv",
+        f"data.csv.dir={folder}",
+        "data.csv.train=train.csv",
+        "data.csv.test=test.csv",
+        "data.csv.label_column=label",
+        "model=mahalanobis",
+        "tracking.log_model=false",
+    ]
+
+
+def test_a_run_on_a_shifted_series_warns_and_is_tagged(tmp_path: Path, run_cli: Any) -> None:
+    data = _shifted_csv(tmp_path)
+    shifted = run_cli(*data)
+    assert shifted.returncode == 0, shifted.stderr[-2000:]
+    output = shifted.stdout + shifted.stderr
+    assert "the threshold flags 100.0 % of the test rows where it promises 1 %" in output
+    assert "(too_many_flagged): a shift of the test data from the training data" in output
+    calibrated = run_cli(*data, "scoring.calibrate_rows=100")
+    assert calibrated.returncode == 0, calibrated.stderr[-2000:]
+    first, second = store_runs(tmp_path / "mlruns")
+    assert first.data.tags["alarm_shift"] == "too_many_flagged"
+    assert first.data.metrics["flagged_share"] == 1.0
+    assert "alarm_shift" not in second.data.tags
+    assert second.data.metrics["flagged_share"] < 0.05

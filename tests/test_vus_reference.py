@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import compose_config
+from tests.conftest import compose_config
 from TSB_AD.evaluation.basic_metrics import basic_metricor
 
 from sparse_lstm_ad.data import Windows
