@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score
 
-from sparse_lstm_ad.config import ScoringConfig, Threshold
+from sparse_lstm_ad.config import ScoringConfig, Threshold, TrackingConfig
+from sparse_lstm_ad.score import score_csv
 from sparse_lstm_ad.thresholds import (
     alarm_shift,
     best_f1,
@@ -112,10 +113,16 @@ def test_a_run_on_a_shifted_series_warns_and_is_tagged(tmp_path: Path, run_cli: 
     output = shifted.stdout + shifted.stderr
     assert "the threshold flags 100.0 % of the test rows where it promises 1 %" in output
     assert "(too_many_flagged): a shift of the test data from the training data" in output
-    calibrated = run_cli(*data, "scoring.calibrate_rows=100")
+    calibrated = run_cli(*data, "scoring.calibrate_rows=100", "tracking.log_model=true")
     assert calibrated.returncode == 0, calibrated.stderr[-2000:]
     first, second = store_runs(tmp_path / "mlruns")
     assert first.data.tags["alarm_shift"] == "too_many_flagged"
     assert first.data.metrics["flagged_share"] == 1.0
     assert "alarm_shift" not in second.data.tags
     assert second.data.metrics["flagged_share"] < 0.05
+    # The logged model calibrates on the start of each frame it scores, as the run did.
+    store = TrackingConfig(dir=str(tmp_path / "mlruns"))
+    uri = f"runs:/{second.info.run_id}/model"
+    table, threshold = score_csv(store, uri, tmp_path / "test.csv", None, 1)
+    assert threshold == pytest.approx(second.data.metrics["threshold"])
+    assert table["flag"].mean() == pytest.approx(second.data.metrics["flagged_share"])

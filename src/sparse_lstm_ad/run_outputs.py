@@ -11,7 +11,7 @@ import pandas as pd
 
 from sparse_lstm_ad import plots, tracking
 from sparse_lstm_ad.baselines import ForestScorer, LinearReconstruction, WindowMahalanobis
-from sparse_lstm_ad.config import SPARSE_KINDS, Config, ModelKind
+from sparse_lstm_ad.config import SPARSE_KINDS, Config, ModelKind, ScoringConfig
 from sparse_lstm_ad.detectors import WindowErrorScorer, reconstructor_of
 
 if TYPE_CHECKING:
@@ -92,6 +92,7 @@ def log_scoring_model(cfg: Config, detector: Any, rows: Rows, scored: Scored, na
         threshold=scored.threshold,
         linear_mean=None if linear is None else linear.mean.tolist(),
         linear_basis=None if linear is None else linear.basis.tolist(),
+        threshold_rule=threshold_rule(cfg.scoring),
     )
     # An example in raw units: the first validation rows, un-standardised.
     example = pd.DataFrame(
@@ -118,6 +119,17 @@ def log_scoring_model(cfg: Config, detector: Any, rows: Rows, scored: Scored, na
             score_frame(detector, state, example),
             name,
         )
+
+
+def threshold_rule(cfg: ScoringConfig) -> dict[str, Any]:
+    """The keys that fit a threshold, as JSON values, for the logged model."""
+    return {
+        "threshold": cfg.threshold.value,
+        "threshold_quantile": cfg.threshold_quantile,
+        "pot_level": cfg.pot_level,
+        "pot_risk": cfg.pot_risk,
+        "calibrate_rows": cfg.calibrate_rows,
+    }
 
 
 def _sparse_layer_plots(cfg: Config, model: Any, channels: list[str], folder: Path) -> list[Path]:

@@ -62,7 +62,7 @@ def score_csv(
     time_column = time_column or next((c for c in TIME_COLUMNS if c in frame.columns), None)
     if time_column is not None and time_column not in frame.columns:
         raise ValueError(f"{path}: no time column {time_column!r}")
-    threshold = model.unwrap_python_model().state.threshold
+    threshold = model.unwrap_python_model().state.threshold_for(scored["score"].to_numpy())
     return scores_table(frame, scored, time_column, top), threshold
 
 

@@ -20,9 +20,11 @@ import numpy as np
 import pandas as pd
 
 from sparse_lstm_ad.baselines import ForestScorer, LinearReconstruction, WindowMahalanobis
+from sparse_lstm_ad.config import ScoringConfig, Threshold
 from sparse_lstm_ad.data import Standardizer, Windows
 from sparse_lstm_ad.detectors import WindowErrorScorer, reconstructor_of, score_windows_with
 from sparse_lstm_ad.error_scores import ErrorModel
+from sparse_lstm_ad.thresholds import choose_threshold
 
 MODEL_CODE = Path(__file__).with_name("pyfunc_model_code.py")
 
@@ -42,6 +44,17 @@ class ScoringState:
     # A baseline's linear reconstruction (pca, mahalanobis); None for a network or a forest.
     linear_mean: list[float] | None = None
     linear_basis: list[list[float]] | None = None
+    # The run's threshold rule (ScoringConfig's threshold keys); with calibrate_rows > 0 it is
+    # fitted again on the first rows of every frame scored, which `threshold` then is not.
+    threshold_rule: dict[str, Any] | None = None
+
+    def threshold_for(self, scores: np.ndarray) -> float:
+        """The threshold for this frame's scores: the run's, or calibrated on their start."""
+        rule = self.threshold_rule
+        if not rule or not rule.get("calibrate_rows"):
+            return self.threshold
+        cfg = ScoringConfig(**{**rule, "threshold": Threshold(rule["threshold"])})
+        return choose_threshold(np.empty(0), scores, cfg)
 
     def error_model(self) -> ErrorModel | None:
         if self.error_mean is None or self.inv_cov is None:
@@ -73,7 +86,8 @@ def score_frame(detector: Any, state: ScoringState, frame: pd.DataFrame) -> pd.D
     rows = standardizer.transform(channel_values(frame, state.channels))
     windows = Windows(rows, state.window, state.stride)
     scored, _ = score_windows_with(detector, windows, state.error_model())
-    result = pd.DataFrame({"score": scored.scores, "flag": scored.scores > state.threshold})
+    threshold = state.threshold_for(scored.scores)
+    result = pd.DataFrame({"score": scored.scores, "flag": scored.scores > threshold})
     for i, channel in enumerate(state.channels):
         result[f"contribution_{channel}"] = scored.contributions[:, i]
     return result
