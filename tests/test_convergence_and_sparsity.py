@@ -98,4 +98,31 @@ def test_a_closed_sparse_layer_is_fitted_again_with_a_smaller_l1(
     weights = sparse_weights(model)
     assert np.abs(weights).sum() > 0, "the layer the run keeps selects some channel"
     assert logged["l1_effective"] < 30
-    assert "the sparse layer closed at model.l1=30" in caplog.text
+    assert (
+        "the sparse layer closed (every weight 0, no channel selected) at model.l1=30"
+        in caplog.text
+    )
+
+
+def test_a_projection_collapsed_to_one_direction_is_a_defect_seen_without_labels() -> None:
+    """A kernel of rank 1 passes one mix of the channels (the LSTM sees a single signal); an
+    open kernel of full rank, or one with a weak second direction, is left alone."""
+    from sparse_lstm_ad import fit_detector
+    from sparse_lstm_ad.models import PROJECTION_LAYER, layer_rank
+    from tests.conftest import compose_config
+
+    cfg = compose_config("model=sparse_projection", "model.projection_units=3")
+    model = build_model(cfg.model, WINDOW, CHANNELS)
+    kernel = model.get_layer(PROJECTION_LAYER).kernel
+    rng = np.random.default_rng(0)
+    direction = np.outer(rng.normal(size=CHANNELS), [1.0, -0.5, 0.0])
+    for weights, defect in (
+        (rng.normal(size=(CHANNELS, 3)), None),
+        (direction + 1e-2 * np.eye(CHANNELS, 3), None),  # a weak second direction still passes
+        (direction + 1e-6 * np.eye(CHANNELS, 3), "collapsed to rank 1"),
+        (np.zeros((CHANNELS, 3)), "closed (every weight 0"),
+    ):
+        kernel.assign(weights.astype("float32"))
+        found = fit_detector._collapse(model, cfg)
+        assert (found is None) if defect is None else found.startswith(defect), found
+    assert layer_rank(direction) == 1

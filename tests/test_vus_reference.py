@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.conftest import compose_config
 from TSB_AD.evaluation.basic_metrics import basic_metricor
 
 from sparse_lstm_ad.data import Windows
 from sparse_lstm_ad.fit_detector import train_model
 from sparse_lstm_ad.metrics import vus
 from sparse_lstm_ad.pipeline import prepare_rows, score_parts
+from tests.conftest import compose_config
 
 BUFFERS = (0, 1, 2, 7, 20, 100)
 

@@ -47,10 +47,13 @@ def sparse_layer_metrics(
     labelled channels; {} for a kind without a sparse layer."""
     if kind not in SPARSE_KINDS:
         return {}
-    from sparse_lstm_ad.models import channel_mass, sparse_weights
+    from sparse_lstm_ad.models import channel_mass, layer_rank, sparse_weights
 
-    mass = channel_mass(sparse_weights(detector), kind)
+    weights = sparse_weights(detector)
+    mass = channel_mass(weights, kind)
     figures = {"sparse_layer_closed": float(not mass.any())}
+    if kind == ModelKind.sparse_projection:
+        figures["sparse_rank"] = float(layer_rank(weights))
     if not mass.any():
         log.warning("the sparse layer closed: every weight is 0; a smaller model.l1 keeps some")
     if channel_labels is not None:

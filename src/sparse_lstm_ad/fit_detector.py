@@ -1,9 +1,11 @@
 """Fitting the detector a run asks for: a baseline on the rows, or a network on the windows.
 
 A sparse layer that closes (every weight zero) selects nothing: its reconstruction is a
-constant and the detector becomes the Mahalanobis baseline. That is a defect of the L1, not a
-result, and it is seen without any label, so the network is fitted again at a tenth of the
-L1, at most `CLOSED_LAYER_REFITS` times; the L1 that was used is logged as `l1_effective`.
+constant and the detector becomes the Mahalanobis baseline. A projection that collapses to
+rank 1 passes a single direction of the channels: the network sees one mixed signal, and
+which one varies from seed to seed. Both are defects of the L1, not results, seen without any
+label, so the network is fitted again at a tenth of the L1, at most `CLOSED_LAYER_REFITS`
+times; the L1 that was used is logged as `l1_effective`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 
 from sparse_lstm_ad import tracking
 from sparse_lstm_ad.baselines import fit_baseline
-from sparse_lstm_ad.config import NETWORK_KINDS, SPARSE_KINDS, Config
+from sparse_lstm_ad.config import NETWORK_KINDS, SPARSE_KINDS, Config, ModelKind
 from sparse_lstm_ad.data import Windows
 from sparse_lstm_ad.fitting import FitResult, StoppedBy
 
@@ -43,12 +45,13 @@ def train_model(
         steps += fit.epochs_run
         if cfg.model.kind not in SPARSE_KINDS:
             return model, fit
-        if not _closed(model, cfg) or refit == CLOSED_LAYER_REFITS:
+        defect = _collapse(model, cfg)
+        if defect is None or refit == CLOSED_LAYER_REFITS:
             break
         smaller = cfg.model.l1 * L1_BACKOFF
         log.warning(
-            "the sparse layer closed at model.l1=%g (every weight 0, no channel selected): "
-            "fitting again at model.l1=%g",
+            "the sparse layer %s at model.l1=%g: fitting again at model.l1=%g",
+            defect,
             cfg.model.l1,
             smaller,
         )
@@ -57,10 +60,17 @@ def train_model(
     return model, fit
 
 
-def _closed(model: Any, cfg: Config) -> bool:
-    from sparse_lstm_ad.models import channel_mass, sparse_weights
+def _collapse(model: Any, cfg: Config) -> str | None:
+    """What is wrong with the sparse layer, seen without labels; None when nothing is."""
+    from sparse_lstm_ad.models import channel_mass, layer_rank, sparse_weights
 
-    return not channel_mass(sparse_weights(model), cfg.model.kind).any()
+    weights = sparse_weights(model)
+    if not channel_mass(weights, cfg.model.kind).any():
+        return "closed (every weight 0, no channel selected)"
+    projects = cfg.model.kind == ModelKind.sparse_projection and min(weights.shape) >= 2
+    if projects and (rank := layer_rank(weights)) < 2:
+        return f"collapsed to rank {rank} (one direction of the channels passes)"
+    return None
 
 
 def _fit_network(

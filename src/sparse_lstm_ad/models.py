@@ -236,6 +236,15 @@ def channel_mass(weights: np.ndarray, kind: ModelKind) -> np.ndarray:
     return np.abs(weights).sum(axis=axis)
 
 
+# A direction passing less than this share of the strongest one's gain carries nothing.
+RANK_TOLERANCE = 1e-3
+
+
+def layer_rank(weights: np.ndarray) -> int:
+    """How many independent directions of the input the sparse layer passes."""
+    return int(np.linalg.matrix_rank(weights, rtol=RANK_TOLERANCE))
+
+
 def copy_l1(source: keras.Model, target: keras.Model) -> None:
     """Give `target` (the same architecture) the L1 coefficients of `source`'s sparse layer."""
     coefficients = {
