@@ -27,7 +27,7 @@ run: $(STAMP)
 BENCH_ARGS ?=
 benchmark: $(STAMP)
 	$(PY) src/train.py -m +experiment=benchmark $(BENCH_ARGS)
-	$(PY) -m sparse_lstm_ad.leaderboard multirun/benchmark --out experiments/leaderboard \
+	$(PY) -m sparse_lstm_ad leaderboard multirun/benchmark --out experiments/leaderboard \
 		--confirmation confirm_mixed,confirm_breaks,confirm_shifts
 
 # The sparsity path study (experiments/sparsity_path), its own store in /tmp.
@@ -57,6 +57,7 @@ ui: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests experiments
+	$(VENV)/bin/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) outputs multirun

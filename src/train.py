@@ -31,8 +31,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from sparse_lstm_ad.cli import quiet_tensorflow_import
 from sparse_lstm_ad.cli.hydra_schema import register_configs
+from sparse_lstm_ad.cli.quiet import quiet_tensorflow_import
 from sparse_lstm_ad.config import Config, active_only, config_identity
 from sparse_lstm_ad.config_checks import ConfigError, checked_config
 

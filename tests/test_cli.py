@@ -37,7 +37,7 @@ def test_single_run_logs_everything(run_cli: RunCli, tmp_path: Path) -> None:
     (run,) = _runs(tmp_path)
     assert run.info.status == "FINISHED"
     assert run.info.run_name == "+experiment=fast model=sparse"
-    # TensorFlow's import-time absl lines are muted (cli.quiet_tensorflow_import).
+    # TensorFlow's import-time absl lines are muted (cli.quiet.quiet_tensorflow_import).
     assert "absl" not in result.stderr and "oneDNN" not in result.stderr, result.stderr[-3000:]
     # The run's page on the UI's training view: MLflow 3.17 opens GenAI's without the ask.
     link = f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
@@ -75,6 +75,7 @@ def test_single_run_logs_everything(run_cli: RunCli, tmp_path: Path) -> None:
         "config/config.yaml",
         "config/overrides.yaml",
         "scores/test_scores.csv",
+        "scores/val_scores.csv",
     }
     assert "epoch 2/2" in result.stdout and run.info.run_id in result.stdout
     # What the MLflow UI shows: the training-runs view, the Datasets column, the System

@@ -137,7 +137,7 @@ def test_cfg_job_loads_neither_mlflow_nor_tensorflow() -> None:
 
 def test_a_command_line_sweep_replaces_the_presets_own() -> None:
     """`-m +experiment=benchmark data=case1,case2 model=sparse,sparse_projection` runs 20 jobs
-    (Hydra's sweeper lets the command line win), so the check composes those 20, not 270."""
+    (Hydra's sweeper lets the command line win), so the check composes those 20, not 360."""
     from hydra import initialize_config_dir
 
     from sparse_lstm_ad.cli.launch_checks import sweep_jobs
@@ -151,4 +151,4 @@ def test_a_command_line_sweep_replaces_the_presets_own() -> None:
             "data=case1",
             "model=sparse",
         ]
-        assert len(sweep_jobs(["+experiment=benchmark"], True, "config")) == 6 * 9 * 5
+        assert len(sweep_jobs(["+experiment=benchmark"], True, "config")) == 6 * 12 * 5

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from sparse_lstm_ad import leaderboard
+from sparse_lstm_ad.cli import main as cli
 from tests.conftest import ROOT, parent_and_children
 
 RunCli = Callable[..., subprocess.CompletedProcess[str]]
@@ -156,10 +157,15 @@ def test_benchmark_at_test_size_gives_the_same_leaderboard_from_mlflow_and_files
     assert len(children) == 16 and {r.info.status for r in children} == {"FINISHED"}
 
     args = [str(sweep), "--tracking-dir", str(store)]
-    assert leaderboard.main([*args, "--out", str(tmp_path / "from_mlflow")]) == 0
+    assert cli.run(cli.main, ["leaderboard", *args, "--out", str(tmp_path / "from_mlflow")]) == 0
     written = (tmp_path / "from_mlflow" / "leaderboard.md").read_text()
     csv = tmp_path / "from_mlflow" / "runs.csv"
-    assert leaderboard.main([*args, "--from-csv", str(csv), "--out", str(tmp_path / "csv")]) == 0
+    assert (
+        cli.run(
+            cli.main, ["leaderboard", *args, "--from-csv", str(csv), "--out", str(tmp_path / "csv")]
+        )
+        == 0
+    )
     assert (tmp_path / "csv" / "leaderboard.md").read_text() == written
     # Every detector ranked on both datasets; the explanations are there for the data that has
     # per-channel labels (corr_breaks_k5), the sparse layer's only for the sparse form.
@@ -175,6 +181,7 @@ def test_benchmark_at_test_size_gives_the_same_leaderboard_from_mlflow_and_files
 
 
 def test_a_sweep_without_runs_is_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
-    code = leaderboard.main([str(tmp_path / "nothing"), "--tracking-dir", str(tmp_path / "s")])
+    argv = [str(tmp_path / "nothing"), "--tracking-dir", str(tmp_path / "s")]
+    code = cli.run(cli.main, ["leaderboard", *argv])
     assert code == 2
     assert capsys.readouterr().err.count("\n") == 1

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sparse_lstm_ad import register, reproduce, score
+from sparse_lstm_ad.cli.main import main, run
 from sparse_lstm_ad.data import seed_labels, seed_series
 from tests.conftest import TRAIN, train_in_process
 
@@ -58,7 +58,7 @@ def test_reproduce_matches_and_then_catches_a_tampered_metric(
     store: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run_id = _first_run_id(store)
-    assert reproduce.main([run_id, "--tracking-dir", str(store)]) == 0
+    assert run(main, ["reproduce", run_id, "--tracking-dir", str(store)]) == 0
     assert f"run {run_id} reproduced" in capsys.readouterr().out
     runs = mlflow.search_runs(
         experiment_names=["sparse-lstm-ad"], filter_string=f"tags.reproduces = '{run_id}'"
@@ -66,7 +66,7 @@ def test_reproduce_matches_and_then_catches_a_tampered_metric(
     assert list(runs["status"]) == ["FINISHED"]
 
     _client(store).log_metric(run_id, "auc_pr", 0.123)  # a newer value: the tampered one
-    assert reproduce.main([run_id, "--tracking-dir", str(store)]) == 1
+    assert run(main, ["reproduce", run_id, "--tracking-dir", str(store)]) == 1
     out = capsys.readouterr().out
     assert "NOT reproduced: auc_pr differ" in out
 
@@ -74,7 +74,7 @@ def test_reproduce_matches_and_then_catches_a_tampered_metric(
 def test_reproduce_unknown_run_is_one_clear_line(
     store: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert reproduce.main(["0" * 32, "--tracking-dir", str(store)]) == 2
+    assert run(main, ["reproduce", "0" * 32, "--tracking-dir", str(store)]) == 2
     assert (
         capsys.readouterr().err.strip()
         == f"error: run {'0' * 32} is not in sqlite:///{store / 'mlflow.db'}"
@@ -87,7 +87,8 @@ def test_score_cli_in_a_fresh_process_matches_the_run(store: Path, new_data: Pat
     command = [
         sys.executable,
         "-m",
-        "sparse_lstm_ad.score",
+        "sparse_lstm_ad",
+        "score",
         "--model",
         f"runs:/{run_id}/model",
         "--input",
@@ -147,8 +148,10 @@ def test_score_bad_inputs_give_one_clear_line(
     run_id = _first_run_id(store)
     for name, (path, message) in _bad_csvs(tmp_path, new_data).items():
         output = tmp_path / f"{name}.out.csv"
-        code = score.main(
+        code = run(
+            main,
             [
+                "score",
                 "--model",
                 f"runs:/{run_id}/model",
                 "--input",
@@ -157,7 +160,7 @@ def test_score_bad_inputs_give_one_clear_line(
                 str(output),
                 "--tracking-dir",
                 str(store),
-            ]
+            ],
         )
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2, name
@@ -170,14 +173,19 @@ def test_register_then_score_by_registry_uri(
 ) -> None:
     run_id = _first_run_id(store)
     assert (
-        register.main(["--name", "seed-detector", "--run", run_id, "--tracking-dir", str(store)])
+        run(
+            main,
+            ["register", "--name", "seed-detector", "--run", run_id, "--tracking-dir", str(store)],
+        )
         == 0
     )
     assert "as models:/seed-detector/1" in capsys.readouterr().out
     output = tmp_path / "by_registry.csv"
     assert (
-        score.main(
+        run(
+            main,
             [
+                "score",
                 "--model",
                 "models:/seed-detector/latest",
                 "--input",
@@ -186,7 +194,7 @@ def test_register_then_score_by_registry_uri(
                 str(output),
                 "--tracking-dir",
                 str(store),
-            ]
+            ],
         )
         == 0
     )
@@ -223,7 +231,7 @@ def test_mlflow_models_serve_answers_as_score_does(
     run_id = _first_run_id(store)
     output = tmp_path / "scores.csv"
     argv = ["--model", f"runs:/{run_id}/model", "--input", str(new_data), "--output", str(output)]
-    assert score.main([*argv, "--tracking-dir", str(store)]) == 0
+    assert run(main, ["score", *argv, "--tracking-dir", str(store)]) == 0
     name = _client(store).get_run(run_id).data.tags["scoring_model"]
     port = _free_port()
     bin_dir = str(Path(sys.executable).parent)  # `mlflow models serve` starts `uvicorn` by name

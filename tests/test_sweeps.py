@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sparse_lstm_ad import report
+from sparse_lstm_ad.cli.main import main, run
 from tests.conftest import parent_and_children
 
 pytestmark = pytest.mark.slow
@@ -92,8 +92,9 @@ def test_report_of_a_real_sweep_matches_its_runs(run_cli: RunCli, tmp_path: Path
 
     store = tmp_path / "mlruns"
     # The sweep logged to experiment `study`: the default experiment does not hold it.
-    assert report.main([str(sweep), "--tracking-dir", str(store)]) == 2
-    assert report.main([str(sweep), "--experiment", "study", "--tracking-dir", str(store)]) == 0
+    assert run(main, ["report", str(sweep), "--tracking-dir", str(store)]) == 2
+    argv = [str(sweep), "--experiment", "study", "--tracking-dir", str(store)]
+    assert run(main, ["report", *argv]) == 0
     text = (sweep / "report" / "report.md").read_text()
     assert (sweep / "report" / "auc_pr_vs_l1.png").stat().st_size > 0
 

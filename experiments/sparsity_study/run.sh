@@ -41,5 +41,5 @@ done < $OUT/l1_choice.txt
 # 4. Tables and plots: results.md, l1_selection.md/png, auc_pr_vus_pr.png, runs.csv, and the
 #    report command's own table (report_final/).
 $PY $OUT/study.py report "$ROOT/select" "$ROOT/final"
-$PY -m sparse_lstm_ad.report "$ROOT/final" --experiment sparsity_study \
+$PY -m sparse_lstm_ad report "$ROOT/final" --experiment sparsity_study \
     --metric auc_pr --out $OUT/report_final

@@ -23,10 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sparse_lstm_ad.config import MahalanobisScope, ModelConfig, ModelKind
+from sparse_lstm_ad.config import CovarianceInverse, MahalanobisScope, ModelConfig, ModelKind
 from sparse_lstm_ad.data import make_windows
 from sparse_lstm_ad.error_scores import (
-    CovarianceInverse,
     ErrorModel,
     channel_contributions,
     fit_error_model,

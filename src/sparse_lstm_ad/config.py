@@ -13,8 +13,6 @@ from enum import StrEnum
 
 from omegaconf import MISSING
 
-from sparse_lstm_ad.error_scores import CovarianceInverse
-
 
 # Member names are what users type: OmegaConf matches an enum field by name, not value.
 class DataSource(StrEnum):
@@ -91,6 +89,13 @@ class GateInit(StrEnum):
 class GateActivation(StrEnum):
     linear = "linear"
     relu = "relu"  # the seed's choice: zeroes every negative standardised input
+
+
+class CovarianceInverse(StrEnum):
+    """How to invert the error covariance (a str Enum, so config strings compare equal)."""
+
+    pinv = "pinv"
+    shrinkage = "shrinkage"
 
 
 class FitOn(StrEnum):

@@ -8,18 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from enum import StrEnum
 
 import numpy as np
 
+from sparse_lstm_ad.config import CovarianceInverse
 from sparse_lstm_ad.data import Windows, make_windows
-
-
-class CovarianceInverse(StrEnum):
-    """How to invert the error covariance (a str Enum, so config strings compare equal)."""
-
-    pinv = "pinv"
-    shrinkage = "shrinkage"
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ across datasets by the Friedman, Nemenyi and Holm-corrected Wilcoxon tests.
 
 Input is one row per FINISHED run (`RUN_COLUMNS`), read from MLflow or from the `runs.csv` a
 previous leaderboard wrote: both give the same tables, so a committed leaderboard can be
-checked against its store. `python -m sparse_lstm_ad.leaderboard SWEEP` prints it, writes it
+checked against its store. `sparse-lstm-ad leaderboard SWEEP` prints it, writes it
 to --out and logs it to the sweep's parent run. Datasets named as confirmation datasets are
 ranked and tested apart from the others (the tuning datasets, where choices were made).
 """
@@ -402,14 +402,3 @@ def write_leaderboard(
         publish(files, out, None if from_csv else cfg, sweep, "leaderboard")
     names = ", ".join(path.name for path in files[1:])
     return markdown + f"\nwritten: {out}/leaderboard.md, {names}"
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m sparse_lstm_ad.leaderboard`: the `leaderboard` command of `sparse-lstm-ad`."""
-    from sparse_lstm_ad.cli import commands, run
-
-    return run(commands.leaderboard, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

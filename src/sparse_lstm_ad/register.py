@@ -1,17 +1,16 @@
 """Register a run's scoring model, or the best run of a sweep, in the MLflow model registry.
 
-    python -m sparse_lstm_ad.register --name NAME --run RUN_ID
-    python -m sparse_lstm_ad.register --name NAME --sweep multirun/DATE/TIME --metric auc_pr
+    sparse-lstm-ad register --name NAME --run RUN_ID
+    sparse-lstm-ad register --name NAME --sweep multirun/DATE/TIME --metric auc_pr
 
 A sweep logged with `tracking.experiment=STUDY` is found with `--experiment STUDY`.
 
 Afterwards `models:/NAME/latest` (or `models:/NAME/<version>`) works wherever a model URI does,
-for instance in `python -m sparse_lstm_ad.score --model models:/NAME/latest ...`.
+for instance in `sparse-lstm-ad score --model models:/NAME/latest ...`.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,14 +48,3 @@ def register(
         run_id = best_run(tracking.sweep_runs(cfg, str(Path(sweep))), metric, lowest)
     version = tracking.register_model(cfg, run_id, name)
     return f"registered run {run_id} as models:/{name}/{version}"
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m sparse_lstm_ad.register`: the `register` command of `sparse-lstm-ad`."""
-    from sparse_lstm_ad.cli import commands, run
-
-    return run(commands.register, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

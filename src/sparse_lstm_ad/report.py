@@ -57,7 +57,7 @@ def job_counts(runs: pd.DataFrame, noted: dict[str, int]) -> dict[str, int]:
     }
 
 
-# ---- The comparison report of a sweep: `python -m sparse_lstm_ad.report SWEEP` ----
+# ---- The comparison report of a sweep: `sparse-lstm-ad report SWEEP` ----
 
 GROUP_TAGS = {"tags.model": "model", "tags.data": "case"}
 REPORT_METRICS = {
@@ -212,14 +212,3 @@ def write_report(cfg: TrackingConfig, sweep: str, metric: str, out: Path | None)
         )
         publish([draft, figure], out, cfg, sweep, "report")
     return markdown + f"\nwritten: {out / 'report.md'}, {out / figure.name}"
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m sparse_lstm_ad.report`: the `report` command of `sparse-lstm-ad`."""
-    from sparse_lstm_ad.cli import commands, run
-
-    return run(commands.report, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,6 +1,6 @@
 """Re-run a logged run from its recorded config and check that its metrics come out the same.
 
-    python -m sparse_lstm_ad.reproduce RUN_ID [--tracking-dir mlruns | --tracking-uri URI]
+    sparse-lstm-ad reproduce RUN_ID [--tracking-dir mlruns | --tracking-uri URI]
 
 Logs a new run tagged `reproduces=RUN_ID`, prints each final metric beside the original's,
 and exits 1 when any differs by more than the tolerance (timings are not compared).
@@ -9,7 +9,6 @@ and exits 1 when any differs by more than the tolerance (timings are not compare
 from __future__ import annotations
 
 import logging
-import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -93,14 +92,3 @@ def reproduce(run_id: str, tracking: TrackingConfig, rtol: float, atol: float) -
         return 1
     print(f"run {run_id} reproduced by run {summary.run_id}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m sparse_lstm_ad.reproduce`: the `reproduce` command of `sparse-lstm-ad`."""
-    from sparse_lstm_ad.cli import commands, run
-
-    return run(commands.reproduce, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

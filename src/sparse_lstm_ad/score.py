@@ -1,6 +1,6 @@
 """Score a CSV with a logged model: no training data, no config, only the model's URI.
 
-    python -m sparse_lstm_ad.score --model runs:/RUN_ID/model --input new.csv \\
+    sparse-lstm-ad score --model runs:/RUN_ID/model --input new.csv \\
         --output scores.csv [--plot scores.png] [--tracking-dir mlruns | --tracking-uri URI]
 
 Input columns are matched to the training channels by name; other columns are ignored, and a
@@ -10,7 +10,6 @@ the output. Output: one row per input row with score, flag and the top channels.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -64,14 +63,3 @@ def score_csv(
         raise ValueError(f"{path}: no time column {time_column!r}")
     threshold = model.unwrap_python_model().state.threshold_for(scored["score"].to_numpy())
     return scores_table(frame, scored, time_column, top), threshold
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m sparse_lstm_ad.score`: the `score` command of `sparse-lstm-ad`."""
-    from sparse_lstm_ad.cli import commands, run
-
-    return run(commands.score, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,7 @@
 """A shared MLflow tracking server on this machine, backed by SQLite or a private PostgreSQL.
 
-    python -m sparse_lstm_ad.server start [--dir .server] [--port 5001] [--backend postgres]
-    python -m sparse_lstm_ad.server stop  [--dir .server]
+    sparse-lstm-ad server start [--dir .server] [--port 5001] [--backend postgres]
+    sparse-lstm-ad server stop  [--dir .server]
 
 Everything listens on 127.0.0.1 only. Workers then log to it with
 `tracking.uri=http://127.0.0.1:5001`. The PostgreSQL cluster is created in `<dir>/pg` with
@@ -11,7 +11,6 @@ trusts loopback connections: it is private to this machine.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import shutil
@@ -215,31 +214,3 @@ def stop(folder: Path) -> list[str]:
         )
         stopped.append("postgresql")
     return stopped
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m sparse_lstm_ad.server",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("action", choices=["start", "stop"])
-    parser.add_argument("--dir", type=Path, default=Path(".server"), help="state (default .server)")
-    parser.add_argument("--port", type=int, default=5001, help="tracking server port")
-    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="postgres")
-    parser.add_argument("--pg-port", type=int, default=5433, help="PostgreSQL port")
-    args = parser.parse_args(argv)
-    try:
-        if args.action == "stop":
-            print("stopped: " + (", ".join(stop(args.dir)) or "nothing was running"))
-            return 0
-        url = start(args.dir, args.port, args.backend, args.pg_port)
-    except (ServerError, OSError, subprocess.TimeoutExpired) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"tracking server on {url} ({args.backend}); log to it with tracking.uri={url}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,8 +1,9 @@
 """Everything that talks to MLflow lives in this package: this module (a run's life and what it
-logs) and the modules it gathers: `store` (where the store is, its creation, retries),
-`liveness` (heartbeats, closing dead runs), `sweeps` (a multirun's parent and its runs) and
-`scoring_model` (the logged pyfunc model; `pyfunc_model_code` is its entry point) and
-`ui_links` (where a run is in the MLflow UI). Callers import this module.
+logs) and the modules it gathers: `store` (where the store is, its creation), `retries` (a
+busy store told apart and retried), `liveness` (heartbeats, closing dead runs), `sweeps` (a
+multirun's parent and its runs) and `scoring_model` (the logged pyfunc model;
+`pyfunc_model_code` is its entry point) and `ui_links` (where a run is in the MLflow UI).
+Callers import this module.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from sparse_lstm_ad.tracking.logged_model import (
     model_name,
     register_model,
 )
+from sparse_lstm_ad.tracking.retries import retrying
 from sparse_lstm_ad.tracking.store import (
     StoreError,
     check_model_name,
@@ -35,7 +37,6 @@ from sparse_lstm_ad.tracking.store import (
     is_unreachable,
     prepare_store,
     require_experiment,
-    retrying,
     store_error,
     tracking_uri,
     use_store,

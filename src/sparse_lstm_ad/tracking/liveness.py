@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
-from sparse_lstm_ad.tracking.store import retrying
+from sparse_lstm_ad.tracking.retries import retrying
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,8 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from sparse_lstm_ad.config import TrackingConfig
-from sparse_lstm_ad.tracking.store import check_model_name, check_store, quiet_mlflow, retrying
+from sparse_lstm_ad.tracking.retries import retrying
+from sparse_lstm_ad.tracking.store import check_model_name, check_store, quiet_mlflow
 from sparse_lstm_ad.tracking.store import use_store as _use_store
 
 MODEL_TAG = "scoring_model"  # the logged model's name, on its run

@@ -1,4 +1,4 @@
-"""The MLflow store: where it is, checks that it can be reached, its creation, and retries.
+"""The MLflow store: where it is, checks that it can be reached, and its creation.
 
 A local SQLite store is created once, under an inter-process lock, in a temporary file that
 is renamed into place when complete: commands started together never run MLflow's schema
@@ -11,62 +11,35 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import random
 import socket
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import mlflow
+from mlflow.tracking import MlflowClient
 
 from sparse_lstm_ad.config import TrackingConfig
 from sparse_lstm_ad.files import written_whole
+from sparse_lstm_ad.tracking.liveness import close_dead_runs
+from sparse_lstm_ad.tracking.retries import retrying
 
 log = logging.getLogger(__name__)
 
-_RETRIES = 10
 _CONNECT_TIMEOUT_S = 3.0
 _DB_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
-# Messages of errors that pass: another writer holds SQLite. A tracking server that does
-# not answer is retried by MLflow's HTTP client (MLFLOW_HTTP_REQUEST_MAX_RETRIES, 7 by
-# default, with backoff: about two minutes); retrying each of its retries would take hours.
-_TRANSIENT = ("database is locked", "database table is locked", "busy")
 
 
 class StoreError(RuntimeError):
     """The tracking store cannot be reached, created or written."""
 
 
-def is_transient(error: BaseException) -> bool:
-    """A busy store, or a dataset another job inserted first: MLflow's store looks a dataset
-    up, then inserts it, so parallel jobs on one data set race on `log_input` and all but one
-    hit the table's UNIQUE constraint (5 of 8 threads on one SQLite store; a Ray sweep's job
-    through a server). Asked again, the store finds the dataset and only links it."""
-    text = str(error).lower()
-    raced = "unique constraint" in text and "datasets" in text
-    return raced or any(word in text for word in _TRANSIENT)
-
-
 def is_unreachable(error: BaseException) -> bool:
     """A tracking server or database that stopped answering (after MLflow's own retries)."""
     text = str(error).lower()
     return any(word in text for word in ("max retries exceeded", "connection refused"))
-
-
-def retrying(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call, retrying with jittered backoff (about 50 s in all) while the store is busy."""
-    for attempt in range(_RETRIES):
-        try:
-            return call(*args, **kwargs)
-        except Exception as error:
-            if not is_transient(error) or attempt == _RETRIES - 1:
-                raise
-            time.sleep(min(0.05 * 2**attempt, 10.0) * (1 + random.random()))
-    raise AssertionError("unreachable")
 
 
 def tracking_uri(cfg: TrackingConfig) -> str:
@@ -117,10 +90,6 @@ def prepare_store(cfg: TrackingConfig) -> str:
 
 def _close_dead_runs(cfg: TrackingConfig) -> None:
     """Runs a dead process left RUNNING, in every experiment: any command on the store ends them."""
-    from mlflow.tracking import MlflowClient
-
-    from sparse_lstm_ad.tracking.liveness import close_dead_runs
-
     try:
         experiments = retrying(MlflowClient().search_experiments)
         close_dead_runs([experiment.experiment_id for experiment in experiments])

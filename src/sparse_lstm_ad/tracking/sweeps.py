@@ -12,7 +12,8 @@ from mlflow.tracking import MlflowClient
 
 from sparse_lstm_ad.config import TrackingConfig
 from sparse_lstm_ad.tracking.liveness import process_tags
-from sparse_lstm_ad.tracking.store import prepare_store, retrying, use_store
+from sparse_lstm_ad.tracking.retries import retrying
+from sparse_lstm_ad.tracking.store import prepare_store, use_store
 
 SWEEP_TAG = "sweep"  # on each job's run: the multirun directory
 PARENT_TAG = "sweep_parent"  # on a sweep's parent run: the multirun directory

@@ -1,0 +1,42 @@
+"""The `sparse-lstm-ad` click group (the console script and `python -m sparse_lstm_ad` start
+here), assembled from one module per subcommand."""
+
+from __future__ import annotations
+
+import click
+
+from sparse_lstm_ad.cli.benchmark import benchmark
+from sparse_lstm_ad.cli.leaderboard import leaderboard
+from sparse_lstm_ad.cli.register import register
+from sparse_lstm_ad.cli.report import report
+from sparse_lstm_ad.cli.reproduce import reproduce
+from sparse_lstm_ad.cli.score import score
+from sparse_lstm_ad.cli.server import server
+from sparse_lstm_ad.cli.subcommand import verbose_option
+
+
+@click.group("sparse-lstm-ad", context_settings={"help_option_names": ["-h", "--help"]})
+@verbose_option
+def main() -> None:
+    """Anomaly detection with standard and sparse LSTM autoencoders: the commands around
+    training. Train and sweep with `python src/train.py [-m] KEY=VALUE ...`."""
+
+
+for _command in (report, leaderboard, reproduce, score, register, server, benchmark):
+    main.add_command(_command)
+
+
+def run(command: click.Command, argv: list[str] | None = None) -> int:
+    """Run a command in-process, as `sparse-lstm-ad ARGV` does for `main`; its exit code.
+
+    The commands return their exit code; click's usage errors (exit 2) print as click prints
+    them."""
+    try:
+        code = command.main(argv, prog_name=command.name, standalone_mode=False)
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    except click.Abort:
+        click.echo("aborted", err=True)
+        return 1
+    return code if isinstance(code, int) else 0

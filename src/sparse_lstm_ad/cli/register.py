@@ -1,0 +1,30 @@
+"""The `register` command: a run's scoring model in the model registry (register.py does
+the work)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from sparse_lstm_ad.cli.options import DEFAULT_EXPERIMENT, store_config, store_options
+from sparse_lstm_ad.cli.subcommand import subcommand
+
+
+@subcommand("register")
+@click.option("--name", required=True, help="the registered model's name")
+@click.option("--run", "run_id", default=None, help="a run id")
+@click.option("--sweep", default=None, help="a multirun directory: its best run by --metric")
+@click.option("--metric", default="auc_pr", show_default=True, help="what 'best' means")
+@click.option("--lowest", is_flag=True, help="lower is better for --metric")
+@store_options(experiment=DEFAULT_EXPERIMENT)  # --sweep searches one experiment
+def register(
+    name: str, run_id: str | None, sweep: str | None, metric: str, lowest: bool, **store: Any
+) -> None:
+    """Register a run's scoring model, or a sweep's best run, in the MLflow model registry;
+    then models:/NAME/latest works wherever a model URI does."""
+    from sparse_lstm_ad.register import register as register_run
+
+    if (run_id is None) == (sweep is None):
+        raise click.UsageError("give one of --run and --sweep")
+    click.echo(register_run(store_config(store), name, run_id, sweep, metric, lowest))

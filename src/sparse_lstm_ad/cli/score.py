@@ -1,0 +1,47 @@
+"""The `score` command: a CSV scored with a logged model (score.py does the work)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sparse_lstm_ad.cli.options import store_config, store_options
+from sparse_lstm_ad.cli.subcommand import subcommand
+
+
+@subcommand("score")
+@click.option("--model", "model_uri", required=True, help="runs:/RUN_ID/model or models:/NAME/V")
+@click.option("--input", "path", required=True, type=Path, help="the CSV to score")
+@click.option("--output", required=True, type=Path, help="the scores CSV written")
+@click.option("--plot", type=Path, default=None, help="also draw the scores to this PNG")
+@click.option("--time-column", default=None, help="[default: the first of t, time, timestamp]")
+@click.option(
+    "--top", type=click.IntRange(min=1), default=3, show_default=True, help="channels named per row"
+)
+@store_options()
+def score(
+    model_uri: str,
+    path: Path,
+    output: Path,
+    plot: Path | None,
+    time_column: str | None,
+    top: int,
+    **store: Any,
+) -> None:
+    """Score a CSV with a logged model: no training data, no config, only the model's URI.
+    Columns are matched to the training channels by name, others are ignored; the output
+    has one row per input row: the time column if any, score, flag and the top channels."""
+    from sparse_lstm_ad.files import written_whole
+    from sparse_lstm_ad.score import score_csv
+
+    table, threshold = score_csv(store_config(store), model_uri, path, time_column, top)
+    with written_whole(output) as partial:
+        table.to_csv(partial, index=False)
+    if plot is not None:
+        from sparse_lstm_ad import plots
+
+        times = table.iloc[:, 0] if table.columns[0] != "score" else None
+        plots.score_series(table["score"].to_numpy(), None, threshold, plot, times=times)
+    click.echo(f"scored {len(table)} rows, {int(table['flag'].sum())} flagged: {output}")
