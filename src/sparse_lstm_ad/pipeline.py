@@ -154,8 +154,8 @@ def warn_of_shift(cfg: ScoringConfig, share: float) -> None:
     log.warning(
         "the threshold flags %.1f %% of the test rows where it promises %.2g %% of normal rows "
         "(%s): a shift of the test data from the training data, or anomalies in far more rows "
-        "than usual; F1 at this threshold is not a verdict (scoring.calibrate_rows fits the "
-        "threshold on a first stretch of the scored series instead)",
+        "than usual; F1 at this threshold is not a verdict (scoring.calibrate_rows=1000 lets the "
+        "threshold follow the scored series from its first rows)",
         100 * share,
         100 * promised_share(cfg),
         shift,

@@ -13,6 +13,7 @@ from sparse_lstm_ad import plots, tracking
 from sparse_lstm_ad.baselines import ForestScorer, LinearReconstruction, WindowMahalanobis
 from sparse_lstm_ad.config import SPARSE_KINDS, Config, ModelKind, ScoringConfig
 from sparse_lstm_ad.detectors import WindowErrorScorer, reconstructor_of
+from sparse_lstm_ad.thresholds import fit_on_validation
 
 if TYPE_CHECKING:
     from sparse_lstm_ad.pipeline import Rows, Scored
@@ -80,6 +81,7 @@ def log_scoring_model(cfg: Config, detector: Any, rows: Rows, scored: Scored, na
     from sparse_lstm_ad.tracking.scoring_model import ScoringState, score_frame
 
     error_model = scored.error_model
+    validation = fit_on_validation(scored.val, cfg.scoring)
     linear = detector if isinstance(detector, LinearReconstruction) else None
     state = ScoringState(
         channels=rows.channels,
@@ -93,6 +95,8 @@ def log_scoring_model(cfg: Config, detector: Any, rows: Rows, scored: Scored, na
         linear_mean=None if linear is None else linear.mean.tolist(),
         linear_basis=None if linear is None else linear.basis.tolist(),
         threshold_rule=threshold_rule(cfg.scoring),
+        validation_threshold=validation.threshold,
+        validation_median=validation.median,
     )
     # An example in raw units: the first validation rows, un-standardised.
     example = pd.DataFrame(
@@ -129,6 +133,7 @@ def threshold_rule(cfg: ScoringConfig) -> dict[str, Any]:
         "pot_level": cfg.pot_level,
         "pot_risk": cfg.pot_risk,
         "calibrate_rows": cfg.calibrate_rows,
+        "calibration": cfg.calibration.value,
     }
 
 

@@ -1,18 +1,20 @@
 """Thresholds on anomaly scores: peaks over threshold from normal scores, and the oracle bound.
 
 `pot_threshold` sees only normal scores: validation rows, or with `scoring.calibrate_rows` a
-first stretch of the series being scored. `alarm_shift` says when a threshold flags far more
-(or fewer) rows than it promises. `best_f1` sees the test labels: it is an upper bound on what
-any threshold could reach, reported as `f1_best_oracle`, never a result.
+first stretch of the series being scored, which recentres the validation threshold or refits
+it. `alarm_shift` says when a threshold flags far more (or fewer) rows than it promises.
+`best_f1` sees the test labels: it is an upper bound on what any threshold could reach,
+reported as `f1_best_oracle`, never a result.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
-from sparse_lstm_ad.config import ScoringConfig, Threshold
+from sparse_lstm_ad.config import Calibration, ScoringConfig, Threshold
 from sparse_lstm_ad.metrics import quantile_threshold
 
 # Fewer excesses than this give a generalised Pareto fit that is mostly noise.
@@ -59,13 +61,43 @@ def best_f1(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(f1.max())
 
 
-def choose_threshold(val_scores: np.ndarray, scored: np.ndarray, cfg: ScoringConfig) -> float:
-    """From normal scores only: a quantile, or peaks over threshold, of the validation scores,
-    or with `calibrate_rows` of the first rows of the `scored` series (no label is read)."""
-    normal = val_scores if not cfg.calibrate_rows else scored[: cfg.calibrate_rows]
+@dataclass(frozen=True)
+class ValidationFit:
+    """What the normal validation scores tell a threshold: the rule's value on them, and their
+    median (where a calibration recentres from)."""
+
+    threshold: float
+    median: float
+
+
+def fit_on_validation(val_scores: np.ndarray, cfg: ScoringConfig) -> ValidationFit:
+    scores = np.asarray(val_scores, dtype=np.float64)
+    return ValidationFit(rule_threshold(scores, cfg), float(np.nanmedian(scores)))
+
+
+def rule_threshold(normal_scores: np.ndarray, cfg: ScoringConfig) -> float:
+    """A quantile, or peaks over threshold, of scores taken as normal."""
     if cfg.threshold == Threshold.pot:
-        return pot_threshold(normal, cfg.pot_level, cfg.pot_risk)
-    return quantile_threshold(normal, cfg.threshold_quantile)
+        return pot_threshold(normal_scores, cfg.pot_level, cfg.pot_risk)
+    return quantile_threshold(normal_scores, cfg.threshold_quantile)
+
+
+def calibrated_threshold(fit: ValidationFit, scored: np.ndarray, cfg: ScoringConfig) -> float:
+    """The validation threshold, or with `calibrate_rows` one that follows the `scored` series
+    from its first scored rows: recentred by their median, or the rule refitted on them."""
+    if not cfg.calibrate_rows:
+        return fit.threshold
+    scored = np.asarray(scored, dtype=np.float64)
+    head = scored[np.isfinite(scored)][: cfg.calibrate_rows]
+    if cfg.calibration == Calibration.refit:
+        return rule_threshold(head, cfg)
+    return fit.threshold + float(np.median(head)) - fit.median
+
+
+def choose_threshold(val_scores: np.ndarray, scored: np.ndarray, cfg: ScoringConfig) -> float:
+    """From normal scores only (no label is read): the validation scores, and with
+    `calibrate_rows` the first rows of the `scored` series."""
+    return calibrated_threshold(fit_on_validation(val_scores, cfg), scored, cfg)
 
 
 def promised_share(cfg: ScoringConfig) -> float:

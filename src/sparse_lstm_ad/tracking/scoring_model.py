@@ -20,11 +20,11 @@ import numpy as np
 import pandas as pd
 
 from sparse_lstm_ad.baselines import ForestScorer, LinearReconstruction, WindowMahalanobis
-from sparse_lstm_ad.config import ScoringConfig, Threshold
+from sparse_lstm_ad.config import Calibration, ScoringConfig, Threshold
 from sparse_lstm_ad.data import Standardizer, Windows
 from sparse_lstm_ad.detectors import WindowErrorScorer, reconstructor_of, score_windows_with
 from sparse_lstm_ad.error_scores import ErrorModel
-from sparse_lstm_ad.thresholds import choose_threshold
+from sparse_lstm_ad.thresholds import ValidationFit, calibrated_threshold
 
 MODEL_CODE = Path(__file__).with_name("pyfunc_model_code.py")
 
@@ -44,17 +44,27 @@ class ScoringState:
     # A baseline's linear reconstruction (pca, mahalanobis); None for a network or a forest.
     linear_mean: list[float] | None = None
     linear_basis: list[list[float]] | None = None
-    # The run's threshold rule (ScoringConfig's threshold keys); with calibrate_rows > 0 it is
-    # fitted again on the first rows of every frame scored, which `threshold` then is not.
+    # The run's threshold rule (ScoringConfig's threshold keys) and what the validation scores
+    # gave it; with calibrate_rows > 0 the threshold follows the start of every frame scored,
+    # and `threshold` (the run's, on its test series) is not used.
     threshold_rule: dict[str, Any] | None = None
+    validation_threshold: float | None = None
+    validation_median: float | None = None
 
     def threshold_for(self, scores: np.ndarray) -> float:
         """The threshold for this frame's scores: the run's, or calibrated on their start."""
         rule = self.threshold_rule
         if not rule or not rule.get("calibrate_rows"):
             return self.threshold
-        cfg = ScoringConfig(**{**rule, "threshold": Threshold(rule["threshold"])})
-        return choose_threshold(np.empty(0), scores, cfg)
+        cfg = ScoringConfig(
+            **{
+                **rule,
+                "threshold": Threshold(rule["threshold"]),
+                "calibration": Calibration(rule["calibration"]),
+            }
+        )
+        fit = ValidationFit(self.validation_threshold, self.validation_median)  # type: ignore[arg-type]
+        return calibrated_threshold(fit, scores, cfg)
 
     def error_model(self) -> ErrorModel | None:
         if self.error_mean is None or self.inv_cov is None:
