@@ -221,6 +221,7 @@ def _label_job(label: str) -> None:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     _catch_interrupts()  # again: a launcher's worker process runs jobs here, not through cli()
+    quiet_tensorflow_import()  # a worker unpickles this function, not this module's top
     _label_job(f"[job {HydraConfig.get().job.num}] " if _multirun() else "")
     try:
         return run_job(cfg)
@@ -241,6 +242,8 @@ def main(cfg: DictConfig) -> float:
             _note_failure(cfg, error)
             return float("nan")  # the other jobs go on; the sweep's end reports the failure
         raise SystemExit(2 if user_error else 1) from None
+    finally:
+        _label_job("")  # the launcher's own lines between jobs are no job's
 
 
 def cli() -> None:

@@ -47,6 +47,14 @@ def test_joblib_sweep_lands_four_children_under_one_parent(run_cli: RunCli, tmp_
     }
     assert [len(p) for p in pids.values()] == [1, 1] and pids["standard"] != pids["sparse_gate"]
     assert "joblib: batches of 2 jobs" in result.stdout + result.stderr
+    # The workers ended the jobs; the launcher's process printed one progress line each.
+    progress = [line for line in result.stdout.splitlines() if line.startswith("[sweep] ")]
+    assert [line.split(" (")[0] for line in progress] == [
+        f"[sweep] {n}/4 done" for n in range(1, 5)
+    ]
+    assert parent.data.metrics["jobs_done"] == 4 and parent.data.metrics["jobs_total"] == 4
+    # The workers import TensorFlow as quietly as the main process does (cli/quiet.py).
+    assert "InitializeLog" not in result.stderr and "oneDNN" not in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,10 @@
 """Hydra callbacks: work done once per invocation around the jobs, whatever the launcher.
 
 Before any job: the config's values and the store are checked (one line and exit 2 on a
-mistake), the store and experiment are created, and a multirun gets its parent run. After a
-multirun: the parent records how many jobs finished, failed or were skipped, the comparison
-table is printed, and the exit code is 1 if any job failed.
+mistake), the store and experiment are created, and a multirun gets its parent run. As each
+job ends, a progress line (cli/sweep_progress.py). After a multirun: the parent records how
+many jobs finished, failed or were skipped, the comparison table is printed, and the exit
+code is 1 if any job failed.
 """
 
 from __future__ import annotations
@@ -49,11 +50,12 @@ class TrackingCallback(Callback):
         self.parent_id: str | None = None
         self.tracking: TrackingConfig | None = None
         self.heartbeat: Any = None
+        self.progress: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
-        # The joblib launcher pickles the callbacks to its workers; the parent's heartbeat
-        # thread stays with the process that beats it.
-        return {**self.__dict__, "heartbeat": None}
+        # The joblib launcher pickles the callbacks to its workers; the parent's heartbeat and
+        # progress threads stay with the process that holds the parent run.
+        return {**self.__dict__, "heartbeat": None, "progress": None}
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         _prepare(config)
@@ -65,14 +67,23 @@ class TrackingCallback(Callback):
         sweep = str(Path(config.hydra.sweep.dir))
         self.parent_id = tracking.start_sweep(self.tracking, sweep, f"sweep {sweep}")
         self.heartbeat = tracking.Heartbeat(self.parent_id).start()
+        from sparse_lstm_ad.cli.sweep_progress import SweepProgress, total_jobs
+
+        self.progress = SweepProgress(self.tracking, self.parent_id, total_jobs(config)).start()
         _OPEN.append(self)
         atexit.register(self._abandon)  # a crash between jobs: close the parent KILLED
         log.info("sweep %s: parent run %s", sweep, self.parent_id)
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        if self.progress is not None:  # the basic launcher: the job ended in this process
+            self.progress.job_ended()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from sparse_lstm_ad import report, tracking
 
         assert self.tracking is not None and self.parent_id is not None
+        if self.progress is not None:
+            self.progress.stop()  # its last line counts every job
         runs = tracking.child_runs(self.tracking, self.parent_id)
         failed, skipped = (
             tracking.noted_jobs(self.tracking, self.parent_id, outcome)
@@ -104,6 +115,8 @@ class TrackingCallback(Callback):
             _OPEN.remove(self)
         if self.heartbeat is not None:
             self.heartbeat.stop()
+        if self.progress is not None:
+            self.progress.halt()
 
     def _abandon(self, reason: str = "the multirun ended without its report") -> str | None:
         from sparse_lstm_ad import tracking

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import pandas as pd
+from mlflow.entities import Metric, RunTag
 from mlflow.tracking import MlflowClient
 
 from sparse_lstm_ad.config import TrackingConfig
@@ -73,8 +76,9 @@ def end_sweep(
     """Record the jobs' outcome on the parent and close it: FAILED if any job failed."""
     use_store(cfg)
     client = MlflowClient()
+    done = sum(counts.values())  # the step of the progress metrics' last point (progress_to)
     for key, value in counts.items():
-        retrying(client.log_metric, parent_id, f"jobs_{key}", value)
+        retrying(client.log_metric, parent_id, f"jobs_{key}", value, step=done)
     for path in files:
         retrying(client.log_artifact, parent_id, str(path), artifact_path="report")
     status = "FAILED" if counts.get("failed", 0) or counts.get("killed", 0) else "FINISHED"
@@ -141,3 +145,37 @@ def log_best_trial(
     retrying(client.log_metric, parent_id, "best_value", value)
     for key, best in params.items():
         retrying(client.set_tag, parent_id, f"best.{key}", str(best))
+
+
+@dataclass(frozen=True)
+class EndedRun:
+    """A job's run that is no longer RUNNING: how it ended and when (ms since the epoch)."""
+
+    run_id: str
+    status: str
+    start_ms: int
+    end_ms: int
+
+
+def ended_job_runs(cfg: TrackingConfig, parent_id: str, since_ms: int = 0) -> list[EndedRun]:
+    """The runs of one multirun invocation that ended at `since_ms` or later."""
+    experiment_id = prepare_store(cfg)
+    query = (
+        f"tags.mlflow.parentRunId = '{parent_id}' and attributes.status != 'RUNNING'"
+        f" and attributes.end_time >= {since_ms}"
+    )
+    runs = retrying(MlflowClient().search_runs, [experiment_id], query, max_results=50_000)
+    return [
+        EndedRun(r.info.run_id, r.info.status, r.info.start_time, r.info.end_time or 0)
+        for r in runs
+    ]
+
+
+def progress_to(
+    cfg: TrackingConfig, parent_id: str, metrics: Mapping[str, float], step: int, text: str
+) -> None:
+    """A multirun's progress on its parent: metrics at step = jobs done, and a `progress` tag."""
+    use_store(cfg)
+    now = int(time.time() * 1000)
+    points = [Metric(key, float(value), now, step) for key, value in metrics.items()]
+    retrying(MlflowClient().log_batch, parent_id, metrics=points, tags=[RunTag("progress", text)])
