@@ -3,7 +3,9 @@
     sparse-lstm-ad register --name NAME --run RUN_ID
     sparse-lstm-ad register --name NAME --sweep multirun/DATE/TIME --metric auc_pr
 
-A sweep logged with `tracking.experiment=STUDY` is found with `--experiment STUDY`.
+A sweep logged with `tracking.experiment=STUDY` is found with `--experiment STUDY`. Its best
+run by a test metric (auc_pr, the default) is an oracle choice: it sees the test labels, so it
+is for comparison only. The version says how it was chosen in its tag `chosen_by`.
 
 Afterwards `models:/NAME/latest` (or `models:/NAME/<version>`) works wherever a model URI does,
 for instance in `sparse-lstm-ad score --model models:/NAME/latest ...`.
@@ -37,14 +39,43 @@ def best_run(runs: pd.DataFrame, metric: str, lowest: bool) -> str:
     return str(ranked.iloc[0]["run_id"])
 
 
+CHOSEN_BY_TAG = "chosen_by"  # on a version registered from a sweep: how its run was chosen
+# The metrics logged without the test labels (pipeline.final_metrics, the training curves, and
+# every `*_reconstruction_mse`); any other is taken to see them: a new metric errs on the side
+# of the oracle warning.
+LABEL_FREE = frozenset(
+    {"fit_seconds", "threshold", "flagged_share", "epochs_run", "best_epoch", "l1_effective"}
+    | {"loss", "val_loss", "epoch_seconds", "learning_rate", "sparsity", "sparsity_exact"}
+    | {"sparse_l1"}
+)
+
+
+def sees_test_labels(metric: str) -> bool:
+    """Whether choosing by `metric` is an oracle choice: one that saw the test labels."""
+    return metric not in LABEL_FREE and not metric.endswith("_reconstruction_mse")
+
+
+def chosen_by(metric: str, lowest: bool) -> str:
+    """The `chosen_by` tag: `auc_pr (oracle: test labels)`."""
+    rule = f"{metric}, lowest" if lowest else metric
+    return f"{rule} ({'oracle: test labels' if sees_test_labels(metric) else 'no test labels'})"
+
+
 def register(
     cfg: TrackingConfig, name: str, run_id: str | None, sweep: str | None, metric: str, lowest: bool
 ) -> str:
     """Register `run_id`, or the sweep's best run by `metric`, as `name`; the message."""
     from sparse_lstm_ad import tracking
 
-    if sweep is not None:
-        tracking.require_experiment(cfg)
-        run_id = best_run(tracking.sweep_runs(cfg, str(Path(sweep))), metric, lowest)
-    version = tracking.register_model(cfg, run_id, name)
-    return f"registered run {run_id} as models:/{name}/{version}"
+    if sweep is None:
+        version = tracking.register_model(cfg, run_id, name)
+        return f"registered run {run_id} as models:/{name}/{version}"
+    tracking.require_experiment(cfg)
+    run_id = best_run(tracking.sweep_runs(cfg, str(Path(sweep))), metric, lowest)
+    version = tracking.register_model(cfg, run_id, name, {CHOSEN_BY_TAG: chosen_by(metric, lowest)})
+    rule = f"the lowest {metric}" if lowest else metric
+    if sees_test_labels(metric):
+        how = f"chosen by {rule} on the test labels: an oracle choice, for comparison only"
+    else:
+        how = f"chosen by {rule}, without the test labels"
+    return f"registered run {run_id} as models:/{name}/{version}, {how}"

@@ -14,15 +14,30 @@ from sparse_lstm_ad.cli.subcommand import subcommand
 @subcommand("register")
 @click.option("--name", required=True, help="the registered model's name")
 @click.option("--run", "run_id", default=None, help="a run id")
-@click.option("--sweep", default=None, help="a multirun directory: its best run by --metric")
-@click.option("--metric", default="auc_pr", show_default=True, help="what 'best' means")
+@click.option(
+    "--sweep",
+    default=None,
+    help="a multirun directory: its best run by --metric; by a test metric (auc_pr, the "
+    "default) that is chosen on the test labels: an oracle choice, for comparison only",
+)
+@click.option(
+    "--metric",
+    default="auc_pr",
+    show_default=True,
+    help="what 'best' means; the version's tag chosen_by says which, and whether it saw the "
+    "test labels",
+)
 @click.option("--lowest", is_flag=True, help="lower is better for --metric")
 @store_options(experiment=DEFAULT_EXPERIMENT)  # --sweep searches one experiment
 def register(
     name: str, run_id: str | None, sweep: str | None, metric: str, lowest: bool, **store: Any
 ) -> None:
     """Register a run's scoring model, or a sweep's best run, in the MLflow model registry;
-    then models:/NAME/latest works wherever a model URI does."""
+    then models:/NAME/latest works wherever a model URI does.
+
+    A sweep's best run by a test metric (auc_pr, the default) is chosen on the test labels:
+    an oracle choice, for comparison only, not a detector chosen for new data. A register
+    that fails leaves nothing in the registry."""
     from sparse_lstm_ad.register import register as register_run
 
     if (run_id is None) == (sweep is None):

@@ -15,11 +15,18 @@ from typing import Any
 
 import mlflow
 import pandas as pd
+from mlflow.entities import LoggedModelStatus
 from mlflow.tracking import MlflowClient
 
 from sparse_lstm_ad.config import TrackingConfig
 from sparse_lstm_ad.tracking.retries import retrying
-from sparse_lstm_ad.tracking.store import check_model_name, check_store, quiet_mlflow
+from sparse_lstm_ad.tracking.store import (
+    check_model_name,
+    check_store,
+    experiment_names,
+    quiet_mlflow,
+    tracking_uri,
+)
 from sparse_lstm_ad.tracking.store import use_store as _use_store
 
 MODEL_TAG = "scoring_model"  # the logged model's name, on its run
@@ -97,15 +104,87 @@ def resolved(model_uri: str) -> str:
     return f"runs:/{match[1]}/{tags.get(MODEL_TAG, 'model')}"
 
 
-def register_model(cfg: TrackingConfig, run_id: str, name: str) -> str:
-    """Register a run's scoring model; returns the new version number."""
-    _use_store(cfg)
+def register_model(
+    cfg: TrackingConfig, run_id: str, name: str, tags: Mapping[str, str] | None = None
+) -> str:
+    """Register a run's scoring model as a new version of `name`, tagged `tags`; returns the
+    version number.
+
+    A register that fails leaves nothing behind: the run and its logged model are found
+    before anything is created, and a registered model that this call created is deleted
+    again when its version cannot be made (one that existed before is never touched).
+    """
     if (reason := check_model_name(name)) is not None:
         raise LookupError(f"cannot register run {run_id}'s model as {name!r}: {reason}")
+    model_id = _logged_model_id(cfg, run_id)
+    client, created = MlflowClient(), False
     try:
-        return retrying(mlflow.register_model, resolved(f"runs:/{run_id}/model"), name).version
+        created = _create_registered_model(client, name)
+        version = retrying(
+            client.create_model_version,
+            name,
+            f"models:/{model_id}",
+            run_id=run_id,
+            tags=dict(tags or {}),
+            model_id=model_id,
+        )
+    except BaseException as error:  # Ctrl-C included: the empty name goes as well
+        left = created and not _undo_create(client, name)
+        if not isinstance(error, mlflow.exceptions.MlflowException):
+            raise
+        note = f" (the registered model {name!r} it created is left, empty)" if left else ""
+        raise LookupError(
+            f"cannot register run {run_id}'s model: {_first_line(error)}{note}"
+        ) from error
+    return str(version.version)
+
+
+def _logged_model_id(cfg: TrackingConfig, run_id: str) -> str:
+    """The id of the run's READY scoring model; LookupError when the run or the model is not
+    there. Creates nothing, not even a local store."""
+    if not experiment_names(cfg):  # a local store not made yet holds no run: leave it unmade
+        raise LookupError(f"cannot register run {run_id}'s model: {tracking_uri(cfg)} has no runs")
+    _use_store(cfg)
+    client = MlflowClient()
+    try:
+        run = retrying(client.get_run, run_id)
+        if run.info.lifecycle_stage == "deleted":
+            raise LookupError(f"cannot register run {run_id}'s model: the run is deleted")
+        wanted = run.data.tags.get(MODEL_TAG, "model")
+        outputs = sorted(run.outputs.model_outputs if run.outputs else [], key=lambda o: o.step)
+        models = [retrying(client.get_logged_model, output.model_id) for output in outputs]
     except mlflow.exceptions.MlflowException as error:
-        raise LookupError(f"cannot register run {run_id}'s model: {error.message}") from error
+        raise LookupError(f"cannot register run {run_id}'s model: {_first_line(error)}") from error
+    ready = [m for m in models if m.name == wanted and m.status == LoggedModelStatus.READY]
+    if not ready:
+        raise LookupError(f"cannot register run {run_id}'s model: it logged no model {wanted!r}")
+    return ready[-1].model_id  # the last step's, as mlflow.register_model chooses
+
+
+def _create_registered_model(client: MlflowClient, name: str) -> bool:
+    """Create `name` in the registry; False when it was there already."""
+    try:
+        retrying(client.create_registered_model, name)
+    except mlflow.exceptions.MlflowException as error:
+        if error.error_code in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+            return False
+        raise
+    return True
+
+
+def _undo_create(client: MlflowClient, name: str) -> bool:
+    """Delete `name`, which this call created, unless another writer has since given it a
+    version (deleting a registered model deletes its versions); False if it could not be."""
+    try:
+        if not retrying(client.get_registered_model, name).latest_versions:
+            retrying(client.delete_registered_model, name)
+    except Exception:  # the error that brought us here is the one to tell
+        return False
+    return True
+
+
+def _first_line(error: mlflow.exceptions.MlflowException) -> str:
+    return (error.message.strip() or repr(error)).splitlines()[0]
 
 
 def load_scoring_model(cfg: TrackingConfig, model_uri: str) -> Any:

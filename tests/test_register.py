@@ -1,0 +1,126 @@
+"""`register`: a register that fails leaves nothing in the registry; a sweep's best run by a
+test metric is said to be an oracle choice, in the help, the output and the version's tag."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from sparse_lstm_ad.cli.main import main, run
+from sparse_lstm_ad.register import chosen_by
+from tests.conftest import TRAIN, store_runs, train_in_process
+
+ORACLE = "chosen by auc_pr on the test labels: an oracle choice, for comparison only"
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A temp folder holding `mlruns/` with a one-job sweep of a fast baseline (its job run and
+    the sweep's parent run, which logged no model) and the sweep's `multirun/`."""
+    folder = tmp_path_factory.mktemp("register")
+    command = [sys.executable, str(TRAIN), "-m", "model=mahalanobis", "data=case1"]
+    command += ["+experiment=fast", f"tracking.dir={folder / 'mlruns'}"]
+    command += [f"hydra.sweep.dir={folder / 'multirun'}"]
+    result = train_in_process(command)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return folder
+
+
+def _client(folder: Path) -> MlflowClient:
+    return MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}")
+
+
+def _job_run_id(folder: Path) -> str:
+    (job,) = [r for r in store_runs(folder / "mlruns") if "sweep_parent" not in r.data.tags]
+    return job.info.run_id
+
+
+def _versions(folder: Path, name: str) -> list[str] | None:
+    """The versions of `name` in the registry; None when there is no registered model `name`."""
+    client = _client(folder)
+    if not client.search_registered_models(f"name = '{name}'"):
+        return None
+    return sorted(str(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+
+
+def _register(folder: Path, *argv: str) -> int:
+    return run(main, ["register", *argv, "--tracking-dir", str(folder / "mlruns")])
+
+
+def test_help_says_a_sweep_by_a_test_metric_is_an_oracle_choice(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run(main, ["register", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "chosen on the test labels: an oracle choice, for comparison only" in text
+
+
+def test_chosen_by_names_the_oracle_only_where_the_metric_saw_the_labels() -> None:
+    assert chosen_by("auc_pr", lowest=False) == "auc_pr (oracle: test labels)"
+    assert chosen_by("vus_pr", lowest=False) == "vus_pr (oracle: test labels)"
+    assert chosen_by("val_reconstruction_mse", lowest=True) == (
+        "val_reconstruction_mse, lowest (no test labels)"
+    )
+
+
+@pytest.mark.slow
+def test_a_register_of_a_missing_run_or_model_leaves_no_registered_model(
+    sweep: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _register(sweep, "--run", "nosuch", "--name", "plant") == 2
+    assert "cannot register run nosuch's model: Run with id=nosuch not found" in (
+        capsys.readouterr().err
+    )
+    assert _versions(sweep, "plant") is None
+    # The sweep's parent run exists but logged no model.
+    (parent,) = [r for r in store_runs(sweep / "mlruns") if "sweep_parent" in r.data.tags]
+    assert _register(sweep, "--run", parent.info.run_id, "--name", "plant") == 2
+    assert "it logged no model" in capsys.readouterr().err
+    assert _versions(sweep, "plant") is None
+
+
+@pytest.mark.slow
+def test_a_register_into_a_missing_store_creates_no_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _register(tmp_path, "--run", "nosuch", "--name", "plant") == 2
+    assert "has no runs" in capsys.readouterr().err
+    assert not (tmp_path / "mlruns" / "mlflow.db").exists()
+
+
+@pytest.mark.slow
+def test_a_failed_version_removes_only_the_registered_model_it_created(
+    sweep: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_id = _job_run_id(sweep)
+    assert _register(sweep, "--run", run_id, "--name", "kept") == 0
+    assert "as models:/kept/1" in capsys.readouterr().out
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise MlflowException("the store refused the version")
+
+    monkeypatch.setattr(MlflowClient, "create_model_version", refuse)
+    assert _register(sweep, "--run", run_id, "--name", "fresh") == 2
+    assert "the store refused the version" in capsys.readouterr().err
+    assert _versions(sweep, "fresh") is None  # created by the failed call, then deleted
+    assert _register(sweep, "--run", run_id, "--name", "kept") == 2
+    assert _versions(sweep, "kept") == ["1"]  # there before: left as it was
+    monkeypatch.undo()
+    assert _register(sweep, "--run", "nosuch", "--name", "kept") == 2
+    assert _versions(sweep, "kept") == ["1"]
+
+
+@pytest.mark.slow
+def test_a_sweep_registered_by_a_test_metric_is_tagged_an_oracle_choice(
+    sweep: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _register(sweep, "--sweep", str(sweep / "multirun"), "--name", "oracle-pick") == 0
+    out = capsys.readouterr().out
+    assert f"registered run {_job_run_id(sweep)} as models:/oracle-pick/1, {ORACLE}" in out
+    version = _client(sweep).get_model_version("oracle-pick", "1")
+    assert version.tags["chosen_by"] == "auc_pr (oracle: test labels)"
+    assert version.run_id == _job_run_id(sweep)
