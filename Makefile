@@ -20,9 +20,9 @@ $(STAMP): requirements.lock requirements-dev.lock requirements-ray.lock requirem
 run: $(STAMP)
 	$(PY) src/train.py -m +experiment=seed model=standard,sparse data=case1,case2
 
-# The benchmark: six detectors x nine datasets x five seeds into ./mlruns (experiment
-# `benchmark`; 130 min measured on 2 busy cores), then its leaderboard into
-# experiments/leaderboard.
+# The benchmark: six detectors x twelve datasets (nine tuning, three confirmation) x five seeds
+# into ./mlruns (experiment `benchmark`; 70 min measured on 2 busy cores), then its
+# leaderboard into experiments/leaderboard.
 # Run again, it resumes: FINISHED jobs are skipped. A part of it: make benchmark BENCH_ARGS=seed=0
 BENCH_ARGS ?=
 benchmark: $(STAMP)
