@@ -89,6 +89,10 @@ def test_recentring_is_robust_to_anomalies_in_the_calibration_rows() -> None:
     recentred = ScoringConfig(calibrate_rows=1000)
     assert choose_threshold(val, series, refit) > 50
     assert choose_threshold(val, series, recentred) == pytest.approx(base, abs=0.3)
+    # A series with no scored row yet (shorter than a window) keeps the validation threshold.
+    unscored = np.full(10, np.nan)
+    assert choose_threshold(val, unscored, recentred) == choose_threshold(val, unscored, refit)
+    assert choose_threshold(val, unscored, refit) == base
 
 
 def test_flagged_share_leaves_unscored_rows_out_and_names_both_shifts() -> None:

@@ -89,6 +89,8 @@ def calibrated_threshold(fit: ValidationFit, scored: np.ndarray, cfg: ScoringCon
         return fit.threshold
     scored = np.asarray(scored, dtype=np.float64)
     head = scored[np.isfinite(scored)][: cfg.calibrate_rows]
+    if head.size == 0:  # nothing scored yet (a frame shorter than a window): nothing to follow
+        return fit.threshold
     if cfg.calibration == Calibration.refit:
         return rule_threshold(head, cfg)
     return fit.threshold + float(np.median(head)) - fit.median
