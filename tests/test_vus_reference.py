@@ -15,8 +15,9 @@ from sparse_lstm_ad.data import Windows
 from sparse_lstm_ad.fit_detector import train_model
 from sparse_lstm_ad.metrics import vus
 from sparse_lstm_ad.pipeline import prepare_rows, score_parts
-from tests.conftest import compose_config
+from tests.conftest import ROOT, compose_config
 
+ASD = ROOT.parent / "shared" / "data" / "asd"
 BUFFERS = (0, 1, 2, 7, 20, 100)
 
 
@@ -88,6 +89,7 @@ def test_vus_equals_the_reference_on_random_cases(seed: int) -> None:
         _assert_equal_to_reference(scores, labels, buffer)
 
 
+@pytest.mark.skipif(not ASD.is_dir(), reason=f"ASD is not at {ASD}")
 @pytest.mark.parametrize("model", ["mahalanobis", "pca"])
 def test_vus_equals_the_reference_on_real_run_scores(model: str) -> None:
     """The test scores a run computes on ASD omi-2 (baselines: no TensorFlow, seconds)."""
