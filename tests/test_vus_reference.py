@@ -18,7 +18,8 @@ from sparse_lstm_ad.pipeline import prepare_rows, score_parts
 from tests.conftest import ROOT, compose_config
 
 ASD = ROOT.parent / "shared" / "data" / "asd"
-BUFFERS = (0, 1, 2, 7, 20, 100)
+# 0 and 1 add no buffer row; 7 an odd one; 100 the default (each also sums all below it).
+BUFFERS = (0, 1, 7, 100)
 
 
 def _reference(scores: np.ndarray, labels: np.ndarray, buffer: int) -> tuple[float, float]:
@@ -42,27 +43,27 @@ def _ranges(n: int, spans: list[tuple[int, int]]) -> np.ndarray:
 
 def _structured_cases() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     rng = np.random.default_rng(7)
-    noise = rng.normal(size=3000)
-    long_one = _ranges(3000, [(1200, 400)])
-    short_many = _ranges(3000, [(s, 3) for s in range(100, 2900, 250)])
-    edges = _ranges(3000, [(0, 30), (2950, 50)])
+    noise = rng.normal(size=1500)
+    long_one = _ranges(1500, [(600, 200)])
+    short_many = _ranges(1500, [(s, 3) for s in range(100, 1400, 250)])
+    edges = _ranges(1500, [(0, 30), (1450, 50)])
     # Buffers of 100 meet (gap 40) and merely touch (gap 2 * 50 + 1 rows apart is apart).
-    close = _ranges(3000, [(500, 20), (560, 20), (1000, 10), (1111, 10)])
-    point = _ranges(3000, [(1500, 1)])
+    close = _ranges(1500, [(500, 20), (560, 20), (1000, 10), (1111, 10)])
+    point = _ranges(1500, [(750, 1)])
     return {
         "one long anomaly": (noise + 2 * long_one, long_one),
         "many short anomalies": (noise + 1.5 * short_many, short_many),
         "anomalies at both edges": (noise + edges, edges),
         "buffers that meet and touch": (noise + close, close),
         "a single anomalous row": (noise + 3 * point, point),
-        "integer scores, many ties": (rng.integers(0, 5, 3000) + 2.0 * short_many, short_many),
-        "constant score": (np.ones(3000), long_one),
+        "integer scores, many ties": (rng.integers(0, 5, 1500) + 2.0 * short_many, short_many),
+        "constant score": (np.ones(1500), long_one),
         "perfect point score": (long_one * 1.0, long_one),
         "flags near, not on, the anomaly": (np.roll(long_one, 30) + 0.1 * noise, long_one),
         "inverted score": (-noise - long_one, long_one),
         "all-normal stretch, then dense": (
-            noise + _ranges(3000, [(2500, 500)]),
-            _ranges(3000, [(2500, 500)]),
+            noise + _ranges(1500, [(1200, 300)]),
+            _ranges(1500, [(1200, 300)]),
         ),
         "short series": (noise[:60] + short_many[100:160], short_many[100:160]),
     }
@@ -79,8 +80,8 @@ def test_vus_equals_the_reference_on_structured_cases(name: str) -> None:
 def test_vus_equals_the_reference_on_random_cases(seed: int) -> None:
     rng = np.random.default_rng(seed)
     # The reference loops over ranges per threshold and buffer: many ranges cost seconds.
-    n = int(rng.integers(50, 1500))
-    labels = (rng.random(n) < rng.choice([0.003, 0.01, 0.03])).astype(int)
+    n = int(rng.integers(50, 1000))
+    labels = (rng.random(n) < rng.choice([0.003, 0.01, 0.02])).astype(int)
     for start in rng.integers(0, n - 1, 3):
         labels[start : start + rng.integers(1, 80)] = 1
     ties = seed % 2 == 0
