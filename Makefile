@@ -43,8 +43,8 @@ gpu: $(STAMP)
 	$(PY) -c "import tensorflow as tf; print('GPUs:', tf.config.list_physical_devices('GPU') or 'none, the CPU is used')"
 
 # Two pytest workers (pytest-xdist), each taking the next test as it finishes one: the suite
-# is mostly processes waiting on imports and servers, so two share 2 cores well (248 s from a
-# fresh clone, measured). TEST_WORKERS=0 runs it in this one process.
+# is mostly processes waiting on imports and servers, so two share 2 cores well (333-349 s from a
+# fresh clone, 370 tests, measured). TEST_WORKERS=0 runs it in this one process.
 TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal
