@@ -264,6 +264,32 @@ class ScoringConfig:
     vus_max_buffer: int = 100  # VUS averages range curves over buffers 0..this many rows
 
 
+# The label-free criteria a selection sweep ranks its candidates by (selection.py).
+SELECTION_CRITERIA = ("injected_auc_pr", "centrality")
+
+
+@dataclass
+class SelectionConfig:
+    """Label-free choice of a detector among a sweep's candidates (`+experiment=select`).
+
+    Each run also scores a copy of its validation rows with anomalies injected into
+    `anomaly_share` of them (`injection.py`); the sweep's parent ranks the candidates by the
+    criteria in `weights` (selection.py). Chosen on the tuning data sets only:
+    experiments/selection.
+    """
+
+    enabled: bool = False
+    anomaly_share: float = 0.1  # of the validation rows, made anomalous in the copy
+    length: int = 30  # rows of each injected anomaly but a spike (one row)
+    size: float = 3.0  # spike, level shift, drift's end, noise burst: in channel stds
+    channel_share: float = 0.1  # of the channels each anomaly touches, at least one
+    # criterion -> weight in the rank aggregate: injected_auc_pr (the detector's AUC-PR on the
+    # injected copy), centrality (its mean Kendall tau with the others' test-row rankings).
+    weights: dict[str, float] = field(
+        default_factory=lambda: {"injected_auc_pr": 1.0, "centrality": 1.0}
+    )
+
+
 @dataclass
 class TrackingConfig:
     dir: str = "mlruns"  # SQLite store `mlflow.db` and `artifacts/` live here
@@ -285,6 +311,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
     seed: int = 0
     rerun: bool = False  # in a multirun, run jobs again even if their config already FINISHED
     threads: int = 0  # TensorFlow intra- and inter-op threads; 0: TF's choice (1 under joblib)
@@ -302,6 +329,8 @@ def unused_model_keys(kind: str) -> list[str]:
 def config_identity(config: dict) -> str:
     """A short hash of what a run computes: equal configs give equal hashes across sweeps."""
     kept = {key: value for key, value in config.items() if key not in _NOT_IDENTITY}
+    if not kept.get("selection", {}).get("enabled", False):  # computes nothing: old hashes hold
+        kept.pop("selection", None)
     model = dict(kept.get("model", {}))
     if "kind" in model:
         model = {k: v for k, v in model.items() if k not in unused_model_keys(model["kind"])}

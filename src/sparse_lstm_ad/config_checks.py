@@ -12,7 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from sparse_lstm_ad.config import ANOMALY_KINDS, AnomalyTypeConfig, Config
+from sparse_lstm_ad.config import ANOMALY_KINDS, SELECTION_CRITERIA, AnomalyTypeConfig, Config
 
 
 class ConfigError(ValueError):
@@ -104,6 +104,19 @@ _CHECKS: list[tuple[str, object, str]] = [
     ("scoring.calibrate_rows", lambda c: c.scoring.calibrate_rows >= 0, ">= 0 (0: validation)"),
     ("scoring.shift_factor", lambda c: c.scoring.shift_factor > 1, "> 1"),
     ("threads", lambda c: c.threads >= 0, ">= 0 (0: TensorFlow's choice)"),
+    ("selection.anomaly_share", lambda c: 0 < c.selection.anomaly_share < 1, "in (0, 1)"),
+    ("selection.length", lambda c: c.selection.length >= 2, ">= 2"),
+    ("selection.size", lambda c: c.selection.size > 0, "> 0"),
+    ("selection.channel_share", lambda c: 0 < c.selection.channel_share <= 1, "in (0, 1]"),
+    (
+        "selection.weights",
+        lambda c: (
+            set(c.selection.weights) <= set(SELECTION_CRITERIA)
+            and all(0 <= w < math.inf for w in c.selection.weights.values())
+            and any(w > 0 for w in c.selection.weights.values())
+        ),
+        f"finite weights >= 0, not all 0, of the criteria {', '.join(SELECTION_CRITERIA)}",
+    ),
 ]
 
 

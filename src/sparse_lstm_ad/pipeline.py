@@ -43,7 +43,8 @@ from sparse_lstm_ad.detectors import (
 from sparse_lstm_ad.error_scores import ErrorModel, RowScores, error_moments
 from sparse_lstm_ad.fit_detector import format_figures, train_model
 from sparse_lstm_ad.fitting import raise_if_diverged
-from sparse_lstm_ad.metrics import evaluate, evaluate_ranges
+from sparse_lstm_ad.injection import Injected, inject_anomalies
+from sparse_lstm_ad.metrics import auc_pr, evaluate, evaluate_ranges
 from sparse_lstm_ad.run_outputs import has_contributions, log_outputs
 from sparse_lstm_ad.thresholds import (
     alarm_shift,
@@ -100,6 +101,7 @@ class Scored:
     error_model: ErrorModel | None  # None: a detector that scores rows itself (iforest)
     reconstruction_mse: dict[str, float]
     window_errors: WindowMahalanobis | None = None  # the error model of scoring.scope=window
+    injected: np.ndarray | None = None  # per row of the injected validation copy (selection)
 
 
 def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
@@ -113,6 +115,9 @@ def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
         part: Windows(getattr(rows, part), cfg.data.window, cfg.data.stride)
         for part in ("train", "val", "test")
     }
+    injected = injected_validation(cfg, rows)
+    if injected is not None:  # a selection's test, scored by the fitted detector: no refit
+        windows["injected"] = Windows(injected.rows, cfg.data.window, cfg.data.stride)
     tags = {
         **tracking.git_tags(),
         tracking.SWEEP_TAG: job.sweep,
@@ -134,6 +139,8 @@ def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
         raise_if_diverged(fit)
         scored = score_parts(model, cfg, rows, windows)
         metrics = final_metrics(cfg, scored, rows, fit)
+        if injected is not None:
+            metrics["injected_auc_pr"] = auc_pr(scored.injected, injected.labels)
         warn_of_shift(cfg.scoring, metrics["flagged_share"])
         metrics.update(sparse_layer_metrics(cfg.model.kind, model, rows.test_channel_labels))
         tracking.log_metrics(metrics)
@@ -144,6 +151,14 @@ def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
     log.info("artifacts: %s", summary.artifact_uri)
     log.info("in the MLflow UI: %s", link)
     return summary
+
+
+def injected_validation(cfg: Config, rows: Rows) -> Injected | None:
+    """With `selection.enabled`: the validation rows with anomalies injected, the same for
+    every candidate of a data set and seed; never the training rows, never a test label."""
+    if not cfg.selection.enabled:
+        return None
+    return inject_anomalies(rows.val, cfg.selection, gap=cfg.data.window, seed=cfg.seed)
 
 
 def warn_of_shift(cfg: ScoringConfig, share: float) -> None:
@@ -214,16 +229,19 @@ def score_parts(model: Any, cfg: Config, rows: Rows, windows: dict[str, Windows]
     reconstructs = not isinstance(model, ForestScorer | WindowMahalanobis)
     if reconstructs and scoring_scope(cfg, len(rows.channels)) == ScoringScope.window:
         detector = fit_window_error_scorer(model, cfg, windows[normal])
-        mse = {p: error_moments(windows[p].view, detector.reconstruct).mse for p in windows}
+        parts = ("train", "val", "test")
+        mse = {p: error_moments(windows[p].view, detector.reconstruct).mse for p in parts}
     elif reconstructs:  # fit the error model of its step errors
         detector = reconstructor_of(model)
         moments = {p: error_moments(windows[p].view, detector) for p in {"train", normal}}
         error_model = moments[normal].error_model(cfg.scoring.inverse, cfg.scoring.shrinkage)
         mse["train"] = moments["train"].mse
     scored = {}
-    for part in ("val", "test"):
-        scored[part], part_mse = score_windows_with(detector, windows[part], error_model)
-        mse.setdefault(part, part_mse)
+    for part in ("val", "test", "injected"):
+        if part in windows:
+            scored[part], part_mse = score_windows_with(detector, windows[part], error_model)
+            mse.setdefault(part, part_mse)
+    mse.pop("injected", None)
     if not reconstructs:
         mse = {}
     result = _scored(scored, cfg.scoring, error_model, mse)
@@ -245,6 +263,7 @@ def _scored(
         threshold=choose_threshold(scored["val"].scores, scored["test"].scores, cfg),
         error_model=error_model,
         reconstruction_mse=mse,
+        injected=scored["injected"].scores if "injected" in scored else None,
     )
 
 

@@ -1,8 +1,11 @@
 """Register a run's scoring model, or the best run of a sweep, in the MLflow model registry.
 
     sparse-lstm-ad register --name NAME --run RUN_ID
+    sparse-lstm-ad register --name NAME --sweep multirun/DATE/TIME --selected
     sparse-lstm-ad register --name NAME --sweep multirun/DATE/TIME --metric auc_pr
 
+`--selected` registers the run a selection sweep (`+experiment=select`) chose without the test
+labels (sweep_selection.py); `--group <data>.seed<seed>` picks one where it chose per group.
 A sweep logged with `tracking.experiment=STUDY` is found with `--experiment STUDY`. Its best
 run by a test metric (auc_pr, the default) is an oracle choice: it sees the test labels, so it
 is for comparison only. The version says how it was chosen in its tag `chosen_by`.
@@ -46,7 +49,7 @@ CHOSEN_BY_TAG = "chosen_by"  # on a version registered from a sweep: how its run
 LABEL_FREE = frozenset(
     {"fit_seconds", "threshold", "flagged_share", "epochs_run", "best_epoch", "l1_effective"}
     | {"loss", "val_loss", "epoch_seconds", "learning_rate", "sparsity", "sparsity_exact"}
-    | {"sparse_l1"}
+    | {"sparse_l1", "injected_auc_pr"}
 )
 
 
@@ -61,16 +64,29 @@ def chosen_by(metric: str, lowest: bool) -> str:
     return f"{rule} ({'oracle: test labels' if sees_test_labels(metric) else 'no test labels'})"
 
 
+SELECTED = "label-free selection (no test labels)"  # chosen_by of a selected run
+
+
 def register(
-    cfg: TrackingConfig, name: str, run_id: str | None, sweep: str | None, metric: str, lowest: bool
+    cfg: TrackingConfig,
+    name: str,
+    run_id: str | None,
+    sweep: str | None,
+    metric: str,
+    lowest: bool,
+    group: str | None = None,
+    selected: bool = False,
 ) -> str:
-    """Register `run_id`, or the sweep's best run by `metric`, as `name`; the message."""
+    """Register `run_id`, the sweep's selected run, or its best run by `metric`, as `name`;
+    the message."""
     from sparse_lstm_ad import tracking
 
     if sweep is None:
         version = tracking.register_model(cfg, run_id, name)
         return f"registered run {run_id} as models:/{name}/{version}"
     tracking.require_experiment(cfg)
+    if selected:
+        return _register_selected(cfg, name, str(Path(sweep)), group)
     run_id = best_run(tracking.sweep_runs(cfg, str(Path(sweep))), metric, lowest)
     version = tracking.register_model(cfg, run_id, name, {CHOSEN_BY_TAG: chosen_by(metric, lowest)})
     rule = f"the lowest {metric}" if lowest else metric
@@ -79,3 +95,15 @@ def register(
     else:
         how = f"chosen by {rule}, without the test labels"
     return f"registered run {run_id} as models:/{name}/{version}, {how}"
+
+
+def _register_selected(cfg: TrackingConfig, name: str, sweep: str, group: str | None) -> str:
+    from sparse_lstm_ad import tracking
+    from sparse_lstm_ad.sweep_selection import selected_run
+
+    parent = tracking.sweep_parent(cfg, sweep)
+    if parent is None:
+        raise LookupError(f"no sweep {sweep!r} in this experiment (its parent run is missing)")
+    run_id = selected_run(tracking.run_tags(cfg, parent), group)
+    version = tracking.register_model(cfg, run_id, name, {CHOSEN_BY_TAG: SELECTED})
+    return f"registered run {run_id} as models:/{name}/{version}, the sweep's {SELECTED}"

@@ -101,9 +101,12 @@ class TrackingCallback(Callback):
                 self.tracking, self.parent_id, float(best.best_value), dict(best.best_params)
             )
         files = [optuna_results] if optuna_results.exists() else []
+        selection = _select(config, self.tracking, self.parent_id)
         status = tracking.end_sweep(self.tracking, self.parent_id, counts, files)
         self._stop()
         print(table)
+        if selection:
+            print(f"\n{selection}")
         print(f"\nsweep {status}: " + ", ".join(f"{n} {key}" for key, n in counts.items()))
         print(_ui_hint(self.tracking))
         if status != "FINISHED":
@@ -131,6 +134,17 @@ class TrackingCallback(Callback):
             first = (str(error).strip() or repr(error)).splitlines()[0]
             return f"sweep parent run {self.parent_id} not closed ({first}): the next command will"
         return None
+
+
+def _select(config: DictConfig, cfg: TrackingConfig, parent_id: str) -> str:
+    """A selection sweep's verdict recorded on its parent (sweep_selection.py); its table."""
+    if not config.selection.enabled:
+        return ""
+    from sparse_lstm_ad.sweep_selection import format_selection, select_in_sweep
+
+    weights = OmegaConf.to_container(config.selection.weights)
+    ranked = select_in_sweep(cfg, str(Path(config.hydra.sweep.dir)), parent_id, weights)
+    return format_selection(ranked) if not ranked.empty else ""
 
 
 def _ui_hint(cfg: TrackingConfig) -> str:

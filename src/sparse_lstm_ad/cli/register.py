@@ -28,18 +28,41 @@ from sparse_lstm_ad.cli.subcommand import subcommand
     "test labels",
 )
 @click.option("--lowest", is_flag=True, help="lower is better for --metric")
+@click.option(
+    "--selected",
+    is_flag=True,
+    help="with --sweep: the run a selection sweep (+experiment=select) chose without the test "
+    "labels, in place of the best by --metric",
+)
+@click.option(
+    "--group",
+    default=None,
+    help="with --selected, for a sweep over several data sets or seeds: <data>.seed<seed>",
+)
 @store_options(experiment=DEFAULT_EXPERIMENT)  # --sweep searches one experiment
 def register(
-    name: str, run_id: str | None, sweep: str | None, metric: str, lowest: bool, **store: Any
+    name: str,
+    run_id: str | None,
+    sweep: str | None,
+    metric: str,
+    lowest: bool,
+    selected: bool,
+    group: str | None,
+    **store: Any,
 ) -> None:
     """Register a run's scoring model, or a sweep's best run, in the MLflow model registry;
     then models:/NAME/latest works wherever a model URI does.
 
     A sweep's best run by a test metric (auc_pr, the default) is chosen on the test labels:
-    an oracle choice, for comparison only, not a detector chosen for new data. A register
-    that fails leaves nothing in the registry."""
+    an oracle choice, for comparison only, not a detector chosen for new data; --selected
+    takes the detector a selection sweep chose without them. A register that fails leaves
+    nothing in the registry."""
     from sparse_lstm_ad.register import register as register_run
 
     if (run_id is None) == (sweep is None):
         raise click.UsageError("give one of --run and --sweep")
-    click.echo(register_run(store_config(store), name, run_id, sweep, metric, lowest))
+    if (selected or group) and sweep is None:
+        raise click.UsageError("--selected and --group go with --sweep")
+    click.echo(
+        register_run(store_config(store), name, run_id, sweep, metric, lowest, group, selected)
+    )

@@ -52,11 +52,14 @@ from sparse_lstm_ad.tracking.sweeps import (
     log_files_to,
     note_job,
     noted_jobs,
+    run_csv,
+    run_tags,
     runs_by_id,
     search,
     sweep_parent,
     sweep_results,
     sweep_runs,
+    tag_run,
 )
 from sparse_lstm_ad.tracking.sweeps import start_sweep as _start_sweep
 from sparse_lstm_ad.tracking.ui_links import experiment_link, run_link
@@ -85,10 +88,13 @@ __all__ = [
     "prepare_store",
     "register_model",
     "require_experiment",
+    "run_csv",
+    "run_tags",
     "runs_by_id",
     "sweep_parent",
     "sweep_results",
     "sweep_runs",
+    "tag_run",
     "tracking_uri",
     "use_store",
 ]

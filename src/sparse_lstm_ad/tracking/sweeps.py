@@ -136,6 +136,29 @@ def log_files_to(cfg: TrackingConfig, run_id: str, paths: list[Path], artifact_p
         retrying(client.log_artifact, run_id, str(path), artifact_path=artifact_path)
 
 
+def run_csv(cfg: TrackingConfig, run_id: str, artifact: str) -> pd.DataFrame:
+    """A CSV a run logged (`scores/test_scores.csv`), read through the store: local or served."""
+    import tempfile
+
+    use_store(cfg)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = retrying(MlflowClient().download_artifacts, run_id, artifact, tmp)
+        return pd.read_csv(path)
+
+
+def run_tags(cfg: TrackingConfig, run_id: str) -> dict[str, str]:
+    use_store(cfg)
+    return dict(retrying(MlflowClient().get_run, run_id).data.tags)
+
+
+def tag_run(cfg: TrackingConfig, run_id: str, tags: Mapping[str, str]) -> None:
+    """Tags on a run that is not the active one (a sweep's parent)."""
+    use_store(cfg)
+    client = MlflowClient()
+    for key, value in tags.items():
+        retrying(client.set_tag, run_id, key, value)
+
+
 def log_best_trial(
     cfg: TrackingConfig, parent_id: str, value: float, params: Mapping[str, Any]
 ) -> None:

@@ -1,0 +1,125 @@
+"""Anomalies injected into a copy of normal rows: a label-free test a detector can be given.
+
+Any series, not only the generated ones: each kind is made from the rows themselves (in
+standardised units), never from a latent model of them. The six kinds of the generator
+(data/correlated.py), in their observed-row form:
+
+- spike: one row, `size` channel stds up or down;
+- level_shift: `size` stds up or down over the segment;
+- drift: a ramp to `size` stds at the segment's end;
+- noise_burst: noise of `size` stds added;
+- frequency_change: the segment replayed at twice the speed (every other row, from its start);
+- correlation_break: the channels' values of another stretch of the same rows, each channel
+  within its usual range, no longer in step with the others.
+
+Each anomaly touches `channel_share` of the channels (at least one). Anomalies never overlap
+and keep `gap` normal rows between them: a row's label says which rows were changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from sparse_lstm_ad.config import ANOMALY_KINDS, SelectionConfig
+
+
+@dataclass(frozen=True)
+class Injected:
+    rows: np.ndarray  # (n, k) the copy, anomalies in
+    labels: np.ndarray  # (n,) int8, 1 = a changed row
+
+
+@dataclass(frozen=True)
+class _Segment:
+    rows: np.ndarray  # indices into the series
+    chans: np.ndarray
+    size: float
+    rng: np.random.Generator
+
+    def signs(self) -> np.ndarray:
+        return self.rng.choice(np.array([-1.0, 1.0]), len(self.chans))
+
+
+_Injector = Callable[[np.ndarray, _Segment], np.ndarray]  # the segment's new values
+
+
+def _offset(clean: np.ndarray, seg: _Segment, shift: np.ndarray) -> np.ndarray:
+    return clean[np.ix_(seg.rows, seg.chans)] + shift
+
+
+def _level(clean: np.ndarray, seg: _Segment) -> np.ndarray:
+    return _offset(clean, seg, seg.size * seg.signs())
+
+
+def _drift(clean: np.ndarray, seg: _Segment) -> np.ndarray:
+    ramp = np.arange(1, len(seg.rows) + 1)[:, None] / len(seg.rows)
+    return _offset(clean, seg, seg.size * ramp * seg.signs())
+
+
+def _noise_burst(clean: np.ndarray, seg: _Segment) -> np.ndarray:
+    return _offset(clean, seg, seg.size * seg.rng.standard_normal((len(seg.rows), len(seg.chans))))
+
+
+def _frequency_change(clean: np.ndarray, seg: _Segment) -> np.ndarray:
+    faster = seg.rows[0] + 2 * np.arange(len(seg.rows))
+    return clean[np.ix_(np.minimum(faster, len(clean) - 1), seg.chans)]
+
+
+def _correlation_break(clean: np.ndarray, seg: _Segment) -> np.ndarray:
+    n = len(seg.rows)
+    # Another stretch, at least a segment away: the channels' own values, out of step.
+    starts = np.arange(len(clean) - n + 1)
+    far = starts[np.abs(starts - seg.rows[0]) >= n]
+    start = int(seg.rng.choice(far)) if len(far) else (seg.rows[0] + n // 2) % len(starts)
+    return clean[np.ix_(start + np.arange(n), seg.chans)]
+
+
+_INJECTORS: dict[str, _Injector] = {
+    "spike": _level,
+    "level_shift": _level,
+    "frequency_change": _frequency_change,
+    "noise_burst": _noise_burst,
+    "drift": _drift,
+    "correlation_break": _correlation_break,
+}
+assert set(_INJECTORS) == set(ANOMALY_KINDS)
+
+
+def inject_anomalies(clean: np.ndarray, cfg: SelectionConfig, gap: int, seed: int) -> Injected:
+    """A copy of `clean` (n, k) with anomalies of every kind, in turn, in about
+    `cfg.anomaly_share` of its rows; `gap` normal rows at least between them and at the ends.
+
+    The same rows, config and seed give the same copy: every candidate of a selection is
+    tested on the same anomalies.
+    """
+    rng = np.random.default_rng([seed, 0x1A])  # a stream of its own: no other draw moves
+    values = np.array(clean, dtype=np.float64, copy=True)
+    labels = np.zeros(len(values), dtype=np.int8)
+    k = values.shape[1]
+    width = max(1, round(cfg.channel_share * k))
+    for kind, start, length in _plan(len(values), cfg, gap, rng):
+        chans = np.sort(rng.choice(k, width, replace=False))
+        segment = _Segment(start + np.arange(length), chans, cfg.size, rng)
+        values[np.ix_(segment.rows, chans)] = _INJECTORS[kind](clean, segment)
+        labels[segment.rows] = 1
+    return Injected(values, labels)
+
+
+def _plan(
+    n: int, cfg: SelectionConfig, gap: int, rng: np.random.Generator
+) -> list[tuple[str, int, int]]:
+    """(kind, first row, length) of each anomaly: kinds in turn, at random free slots."""
+    length = min(cfg.length, max(2, (n - 2 * gap) // 4))
+    slot = length + gap  # an anomaly and the normal rows after it
+    slots = max(1, (n - gap) // slot)
+    wanted = max(1, min(slots, round(cfg.anomaly_share * n / length)))
+    chosen = np.sort(rng.choice(slots, wanted, replace=False))
+    kinds = [ANOMALY_KINDS[i % len(ANOMALY_KINDS)] for i in rng.permutation(wanted)]
+    plan = []
+    for kind, index in zip(kinds, chosen, strict=True):
+        rows = 1 if kind == "spike" else length
+        plan.append((kind, int(gap + index * slot), min(rows, n - gap - index * slot)))
+    return [p for p in plan if p[2] >= 1]
