@@ -279,7 +279,8 @@ class SelectionConfig:
     """
 
     enabled: bool = False
-    anomaly_share: float = 0.1  # of the validation rows, made anomalous in the copy
+    anomaly_share: float = 0.1  # of the validation rows, made anomalous in each copy
+    anomalies: int = 24  # in all: the rows are copied as often as it takes (injection.py)
     length: int = 30  # rows of each injected anomaly but a spike (one row)
     size: float = 3.0  # spike, level shift, drift's end, noise burst: in channel stds
     channel_share: float = 0.1  # of the channels each anomaly touches, at least one

@@ -105,6 +105,7 @@ _CHECKS: list[tuple[str, object, str]] = [
     ("scoring.shift_factor", lambda c: c.scoring.shift_factor > 1, "> 1"),
     ("threads", lambda c: c.threads >= 0, ">= 0 (0: TensorFlow's choice)"),
     ("selection.anomaly_share", lambda c: 0 < c.selection.anomaly_share < 1, "in (0, 1)"),
+    ("selection.anomalies", lambda c: 1 <= c.selection.anomalies <= 1000, "in [1, 1000]"),
     ("selection.length", lambda c: c.selection.length >= 2, ">= 2"),
     ("selection.size", lambda c: c.selection.size > 0, "> 0"),
     ("selection.channel_share", lambda c: 0 < c.selection.channel_share <= 1, "in (0, 1]"),

@@ -13,7 +13,10 @@ standardised units), never from a latent model of them. The six kinds of the gen
   within its usual range, no longer in step with the others.
 
 Each anomaly touches `channel_share` of the channels (at least one). Anomalies never overlap
-and keep `gap` normal rows between them: a row's label says which rows were changed.
+and keep `gap` normal rows between them: a row's label says which rows were changed. A short
+validation part holds few anomalies at `anomaly_share`, and an AUC-PR over two anomalies says
+little: the rows are copied as often as it takes to hold `anomalies` of them, each copy with
+anomalies of its own, each scored alone (no window spans two copies).
 """
 
 from __future__ import annotations
@@ -28,8 +31,12 @@ from sparse_lstm_ad.config import ANOMALY_KINDS, SelectionConfig
 
 @dataclass(frozen=True)
 class Injected:
-    rows: np.ndarray  # (n, k) the copy, anomalies in
-    labels: np.ndarray  # (n,) int8, 1 = a changed row
+    copies: list[np.ndarray]  # (n, k) each: a copy of the rows, anomalies in
+    labels: list[np.ndarray]  # (n,) int8 each, 1 = a changed row
+
+    @property
+    def all_labels(self) -> np.ndarray:
+        return np.concatenate(self.labels)
 
 
 @dataclass(frozen=True)
@@ -89,13 +96,28 @@ assert set(_INJECTORS) == set(ANOMALY_KINDS)
 
 
 def inject_anomalies(clean: np.ndarray, cfg: SelectionConfig, gap: int, seed: int) -> Injected:
-    """A copy of `clean` (n, k) with anomalies of every kind, in turn, in about
-    `cfg.anomaly_share` of its rows; `gap` normal rows at least between them and at the ends.
+    """Copies of `clean` (n, k), each with anomalies of every kind, in turn, in about
+    `cfg.anomaly_share` of its rows and `gap` normal rows at least between them and at the
+    ends; as many copies as hold `cfg.anomalies` anomalies in all.
 
-    The same rows, config and seed give the same copy: every candidate of a selection is
+    The same rows, config and seed give the same copies: every candidate of a selection is
     tested on the same anomalies.
     """
     rng = np.random.default_rng([seed, 0x1A])  # a stream of its own: no other draw moves
+    copies: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
+    injected = 0
+    while injected < cfg.anomalies:
+        values, marked = _one_copy(clean, cfg, gap, rng)
+        copies.append(values)
+        labels.append(marked)
+        injected += int((np.diff(np.r_[0, marked]) == 1).sum())
+    return Injected(copies, labels)
+
+
+def _one_copy(
+    clean: np.ndarray, cfg: SelectionConfig, gap: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     values = np.array(clean, dtype=np.float64, copy=True)
     labels = np.zeros(len(values), dtype=np.int8)
     k = values.shape[1]
@@ -105,7 +127,7 @@ def inject_anomalies(clean: np.ndarray, cfg: SelectionConfig, gap: int, seed: in
         segment = _Segment(start + np.arange(length), chans, cfg.size, rng)
         values[np.ix_(segment.rows, chans)] = _INJECTORS[kind](clean, segment)
         labels[segment.rows] = 1
-    return Injected(values, labels)
+    return values, labels
 
 
 def _plan(

@@ -101,7 +101,7 @@ class Scored:
     error_model: ErrorModel | None  # None: a detector that scores rows itself (iforest)
     reconstruction_mse: dict[str, float]
     window_errors: WindowMahalanobis | None = None  # the error model of scoring.scope=window
-    injected: np.ndarray | None = None  # per row of the injected validation copy (selection)
+    injected: np.ndarray | None = None  # per row of the injected validation copies (selection)
 
 
 def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
@@ -115,9 +115,7 @@ def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
         part: Windows(getattr(rows, part), cfg.data.window, cfg.data.stride)
         for part in ("train", "val", "test")
     }
-    injected = injected_validation(cfg, rows)
-    if injected is not None:  # a selection's test, scored by the fitted detector: no refit
-        windows["injected"] = Windows(injected.rows, cfg.data.window, cfg.data.stride)
+    injected = injected_validation(cfg, rows)  # a selection's test of the fitted detector
     tags = {
         **tracking.git_tags(),
         tracking.SWEEP_TAG: job.sweep,
@@ -137,10 +135,10 @@ def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
         if fit.stopped_by is not None:
             tracking.set_tags({"stopped_by": fit.stopped_by.value})
         raise_if_diverged(fit)
-        scored = score_parts(model, cfg, rows, windows)
+        scored = score_parts(model, cfg, rows, windows, injected)
         metrics = final_metrics(cfg, scored, rows, fit)
         if injected is not None:
-            metrics["injected_auc_pr"] = auc_pr(scored.injected, injected.labels)
+            metrics["injected_auc_pr"] = auc_pr(scored.injected, injected.all_labels)
         warn_of_shift(cfg.scoring, metrics["flagged_share"])
         metrics.update(sparse_layer_metrics(cfg.model.kind, model, rows.test_channel_labels))
         tracking.log_metrics(metrics)
@@ -218,8 +216,15 @@ def prepare_rows(cfg: Config) -> Rows:
     )
 
 
-def score_parts(model: Any, cfg: Config, rows: Rows, windows: dict[str, Windows]) -> Scored:
-    """Fit the error model on normal errors, then score validation and test rows.
+def score_parts(
+    model: Any,
+    cfg: Config,
+    rows: Rows,
+    windows: dict[str, Windows],
+    injected: Injected | None = None,
+) -> Scored:
+    """Fit the error model on normal errors, then score validation and test rows (and the
+    injected copies of a selection, each alone: no window spans two).
 
     Per step, batch by batch: no part's errors are ever held whole (error_scores.ErrorMoments).
     By window, the normal windows' flattened errors are held once (at most 2,048 values each).
@@ -237,14 +242,16 @@ def score_parts(model: Any, cfg: Config, rows: Rows, windows: dict[str, Windows]
         error_model = moments[normal].error_model(cfg.scoring.inverse, cfg.scoring.shrinkage)
         mse["train"] = moments["train"].mse
     scored = {}
-    for part in ("val", "test", "injected"):
-        if part in windows:
-            scored[part], part_mse = score_windows_with(detector, windows[part], error_model)
-            mse.setdefault(part, part_mse)
-    mse.pop("injected", None)
+    for part in ("val", "test"):
+        scored[part], part_mse = score_windows_with(detector, windows[part], error_model)
+        mse.setdefault(part, part_mse)
     if not reconstructs:
         mse = {}
     result = _scored(scored, cfg.scoring, error_model, mse)
+    if injected is not None:
+        copies = [Windows(c, cfg.data.window, cfg.data.stride) for c in injected.copies]
+        parts = [score_windows_with(detector, w, error_model)[0].scores for w in copies]
+        result = replace(result, injected=np.concatenate(parts))
     if isinstance(detector, WindowErrorScorer):
         result = replace(result, window_errors=detector.errors)
     return result
@@ -263,7 +270,6 @@ def _scored(
         threshold=choose_threshold(scored["val"].scores, scored["test"].scores, cfg),
         error_model=error_model,
         reconstruction_mse=mse,
-        injected=scored["injected"].scores if "injected" in scored else None,
     )
 
 
