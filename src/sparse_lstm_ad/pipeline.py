@@ -7,6 +7,7 @@ series -> standardise -> windows -> model -> fit -> reconstruction errors
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,7 @@ class Scored:
     reconstruction_mse: dict[str, float]
     window_errors: WindowMahalanobis | None = None  # the error model of scoring.scope=window
     injected: np.ndarray | None = None  # per row of the injected validation copies (selection)
+    injected_seconds: float = 0.0  # spent scoring them
 
 
 def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
@@ -139,6 +141,7 @@ def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
         metrics = final_metrics(cfg, scored, rows, fit)
         if injected is not None:
             metrics["injected_auc_pr"] = auc_pr(scored.injected, injected.all_labels)
+            metrics["injected_seconds"] = scored.injected_seconds
         warn_of_shift(cfg.scoring, metrics["flagged_share"])
         metrics.update(sparse_layer_metrics(cfg.model.kind, model, rows.test_channel_labels))
         tracking.log_metrics(metrics)
@@ -249,9 +252,11 @@ def score_parts(
         mse = {}
     result = _scored(scored, cfg.scoring, error_model, mse)
     if injected is not None:
+        started = time.perf_counter()
         copies = [Windows(c, cfg.data.window, cfg.data.stride) for c in injected.copies]
         parts = [score_windows_with(detector, w, error_model)[0].scores for w in copies]
-        result = replace(result, injected=np.concatenate(parts))
+        seconds = time.perf_counter() - started  # what the selection adds to a run
+        result = replace(result, injected=np.concatenate(parts), injected_seconds=seconds)
     if isinstance(detector, WindowErrorScorer):
         result = replace(result, window_errors=detector.errors)
     return result

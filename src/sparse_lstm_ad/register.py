@@ -49,7 +49,7 @@ CHOSEN_BY_TAG = "chosen_by"  # on a version registered from a sweep: how its run
 LABEL_FREE = frozenset(
     {"fit_seconds", "threshold", "flagged_share", "epochs_run", "best_epoch", "l1_effective"}
     | {"loss", "val_loss", "epoch_seconds", "learning_rate", "sparsity", "sparsity_exact"}
-    | {"sparse_l1", "injected_auc_pr"}
+    | {"sparse_l1", "injected_auc_pr", "injected_seconds"}
 )
 
 
