@@ -19,8 +19,8 @@ def test_defaults_compose_to_training_that_converges() -> None:
     assert (cfg.train.epochs, cfg.train.patience, cfg.train.lr_patience) == (300, 10, 5)
 
 
-def test_seed_preset_is_the_notebook() -> None:
-    cfg = compose_config("+experiment=seed", "model=sparse")
+def test_notebook_preset_is_the_notebook() -> None:
+    cfg = compose_config("+experiment=notebook", "model=sparse")
     assert (cfg.train.epochs, cfg.train.batch_size, cfg.data.window) == (30, 128, 15)
     assert (cfg.train.patience, cfg.train.min_delta, cfg.train.lr_patience) == (5, 0.0, 0)
     assert (cfg.model.hidden, cfg.model.l1, cfg.model.l1_method.value) == (5, 1e-3, "penalty")

@@ -33,7 +33,7 @@ def cli_rows() -> tuple[list[Row], list[str]]:
             [
                 sys.executable,
                 "src/train.py",
-                "+experiment=seed",
+                "+experiment=notebook",
                 f"tracking.dir={tmp}/mlruns",
                 f"hydra.run.dir={tmp}/outputs",
             ]

@@ -52,7 +52,10 @@ def load(cfg: TrackingConfig, sweep: str) -> pd.DataFrame:
     labelled = runs[["run_id", "tags.data", "params.seed", "metrics.auc_pr"]].rename(
         columns={"tags.data": "data", "params.seed": "seed", "metrics.auc_pr": "auc_pr"}
     )
-    return criteria.merge(labelled, on="run_id")
+    table = criteria.merge(labelled, on="run_id")
+    # A group short of a candidate (a sweep still running, a failed job) compares fewer: left out.
+    size = table.groupby("group")[CANDIDATE].transform("count")
+    return table[size == size.max()].reset_index(drop=True)
 
 
 def policies(table: pd.DataFrame) -> pd.DataFrame:
