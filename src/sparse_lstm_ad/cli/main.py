@@ -13,16 +13,17 @@ from sparse_lstm_ad.cli.reproduce import reproduce
 from sparse_lstm_ad.cli.score import score
 from sparse_lstm_ad.cli.server import server
 from sparse_lstm_ad.cli.subcommand import verbose_option
+from sparse_lstm_ad.cli.train_command import train
 
 
 @click.group("sparse-lstm-ad", context_settings={"help_option_names": ["-h", "--help"]})
 @verbose_option
 def main() -> None:
-    """Anomaly detection with standard and sparse LSTM autoencoders: the commands around
-    training. Train and sweep with `python src/train.py [-m] KEY=VALUE ...`."""
+    """Anomaly detection with standard and sparse LSTM autoencoders. Train and sweep with
+    `sparse-lstm-ad train [-m] KEY=VALUE ...` (or `python src/train.py ...`, the same)."""
 
 
-for _command in (report, leaderboard, reproduce, score, register, server, benchmark):
+for _command in (train, report, leaderboard, reproduce, score, register, server, benchmark):
     main.add_command(_command)
 
 
