@@ -159,35 +159,94 @@ class Head:
     log: Path  # what `ray start` printed
     temp_dir: Path  # Ray's sockets and session logs
 
+    @property
+    def mark(self) -> str:
+        """NAME=value in the environment of every process of this node."""
+        return f"{MARK}={self.temp_dir}"
+
     def logs(self) -> str:
         """The tails of `ray start`'s output and of the raylet's log, for a failure message."""
         raylet = self.temp_dir / "session_latest" / "logs" / "raylet.out"
         return f"--- {self.log} ---\n{tail(self.log)}\n--- {raylet} ---\n{tail(raylet, 2000)}"
 
 
+# `ray start --address` on one machine, on 127.0.0.1: Ray's CLI refuses to join a head unless
+# RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER is 1, and with 1 swaps 127.0.0.1 (the head's address and
+# the node's own) for the machine's external address, where nothing listens. This `ray start`
+# takes both as given; the variable stays 0 for what it starts (raylet, agents, workers), as
+# on the head. On real machines none of this applies: each node has an address of its own.
+JOIN_ON_LOOPBACK = (
+    "import sys\n"
+    "import ray._private.ray_constants as constants\n"
+    "import ray._private.services as services\n"
+    "from ray.scripts.scripts import main\n"
+    "constants.ENABLE_RAY_CLUSTER = True\n"
+    "services.resolve_ip_for_localhost = lambda host: host\n"
+    "sys.exit(main())\n"
+)
+# The options a node that joins a head takes: its own ports, none of Ray's defaults.
+NODE_PORT_OPTIONS = (
+    "object-manager-port",
+    "node-manager-port",
+    "dashboard-agent-listen-port",
+    "dashboard-agent-grpc-port",
+    "runtime-env-agent-port",
+    "metrics-export-port",
+)
+
+
 @contextmanager
-def ray_head(folder: Path, env: dict[str, str], killed: set[int]) -> Iterator[Head]:
+def ray_head(folder: Path, env: dict[str, str], killed: set[int], *options: str) -> Iterator[Head]:
     """`ray start --head --block` in a session of its own, on free ports only; SIGTERMed after.
 
     Not `ray stop`: that ends every Ray process on the machine, not only this head's. Whatever
     the head started and outlives the SIGTERM by STOP_TIMEOUT is SIGKILLed and added to
     `killed`, even when the test fails: Ray workers run in groups of their own and what they
     start may leave the head's session, out of reach of a SIGKILL of the head's group.
+    `options` go to `ray start` (default: two CPUs).
     """
+    ports = free_ports(len(HEAD_PORT_OPTIONS) + len(HEAD_PORT_VARIABLES))
+    named, variables = ports[: len(HEAD_PORT_OPTIONS)], ports[len(HEAD_PORT_OPTIONS) :]
+    command = ["--head", "--include-dashboard=false", "--disable-usage-stats"]
+    command += [f"--{name}={port}" for name, port in zip(HEAD_PORT_OPTIONS, named, strict=True)]
+    command += list(options or ("--num-cpus=2",))
+    env = {**env, **dict(zip(HEAD_PORT_VARIABLES, map(str, variables), strict=True))}
+    with _ray_node(folder, env, killed, command, ports[0]) as head:
+        yield head
+
+
+@contextmanager
+def ray_worker_node(
+    folder: Path, env: dict[str, str], killed: set[int], head: Head, *options: str
+) -> Iterator[Head]:
+    """A second node joining `head` (`ray start --address`), as a machine of a cluster would:
+    a temp dir, ports, raylet and workers of its own; ended as `ray_head` ends the head."""
+    named = free_ports(len(NODE_PORT_OPTIONS))
+    command = [f"--address=127.0.0.1:{head.port}"]
+    command += [f"--{name}={port}" for name, port in zip(NODE_PORT_OPTIONS, named, strict=True)]
+    command += list(options or ("--num-cpus=1",))
+    with _ray_node(folder, env, killed, command, head.port, JOIN_ON_LOOPBACK) as node:
+        yield node
+
+
+@contextmanager
+def _ray_node(
+    folder: Path,
+    env: dict[str, str],
+    killed: set[int],
+    options: list[str],
+    port: int,
+    script: str = "from ray.scripts.scripts import main; main()",
+) -> Iterator[Head]:
     folder.mkdir()
     # A short temp dir of its own: Ray's sockets live there, under a path length limit.
     temp_dir = Path(tempfile.mkdtemp(prefix="ray-"))
     log = folder / "ray.log"
-    command = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block"]
-    command += ["--node-ip-address=127.0.0.1", "--num-cpus=2"]
-    command += ["--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp_dir}"]
-    ports = free_ports(len(HEAD_PORT_OPTIONS) + len(HEAD_PORT_VARIABLES))
-    options, variables = ports[: len(HEAD_PORT_OPTIONS)], ports[len(HEAD_PORT_OPTIONS) :]
-    command += [f"--{name}={port}" for name, port in zip(HEAD_PORT_OPTIONS, options, strict=True)]
-    env = {**env, **dict(zip(HEAD_PORT_VARIABLES, map(str, variables), strict=True))}
-    env[MARK] = str(temp_dir)  # inherited by all that the head starts, to find it at the end
+    command = [sys.executable, "-c", script, "start", "--block", *options]
+    command += ["--node-ip-address=127.0.0.1", f"--temp-dir={temp_dir}"]
     # 0 and 0: each worker binds a port the kernel picks, none of the default 10002-19999.
     command += ["--min-worker-port=0", "--max-worker-port=0"]
+    env = {**env, MARK: str(temp_dir)}  # inherited by all the node starts, to find it at the end
     with log.open("wb") as out:
         process = subprocess.Popen(
             command,
@@ -197,18 +256,18 @@ def ray_head(folder: Path, env: dict[str, str], killed: set[int]) -> Iterator[He
             cwd=folder,
             start_new_session=True,
         )
-    head = Head(process.pid, ports[0], log, temp_dir)
+    node = Head(process.pid, port, log, temp_dir)
     try:
         deadline = time.monotonic() + HEAD_START_TIMEOUT
         while b"Ray runtime started" not in log.read_bytes():
             if process.poll() is not None:
-                pytest.fail(f"`ray start --head` exited ({process.returncode})\n{head.logs()}")
+                pytest.fail(f"`ray start` exited ({process.returncode})\n{node.logs()}")
             if time.monotonic() > deadline:
-                pytest.fail(f"the Ray head did not start in {HEAD_START_TIMEOUT} s\n{head.logs()}")
+                pytest.fail(f"the Ray node did not start in {HEAD_START_TIMEOUT} s\n{node.logs()}")
             time.sleep(0.5)
-        yield head
+        yield node
     finally:
-        mark = f"{MARK}={temp_dir}"
+        mark = node.mark
         started = snapshot(process.pid) | marked(mark)  # before it ends: then orphans
         process.terminate()  # its handler stops the raylet, its workers, then the GCS
         try:
@@ -221,15 +280,28 @@ def ray_head(folder: Path, env: dict[str, str], killed: set[int]) -> Iterator[He
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+def kill_node(node: Head) -> set[int]:
+    """SIGKILL every process of a node at once, as a machine that loses its power: its
+    `ray start`, raylet, agents and workers; returns their pids."""
+    pids = set(marked(node.mark))
+    for pid in pids:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return pids
+
+
 @contextmanager
-def tracking_server(store: Path, port: int, killed: set[int]) -> Iterator[str]:
-    """`sparse_lstm_ad.server` with SQLite; yields its URL, stops it after, failure or not.
+def tracking_server(
+    store: Path, port: int, killed: set[int], backend: str = "sqlite", pg_port: int = 0
+) -> Iterator[str]:
+    """`sparse_lstm_ad.server` (SQLite, or PostgreSQL on pg_port); yields its URL, stops it
+    after, failure or not. It serves the artifacts: clients upload them through it.
 
     Whatever of it outlives `server.stop` by STOP_TIMEOUT is SIGKILLed and added to `killed`.
     """
     pid_file = store / "mlflow.pid"
     try:
-        yield server.start(store, port, "sqlite", 0)
+        yield server.start(store, port, backend, pg_port)
     finally:
         started = snapshot(int(pid_file.read_text())) if pid_file.exists() else {}
         server.stop(store)
@@ -240,3 +312,58 @@ def listening(pids: set[int]) -> list[str]:
     """`ss` lines of the TCP sockets these processes listen on."""
     listening = subprocess.run(["ss", "-ltnp"], capture_output=True, text=True).stdout
     return [line for line in listening.splitlines() if any(f"pid={pid}," in line for pid in pids)]
+
+
+SWEEP_TIMEOUT = 300  # seconds a test's sweep may take before it fails with the logs' tails
+
+
+def run_sweep(
+    command: list[str], env: dict[str, str], cwd: Path, *nodes: Head, timeout: float = SWEEP_TIMEOUT
+) -> tuple[int, str]:
+    """A sweep's exit status and output; past `timeout`, a failure with the logs' tails."""
+    sweep = start_sweep(command, env, cwd)
+    return finish_sweep(sweep, *nodes, timeout=timeout)
+
+
+def start_sweep(command: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=cwd,
+        env=env,
+        start_new_session=True,
+    )
+
+
+def finish_sweep(
+    sweep: subprocess.Popen[str], *nodes: Head, timeout: float = SWEEP_TIMEOUT
+) -> tuple[int, str]:
+    """Wait for a started sweep: its exit status and output, or a failure after `timeout`;
+    whatever it started is SIGKILLed if it has not ended."""
+    timed_out = False
+    try:
+        output, _ = sweep.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+    finally:
+        if sweep.poll() is None:  # timed out or interrupted: end it and whatever it started
+            with suppress(ProcessLookupError):
+                os.killpg(sweep.pid, signal.SIGKILL)
+    if timed_out:
+        output, _ = sweep.communicate()
+        logs = "\n".join(node.logs() for node in nodes)
+        pytest.fail(
+            f"the sweep did not end in {timeout:.0f} s\n"
+            f"--- the sweep's output ---\n{output[-3000:]}\n{logs}"
+        )
+    return sweep.returncode, output
+
+
+def failure(output: str, multirun: Path) -> str:
+    """A failed job's own error lines (from the output and the jobs' logs), then the end of
+    the output: Ray's logs fill the rest of it."""
+    logs = [output] + [log.read_text() for log in sorted(multirun.glob("*/train.log"))]
+    errors = [line for text in logs for line in text.splitlines() if "ERROR" in line]
+    return "\n".join(errors[-20:]) + "\n--- the end of the output ---\n" + output[-3000:]

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
 import warnings
 from pathlib import Path
 
@@ -15,12 +12,13 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import ROOT, train_command
 from tests.ray_head import (
     STOP_TIMEOUT,
-    Head,
+    failure,
     free_ports,
     group_and_descendants,
     listening,
     ray_env,
     ray_head,
+    run_sweep,
     tracking_server,
     wait_gone,
 )
@@ -53,42 +51,6 @@ def _sweep_command(tmp_path: Path, port: int, url: str) -> list[str]:
     )
 
 
-def _run_sweep(command: list[str], env: dict[str, str], head: Head) -> tuple[int, str]:
-    """The sweep's exit status and output; past SWEEP_TIMEOUT, a failure with the logs' tails."""
-    sweep = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
-    )
-    timed_out = False
-    try:
-        output, _ = sweep.communicate(timeout=SWEEP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-    finally:
-        if sweep.poll() is None:  # timed out or interrupted: end it and whatever it started
-            os.killpg(sweep.pid, signal.SIGKILL)
-    if timed_out:
-        output, _ = sweep.communicate()
-        pytest.fail(
-            f"the sweep did not end in {SWEEP_TIMEOUT} s\n"
-            f"--- the sweep's output ---\n{output[-3000:]}\n{head.logs()}"
-        )
-    return sweep.returncode, output
-
-
-def _failure(output: str, multirun: Path) -> str:
-    """A failed job's own error lines (from the output and the jobs' logs), then the end of
-    the output: Ray's logs fill the rest of it."""
-    logs = [output] + [log.read_text() for log in sorted(multirun.glob("*/train.log"))]
-    errors = [line for text in logs for line in text.splitlines() if "ERROR" in line]
-    return "\n".join(errors[-20:]) + "\n--- the end of the output ---\n" + output[-3000:]
-
-
 def test_ray_sweep_logs_four_children_under_one_parent(tmp_path: Path) -> None:
     env = ray_env(tmp_path / "auth_token")
     (tracking_port,) = free_ports(1)
@@ -98,8 +60,9 @@ def test_ray_sweep_logs_four_children_under_one_parent(tmp_path: Path) -> None:
         tracking_server(store, tracking_port, killed) as url,
         ray_head(tmp_path / "head", env, killed) as head,  # after the server: other ports
     ):
-        returncode, output = _run_sweep(_sweep_command(tmp_path, head.port, url), env, head)
-        assert returncode == 0, _failure(output, tmp_path / "multirun")
+        command = _sweep_command(tmp_path, head.port, url)
+        returncode, output = run_sweep(command, env, ROOT, head, timeout=SWEEP_TIMEOUT)
+        assert returncode == 0, failure(output, tmp_path / "multirun")
         mlflow_server = int((store / "mlflow.pid").read_text())
         ours = group_and_descendants(head.pid) | group_and_descendants(mlflow_server)
         if shutil.which("ss") is None:

@@ -49,6 +49,17 @@ def _run(command: list[str], what: str) -> None:
         raise ServerError(f"{what} failed: {detail[-1] if detail else result.returncode}")
 
 
+def _check_reachable(data: Path) -> None:
+    """As root the cluster runs as `postgres`, who must be able to enter every folder above
+    it: a folder under a private one (mode 0700, as pytest's and mkdtemp's) stops initdb."""
+    reachable = subprocess.run(_as_postgres_user(["test", "-w", str(data)]), timeout=30)
+    if reachable.returncode != 0:
+        raise ServerError(
+            f"the postgres user cannot reach {data}: PostgreSQL runs as that user when started "
+            "as root; choose a --dir under folders others may enter (chmod o+x)"
+        )
+
+
 def start_postgres(folder: Path, port: int) -> str:
     """A private cluster in folder/pg on 127.0.0.1:port with a database `mlflow`; its URI."""
     data = folder / "pg"
@@ -56,6 +67,7 @@ def start_postgres(folder: Path, port: int) -> str:
         data.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(data, "postgres", "postgres")
+            _check_reachable(data)
         _run(
             _as_postgres_user(
                 [_pg_binary("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"]

@@ -84,6 +84,7 @@ class TrackingCallback(Callback):
         assert self.tracking is not None and self.parent_id is not None
         if self.progress is not None:
             self.progress.stop()  # its last line counts every job
+        tracking.close_dead(self.tracking)  # a job whose node died: KILLED, counted below
         runs = tracking.child_runs(self.tracking, self.parent_id)
         failed, skipped = (
             tracking.noted_jobs(self.tracking, self.parent_id, outcome)

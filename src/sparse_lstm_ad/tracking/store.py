@@ -88,6 +88,13 @@ def prepare_store(cfg: TrackingConfig) -> str:
     return experiment_id
 
 
+def close_dead(cfg: TrackingConfig) -> None:
+    """End KILLED the runs a dead process left RUNNING (a job on a node that died), now: a
+    sweep's end counts them as killed rather than leaving them to the next command."""
+    use_store(cfg)
+    _close_dead_runs(cfg)
+
+
 def _close_dead_runs(cfg: TrackingConfig) -> None:
     """Runs a dead process left RUNNING, in every experiment: any command on the store ends them."""
     try:
