@@ -6,10 +6,12 @@ import contextlib
 import importlib.util
 import io
 import os
+import queue
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -116,14 +118,102 @@ def _keep_pytest_capture_open() -> None:
         absl.get_absl_handler().python_handler.stream = sys.__stderr__
 
 
+class ProcessOutput:
+    """A process's output (stdout, stderr merged into it), read line by line by a thread, so
+    that every wait on it has a real deadline: a process that goes quiet without ending fails
+    the wait in `timeout` seconds instead of blocking it in `readline` for ever."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None, "start the process with stdout=subprocess.PIPE"
+        self.process = process
+        self.seen: list[str] = []
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, args=(process.stdout,), daemon=True)
+        self._reader.start()
+
+    def _read(self, stream: Any) -> None:
+        for line in stream:
+            self._lines.put(line)
+        self._lines.put(None)  # the end of the output
+
+    def _next(self, deadline: float) -> str | None:
+        """The next line, or None at the end of the output; Empty once the deadline passed."""
+        line = self._lines.get(timeout=max(deadline - time.monotonic(), 0))
+        if line is None:
+            self._lines.put(None)  # every later read sees the end too
+        else:
+            self.seen.append(line)
+        return line
+
+    def wait_for(self, text: str, timeout: float = 300) -> str:
+        """Read until a line holds `text`; return what was read. Fails when the output ends,
+        or `timeout` seconds pass, first."""
+        start, deadline = len(self.seen), time.monotonic() + timeout
+        try:
+            while (line := self._next(deadline)) is not None:
+                if text in line:
+                    return "".join(self.seen[start:])
+            why = f"the output ended (exit code {self.process.poll()})"
+        except queue.Empty:
+            why = f"{timeout:.0f} s passed"
+        raise AssertionError(f"{text!r} never appeared ({why}):\n{''.join(self.seen)[-3000:]}")
+
+    def rest(self, timeout: float = 300) -> str:
+        """Wait for the process to end (TimeoutExpired after `timeout` s); the output not yet
+        read by wait_for."""
+        start = len(self.seen)
+        self.process.wait(timeout=timeout)
+        deadline = time.monotonic() + 10  # a child left behind may hold the pipe open
+        try:
+            while self._next(deadline) is not None:
+                pass
+        except queue.Empty:
+            pass
+        return "".join(self.seen[start:])
+
+
+@pytest.fixture(scope="session")
+def store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty local store made once per test process by the package's own creation code:
+    MLflow's schema migrations take 1.5-3.5 s of CPU, paid by every fresh store otherwise."""
+    from sparse_lstm_ad.config import TrackingConfig
+    from sparse_lstm_ad.tracking.store import _create_sqlite_store
+
+    folder = tmp_path_factory.mktemp("store_template")
+    _create_sqlite_store(TrackingConfig(dir=str(folder)))
+    return folder / "mlflow.db"
+
+
+def seed_store(template: Path, store: Path) -> None:
+    """Copy the empty template into `store` (a tracking.dir) unless a store is there; its
+    Default experiment then keeps its artifacts in `store`, as a store created there would."""
+    import shutil
+    import sqlite3
+
+    if (store / "mlflow.db").exists():
+        return
+    store.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, store / "mlflow.db")
+    with contextlib.closing(sqlite3.connect(store / "mlflow.db")) as db, db:
+        root = (store / "artifacts").resolve().as_uri()
+        db.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0", [root])
+
+
 @pytest.fixture
-def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+def run_cli(tmp_path: Path, store_template: Path) -> Callable[..., Any]:
     """Run `python src/train.py ARGS` against a temp store, outputs in tmp_path: in this
     process (train_in_process), or in a subprocess where the launcher needs one (joblib's
-    workers import train.py by path) or `subprocess=True` asks for a fresh process."""
+    workers import train.py by path) or `subprocess=True` asks for a fresh process.
 
-    def run(*args: str, store: bool = True, subprocess_: bool = False) -> Any:
+    The store starts as a copy of `store_template` (made by the package, once per process);
+    `fresh_store=True` leaves the command to create it."""
+
+    def run(
+        *args: str, store: bool = True, subprocess_: bool = False, fresh_store: bool = False
+    ) -> Any:
         command = train_command(tmp_path, *args, store=store)
+        if store and not fresh_store:
+            seed_store(store_template, tmp_path / "mlruns")
         if subprocess_ or any(a.startswith("hydra/launcher=") for a in args):
             return subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
         return train_in_process(command)
@@ -143,32 +233,72 @@ def run_concurrent_writers(
 ) -> None:
     """Processes logging `steps` metric points each to one store at the same time.
 
-    `store` is the TrackingConfig's arguments as Python source, e.g. "dir='/tmp/x'". Each
-    writer imports MLflow, says it is ready and waits for the others: they then open their
-    runs (and, with prepare=False, create the store) together, not as their imports end.
+    `store` is the TrackingConfig's arguments as Python source, e.g. "dir='/tmp/x'". One
+    process imports MLflow and forks the writers (eight interpreters importing MLflow on two
+    cores took most of this helper's time, and are not what is tested): each says it is ready
+    and waits for the others, then they open their runs (and, with prepare=False, create the
+    store) together. Each writer is a process of its own, with its own connections.
     """
-    writer = textwrap.dedent(f"""
-        import sys, time
+    program = textwrap.dedent(f"""
+        import os, sys, time, traceback
         from pathlib import Path
         from sparse_lstm_ad import tracking
         from sparse_lstm_ad.config import TrackingConfig
-        cfg = TrackingConfig({store}, experiment="writers")
-        Path({str(folder)!r}, f"ready-{{sys.argv[1]}}").touch()
-        while not Path({str(folder)!r}, "go").exists():
-            time.sleep(0.01)
-        with tracking.tracked_run(cfg, f"writer {{sys.argv[1]}}", {{}}):
-            for step in range({steps}):
-                tracking.log_metrics({{"value": step}}, step=step)
+
+        def write(number):
+            cfg = TrackingConfig({store}, experiment="writers")
+            Path({str(folder)!r}, f"ready-{{number}}").touch()
+            while not Path({str(folder)!r}, "go").exists():
+                time.sleep(0.01)
+            with tracking.tracked_run(cfg, f"writer {{number}}", {{}}):
+                for step in range({steps}):
+                    tracking.log_metrics({{"value": step}}, step=step)
+
+        children = []
+        for number in range({writers}):
+            if (pid := os.fork()) == 0:
+                try:
+                    write(number)
+                    code = 0
+                except BaseException:
+                    traceback.print_exc()
+                    code = 1
+                sys.stdout.flush(), sys.stderr.flush()
+                os._exit(code)
+            children.append(pid)
+        codes = {{}}
+        while len(codes) < len(children):
+            pid, status = os.wait()
+            codes[pid] = os.waitstatus_to_exitcode(status)
+            if codes[pid] != 0 and not Path({str(folder)!r}, "go").exists():
+                print(f"writer {{children.index(pid)}} ended before it was ready", flush=True)
+                for other in set(children) - set(codes):
+                    os.kill(other, 9)
+                sys.exit(1)
+        print("exit codes", [codes[pid] for pid in children], flush=True)
     """)
     if prepare:  # as the CLI does: the store is prepared once before jobs start
         code = "from sparse_lstm_ad import tracking, config; tracking.prepare_store("
         code += f"config.TrackingConfig({store}, experiment='writers'))"
-        subprocess.run([sys.executable, "-c", code], check=True)
+        subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
     folder.mkdir(parents=True, exist_ok=True)
-    started = [subprocess.Popen([sys.executable, "-c", writer, str(i)]) for i in range(writers)]
-    deadline = time.monotonic() + 300
-    while len(list(folder.glob("ready-*"))) < writers and time.monotonic() < deadline:
-        assert all(w.poll() is None for w in started), "a writer ended before it was ready"
-        time.sleep(0.05)
-    (folder / "go").touch()
-    assert [w.wait(timeout=300) for w in started] == [0] * writers
+    parent = subprocess.Popen(
+        [sys.executable, "-c", program],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    output = ProcessOutput(parent)
+    try:
+        deadline = time.monotonic() + 300
+        while (ready := len(list(folder.glob("ready-*")))) < writers:
+            assert parent.poll() is None, output.rest()
+            assert time.monotonic() < deadline, f"{ready} of {writers} writers ready in 300 s"
+            time.sleep(0.05)
+        (folder / "go").touch()
+        assert output.wait_for("exit codes").split("exit codes ")[-1] == f"{[0] * writers}\n"
+        assert parent.wait(timeout=60) == 0
+    finally:
+        if parent.poll() is None:  # a failed assertion leaves no writer behind
+            os.killpg(parent.pid, signal.SIGKILL)

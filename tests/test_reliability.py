@@ -18,8 +18,10 @@ from mlflow.tracking import MlflowClient
 
 from tests.conftest import (
     ROOT,
+    ProcessOutput,
     parent_and_children,
     run_concurrent_writers,
+    seed_store,
     store_runs,
     train_command,
     train_in_process,
@@ -66,8 +68,9 @@ def test_full_error_shows_hydras_own_story(run_cli: RunCli) -> None:
     assert "Traceback" in result.stderr and "MissingConfigException" in result.stderr
 
 
-def _start(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    return subprocess.Popen(
+def _start(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> ProcessOutput:
+    """`train.py ARGS` in a process of its own session, its output read as it comes."""
+    process = subprocess.Popen(
         train_command(tmp_path, *args),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -76,30 +79,19 @@ def _start(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> sub
         start_new_session=True,
         env=env,
     )
-
-
-def _wait_for(process: subprocess.Popen[str], text: str, timeout: float = 300) -> str:
-    """Read the process's output until `text` appears; return what was read."""
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    assert process.stdout is not None
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line and process.poll() is not None:
-            break
-        seen.append(line)
-        if text in line:
-            return "".join(seen)
-    raise AssertionError(f"{text!r} never appeared:\n{''.join(seen)[-3000:]}")
+    return ProcessOutput(process)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_an_interrupted_sweep_ends_killed_in_one_line(signum: int, tmp_path: Path) -> None:
-    process = _start(tmp_path, "-m", FAST, "seed=0", "train.epochs=500", "train.patience=500")
-    _wait_for(process, "epoch 3/500")
-    process.send_signal(signum)
-    rest = process.communicate(timeout=120)[0]
-    assert process.returncode == 128 + signum
+def test_an_interrupted_sweep_ends_killed_in_one_line(
+    signum: int, tmp_path: Path, store_template: Path
+) -> None:
+    seed_store(store_template, tmp_path / "mlruns")
+    output = _start(tmp_path, "-m", FAST, "seed=0", "train.epochs=500", "train.patience=500")
+    output.wait_for("epoch 3/500")
+    output.process.send_signal(signum)
+    rest = output.rest(timeout=120)
+    assert output.process.returncode == 128 + signum
     (parent,), (run,) = parent_and_children(tmp_path / "mlruns")
     name = signal.Signals(signum).name
     line = (
@@ -147,13 +139,16 @@ def test_eight_writers_on_a_fresh_store_lose_nothing(tmp_path: Path) -> None:
     client.create_experiment("still usable")
 
 
-def test_a_sweep_killed_with_sigkill_is_closed_and_resumed(tmp_path: Path) -> None:
+def test_a_sweep_killed_with_sigkill_is_closed_and_resumed(
+    tmp_path: Path, store_template: Path
+) -> None:
+    seed_store(store_template, tmp_path / "mlruns")
     sweep = ("-m", FAST, "seed=0,1,2", "tracking.log_model=false", "train.epochs=3")
-    process = _start(tmp_path, *sweep)
-    _wait_for(process, "#1 : ")  # job 0 is done, job 1 has started
-    _wait_for(process, "epoch 1/3")
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=60)
+    output = _start(tmp_path, *sweep)
+    output.wait_for("#1 : ")  # job 0 is done, job 1 has started
+    output.wait_for("epoch 1/3")
+    os.killpg(output.process.pid, signal.SIGKILL)
+    output.rest(timeout=60)
 
     (parent,), children = parent_and_children(tmp_path / "mlruns")
     assert parent.info.status == "RUNNING"
@@ -177,7 +172,8 @@ def test_a_sweep_killed_with_sigkill_is_closed_and_resumed(tmp_path: Path) -> No
     assert finished_before <= {r.info.run_id for r in children if r.info.status == "FINISHED"}
 
 
-def test_a_changed_csv_runs_its_job_again(tmp_path: Path) -> None:
+def test_a_changed_csv_runs_its_job_again(tmp_path: Path, store_template: Path) -> None:
+    seed_store(store_template, tmp_path / "mlruns")
     rows = np.arange(200, dtype=float)
     data = tmp_path / "series.csv"
     pd.DataFrame({"a": np.sin(rows), "b": np.cos(rows / 3)}).to_csv(data, index=False)
@@ -217,22 +213,23 @@ def test_a_tracking_server_that_goes_away(tmp_path: Path) -> None:
     fit = (FAST, f"tracking.uri={url}", "tracking.log_model=false", "train.patience=1000")
     retries = {**os.environ, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "7"}
     retries["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
-    patient = _start(tmp_path / "patient", *fit, "train.epochs=30", env=retries)
+    patient = _start(tmp_path / "patient", *fit, "train.epochs=6", env=retries)
     gives_up = {**os.environ, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
     impatient = _start(tmp_path / "impatient", *fit, "train.epochs=1000", env=gives_up)
     try:
-        _wait_for(patient, "epoch 3/30")
-        patient.send_signal(signal.SIGSTOP)  # held mid-fit until the server has gone
-        _wait_for(impatient, "epoch 3/1000")
+        patient.wait_for("epoch 3/6")
+        patient.process.send_signal(signal.SIGSTOP)  # held mid-fit until the server has gone
+        impatient.wait_for("epoch 3/1000")
         server.stop(state)
-        patient.send_signal(signal.SIGCONT)
-        rest = impatient.communicate(timeout=300)[0]
-        assert impatient.returncode == 2, rest[-3000:]
+        patient.process.send_signal(signal.SIGCONT)
+        rest = impatient.rest(timeout=300)
+        assert impatient.process.returncode == 2, rest[-3000:]
         assert f"tracking store {url} cannot be used" in rest and "Traceback" not in rest
 
         time.sleep(1)
         server.start(state, port, "sqlite", 0)
-        assert patient.wait(timeout=300) == 0, patient.communicate()[0][-3000:]
+        patient.rest(timeout=300)
+        assert patient.process.returncode == 0, "".join(patient.seen)[-3000:]
         result = train_in_process(
             train_command(tmp_path, FAST, *NO_TF, f"tracking.uri={url}", store=False)
         )
@@ -241,11 +238,11 @@ def test_a_tracking_server_that_goes_away(tmp_path: Path) -> None:
         experiment = client.get_experiment_by_name("sparse-lstm-ad").experiment_id
         runs = {r.data.params["train.epochs"]: r for r in client.search_runs([experiment])}
         statuses = {epochs: run.info.status for epochs, run in runs.items()}
-        assert statuses == {"30": "FINISHED", "1000": "KILLED", "2": "FINISHED"}
-        history = client.get_metric_history(runs["30"].info.run_id, "loss")
-        assert len(history) == runs["30"].data.metrics["epochs_run"]  # no epoch lost in the gap
+        assert statuses == {"6": "FINISHED", "1000": "KILLED", "2": "FINISHED"}
+        history = client.get_metric_history(runs["6"].info.run_id, "loss")
+        assert len(history) == runs["6"].data.metrics["epochs_run"] == 6  # no epoch lost in the gap
     finally:
-        for process in (patient, impatient):  # a failed assertion above leaves no job behind
-            if process.poll() is None:
-                process.kill()
+        for job in (patient, impatient):  # a failed assertion above leaves no job behind
+            if job.process.poll() is None:
+                os.killpg(job.process.pid, signal.SIGKILL)
         server.stop(state)

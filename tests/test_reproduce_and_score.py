@@ -253,23 +253,25 @@ def test_mlflow_models_serve_answers_as_score_does(
         "-p",
         str(port),
     ]
-    server = subprocess.Popen(
-        command,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    log = tmp_path / "serve.log"  # a file, not a pipe: a pipe nobody reads fills and stalls it
+    with log.open("w") as log_file:
+        server = subprocess.Popen(
+            command,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            assert server.poll() is None, server.stderr.read()[-3000:]
+        while True:  # until it answers: a server that never does fails here, not in _post
+            assert server.poll() is None, log.read_text()[-3000:]
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2).close()
                 break
-            except OSError:
-                time.sleep(1)
+            except OSError as error:
+                assert time.monotonic() < deadline, f"no answer on /ping in 180 s: {error}"
+                time.sleep(0.5)
         frame = pd.read_csv(new_data)
         served = _post(f"http://127.0.0.1:{port}/invocations", frame)
     finally:
