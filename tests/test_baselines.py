@@ -15,8 +15,7 @@ from sklearn.ensemble import IsolationForest
 from sparse_lstm_ad.baselines import ForestScorer, fit_forest, fit_pca
 from sparse_lstm_ad.data import Windows, make_windows, window_starts
 from sparse_lstm_ad.error_scores import time_step_scores
-from sparse_lstm_ad.fit_detector import train_model
-from sparse_lstm_ad.pipeline import prepare_rows, score_parts
+from sparse_lstm_ad.pipeline import prepare_rows, score_parts, train_model
 from tests.conftest import ROOT, compose_config
 
 

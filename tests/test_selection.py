@@ -19,8 +19,8 @@ from sparse_lstm_ad.config import SelectionConfig
 from sparse_lstm_ad.data.sources import load_series
 from sparse_lstm_ad.injection import inject_anomalies
 from sparse_lstm_ad.pipeline import injected_validation, prepare_rows
+from sparse_lstm_ad.pipeline.sweep_selection import selected_run
 from sparse_lstm_ad.selection import aggregate, centrality
-from sparse_lstm_ad.sweep_selection import selected_run
 from tests.conftest import TRAIN, compose_config, store_runs, train_in_process
 
 

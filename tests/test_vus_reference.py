@@ -12,9 +12,8 @@ import pytest
 from TSB_AD.evaluation.basic_metrics import basic_metricor
 
 from sparse_lstm_ad.data import Windows
-from sparse_lstm_ad.fit_detector import train_model
 from sparse_lstm_ad.metrics import vus
-from sparse_lstm_ad.pipeline import prepare_rows, score_parts
+from sparse_lstm_ad.pipeline import prepare_rows, score_parts, train_model
 from tests.conftest import ROOT, compose_config
 
 ASD = ROOT.parent / "shared" / "data" / "asd"

@@ -27,9 +27,9 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 from sparse_lstm_ad import tracking
 from sparse_lstm_ad.config import SelectionConfig, TrackingConfig
+from sparse_lstm_ad.pipeline.sweep_selection import criteria_table
 from sparse_lstm_ad.selection import CANDIDATE, aggregate
 from sparse_lstm_ad.significance import compare_detectors
-from sparse_lstm_ad.sweep_selection import criteria_table
 
 OUT = Path(__file__).resolve().parent
 CONFIRMATION = ("confirm_mixed", "confirm_breaks", "confirm_shifts")

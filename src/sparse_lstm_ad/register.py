@@ -99,7 +99,7 @@ def register(
 
 def _register_selected(cfg: TrackingConfig, name: str, sweep: str, group: str | None) -> str:
     from sparse_lstm_ad import tracking
-    from sparse_lstm_ad.sweep_selection import selected_run
+    from sparse_lstm_ad.pipeline.sweep_selection import selected_run
 
     parent = tracking.sweep_parent(cfg, sweep)
     if parent is None:

@@ -141,7 +141,7 @@ def _select(config: DictConfig, cfg: TrackingConfig, parent_id: str) -> str:
     """A selection sweep's verdict recorded on its parent (sweep_selection.py); its table."""
     if not config.selection.enabled:
         return ""
-    from sparse_lstm_ad.sweep_selection import format_selection, select_in_sweep
+    from sparse_lstm_ad.pipeline.sweep_selection import format_selection, select_in_sweep
 
     weights = OmegaConf.to_container(config.selection.weights)
     ranked = select_in_sweep(cfg, str(Path(config.hydra.sweep.dir)), parent_id, weights)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,10 +13,8 @@ from sparse_lstm_ad import plots, tracking
 from sparse_lstm_ad.baselines import ForestScorer, LinearReconstruction, WindowMahalanobis
 from sparse_lstm_ad.config import SPARSE_KINDS, Config, ModelKind, ScoringConfig
 from sparse_lstm_ad.detectors import WindowErrorScorer, reconstructor_of
+from sparse_lstm_ad.pipeline.values import Rows, Scored
 from sparse_lstm_ad.thresholds import fit_on_validation
-
-if TYPE_CHECKING:
-    from sparse_lstm_ad.pipeline import Rows, Scored
 
 
 def has_contributions(scored: Scored) -> bool:
