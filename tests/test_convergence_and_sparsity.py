@@ -76,7 +76,8 @@ def test_a_closed_sparse_layer_is_fitted_again_with_a_smaller_l1(
 ) -> None:
     """An L1 that zeroes every weight selects nothing (the detector would be the Mahalanobis
     baseline): seen without labels, the network is refitted at a tenth of the L1."""
-    from sparse_lstm_ad import fit_detector, tracking
+    from sparse_lstm_ad import tracking
+    from sparse_lstm_ad.pipeline import fit as fit_detector
     from tests.conftest import compose_config
 
     logged: dict[str, float] = {}
@@ -107,8 +108,8 @@ def test_a_closed_sparse_layer_is_fitted_again_with_a_smaller_l1(
 def test_a_projection_collapsed_to_one_direction_is_a_defect_seen_without_labels() -> None:
     """A kernel of rank 1 passes one mix of the channels (the LSTM sees a single signal); an
     open kernel of full rank, or one with a weak second direction, is left alone."""
-    from sparse_lstm_ad import fit_detector
     from sparse_lstm_ad.models import PROJECTION_LAYER, layer_rank
+    from sparse_lstm_ad.pipeline import fit as fit_detector
     from tests.conftest import compose_config
 
     cfg = compose_config("model=sparse_projection", "model.projection_units=3")
