@@ -73,6 +73,14 @@ def test_every_kind_is_injected_and_none_overlaps() -> None:
     assert (touched.sum(axis=1) <= 1).all()
 
 
+@pytest.mark.parametrize("rows", [3, 15, 16, 31, 40])
+def test_a_validation_part_as_short_as_the_window_still_gets_its_anomalies(rows: int) -> None:
+    clean = np.random.default_rng(1).standard_normal((rows, 4))
+    injected = inject_anomalies(clean, SelectionConfig(), gap=15, seed=0)
+    starts = sum(int((np.diff(np.r_[0, labels]) == 1).sum()) for labels in injected.labels)
+    assert starts >= 24 and all(labels.any() for labels in injected.labels)
+
+
 def test_the_aggregate_of_a_hand_made_criteria_table() -> None:
     table = pd.DataFrame(
         {

@@ -107,6 +107,8 @@ def inject_anomalies(clean: np.ndarray, cfg: SelectionConfig, gap: int, seed: in
     copies: list[np.ndarray] = []
     labels: list[np.ndarray] = []
     injected = 0
+    if len(clean) < 3:
+        raise ValueError(f"{len(clean)} validation rows hold no injected anomaly: at least 3")
     while injected < cfg.anomalies:
         values, marked = _one_copy(clean, cfg, gap, rng)
         copies.append(values)
@@ -133,7 +135,10 @@ def _one_copy(
 def _plan(
     n: int, cfg: SelectionConfig, gap: int, rng: np.random.Generator
 ) -> list[tuple[str, int, int]]:
-    """(kind, first row, length) of each anomaly: kinds in turn, at random free slots."""
+    """(kind, first row, length) of each anomaly: kinds in turn, at random free slots.
+
+    A part shorter than twice the gap keeps a gap of a third of its rows: never no room."""
+    gap = min(gap, n // 3)
     length = min(cfg.length, max(2, (n - 2 * gap) // 4))
     slot = length + gap  # an anomaly and the normal rows after it
     slots = max(1, (n - gap) // slot)
