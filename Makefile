@@ -46,9 +46,9 @@ gpu: $(STAMP)
 
 # Two pytest workers (pytest-xdist), each taking the next test as it finishes one: the suite
 # is mostly processes waiting on imports and servers, so two share 2 cores well. Measured from a
-# fresh clone: 370 tests in 333-349 s on an idle 2-core machine (2026-12-05); 404 tests (the
-# two-node Ray tests and the selection's added) in 1,076 s on 2 cores shared with a 2-worker
-# sweep (2026-12-06), no idle figure yet. TEST_WORKERS=0 runs it in this one process.
+# fresh clone on an idle 2-core machine (2026-12-06): 409 tests in 376 s of pytest (7 min 45 s
+# with the venv), over the 5-minute target; the two-node Ray tests are the largest addition.
+# TEST_WORKERS=0 runs it in this one process.
 TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal
