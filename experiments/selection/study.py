@@ -166,17 +166,21 @@ def _markdown(frame: pd.DataFrame) -> str:
 
 
 def _summary_markdown(table: pd.DataFrame) -> str:
-    lines = [
-        "| policy | mean regret ± std over seeds | data sets within 0.02 of the oracle | "
-        "mean AUC-PR |",
-        "|---|---|---|---|",
-    ]
-    for policy, row in table.iterrows():
-        lines.append(
-            f"| {policy} | {row['regret']:.3f} ± {row['regret_std']:.3f} | "
-            f"{int(row['near_oracle'])}/{int(row['datasets'])} | {row['auc_pr']:.3f} |"
-        )
-    return "\n".join(lines)
+    shown = pd.DataFrame(
+        {
+            "mean regret ± std over seeds": [
+                f"{r:.3f} ± {s:.3f}"
+                for r, s in zip(table["regret"], table["regret_std"], strict=True)
+            ],
+            "data sets within 0.02 of the oracle": [
+                f"{int(n)}/{int(d)}"
+                for n, d in zip(table["near_oracle"], table["datasets"], strict=True)
+            ],
+            "mean AUC-PR": [f"{v:.3f}" for v in table["auc_pr"]],
+        },
+        index=table.index.rename("policy"),
+    )
+    return _markdown(shown)
 
 
 def report(chosen: pd.DataFrame, table: pd.DataFrame, cost: str) -> str:
