@@ -12,8 +12,10 @@ import pytest
 from sklearn.decomposition import PCA
 from sklearn.ensemble import IsolationForest
 
-from sparse_lstm_ad.baselines import ForestScorer, fit_forest, fit_pca
 from sparse_lstm_ad.data import Windows, make_windows, window_starts
+from sparse_lstm_ad.detectors.forest import ForestScorer, fit_forest
+from sparse_lstm_ad.detectors.pca import fit_pca
+from sparse_lstm_ad.detectors.window_gaussian import WindowMahalanobis
 from sparse_lstm_ad.error_scores import time_step_scores
 from sparse_lstm_ad.pipeline import prepare_rows, score_parts, train_model
 from tests.conftest import ROOT, compose_config
@@ -52,11 +54,13 @@ def _window_average(per_row: np.ndarray, window: int) -> np.ndarray:
 
 
 def _scored(*overrides: str):
+    """The config, rows, scores and fitted detector of a baseline run's parts."""
     cfg = compose_config("+experiment=fast", *overrides)
     rows = prepare_rows(cfg)
-    detector, fit = train_model(cfg, rows.train, {})
-    assert fit.stopped_by is None and fit.epochs_run == 0  # fitted in closed form
-    return cfg, rows, score_parts(detector, cfg, rows, _windows(rows, 15))
+    windows = _windows(rows, cfg.data.window)
+    fitted = train_model(cfg, rows.train, windows)
+    assert fitted.fit.stopped_by is None and fitted.fit.epochs_run == 0  # in closed form
+    return cfg, rows, score_parts(fitted.detector, cfg, windows), fitted
 
 
 def _windows(rows, length: int) -> dict[str, Windows]:
@@ -69,17 +73,19 @@ def _pooled(rows: np.ndarray, window: int) -> np.ndarray:
 
 
 def test_mahalanobis_is_the_distance_of_each_row_from_the_training_rows() -> None:
-    cfg, rows, scored = _scored("model=mahalanobis", "model.mahalanobis_scope=row", "data=case1")
+    cfg, rows, scored, fitted = _scored(
+        "model=mahalanobis", "model.mahalanobis_scope=row", "data=case1"
+    )
     train = _pooled(rows.train, cfg.data.window)
     centred = rows.test - train.mean(axis=0)
     inverse = np.linalg.pinv(np.cov(train, rowvar=False), hermitian=True)
     per_row = np.sqrt(np.einsum("ij,jk,ik->i", centred, inverse, centred))
     np.testing.assert_allclose(scored.test, _window_average(per_row, cfg.data.window), rtol=1e-5)
-    assert scored.reconstruction_mse["train"] == pytest.approx(np.mean(train**2))
+    assert fitted.figures["train_reconstruction_mse"] == pytest.approx(np.mean(train**2))
 
 
 def test_window_mahalanobis_is_the_distance_of_each_flattened_window() -> None:
-    cfg, rows, scored = _scored("model=mahalanobis", "data=case1")
+    cfg, rows, scored, _ = _scored("model=mahalanobis", "data=case1")
     flat = make_windows(rows.train, cfg.data.window).reshape(-1, cfg.data.window * 2)
     test = make_windows(rows.test, cfg.data.window).reshape(-1, cfg.data.window * 2)
     centred = test - flat.mean(axis=0)
@@ -95,11 +101,11 @@ def test_window_mahalanobis_is_the_distance_of_each_flattened_window() -> None:
 
 
 def test_isolation_forest_scores_rows_then_averages_over_windows() -> None:
-    cfg, rows, scored = _scored("model=iforest", "seed=4")
+    cfg, rows, scored, _ = _scored("model=iforest", "seed=4")
     forest = IsolationForest(n_estimators=cfg.model.iforest_trees, random_state=4)
     per_row = -forest.fit(rows.train).score_samples(rows.test)
     np.testing.assert_allclose(scored.test, _window_average(per_row, cfg.data.window), atol=1e-12)
-    assert scored.error_model is None and np.isnan(scored.test_contributions).all()
+    assert not scored.reconstruction_mse and np.isnan(scored.test_contributions).all()
 
 
 def test_pca_errors_go_to_the_error_model() -> None:
@@ -107,7 +113,7 @@ def test_pca_errors_go_to_the_error_model() -> None:
     # shrinkage here so that rounding in it cannot decide the comparison.
     overrides = ("model=pca", "model.pca_variance=0.5", "data=case1", "scoring.inverse=shrinkage")
     overrides += ("scoring.scope=step",)
-    cfg, rows, scored = _scored(*overrides)
+    cfg, rows, scored, _ = _scored(*overrides)
     reconstruction = fit_pca(rows.train, 0.5)
     assert reconstruction.basis.shape[1] == 1
     errors = reconstruction(rows.test) - rows.test
@@ -123,8 +129,8 @@ def test_pca_errors_go_to_the_error_model() -> None:
 def test_a_window_of_one_scores_each_row_alone() -> None:
     cfg = compose_config("+experiment=fast", "model=mahalanobis", "data.window=1")
     rows = prepare_rows(cfg)
-    detector, _ = train_model(cfg, rows.train, {})
-    scored = score_parts(detector, cfg, rows, _windows(rows, 1))
+    windows = _windows(rows, 1)
+    scored = score_parts(train_model(cfg, rows.train, windows).detector, cfg, windows)
     assert np.isfinite(scored.test).all() and len(scored.test) == len(rows.test)
 
 
@@ -177,26 +183,25 @@ for label, overrides in {BASELINE_RUNS!r}.items():
         assert 0 < float(auc_pr) <= 1 and float(best) <= 1 and int(n_rows) > 0, label
 
 
-def test_pyfunc_scores_of_a_baseline_equal_the_run_scores(tmp_path: Path) -> None:
+def test_a_model_logged_before_kinds_were_stored_scores_as_its_run(tmp_path: Path) -> None:
+    """Then the scoring state held a baseline's linear map and the step error model."""
     import pandas as pd
 
     from sparse_lstm_ad.tracking.scoring_model import ScoringState, load_detector, score_frame
 
-    cfg = compose_config("+experiment=fast", "model=pca", "data=case1", "scoring.scope=step")
-    rows = prepare_rows(cfg)
-    detector, _ = train_model(cfg, rows.train, {})
-    scored = score_parts(detector, cfg, rows, _windows(rows, 15))
+    cfg, rows, scored, fitted = _scored("model=pca", "data=case1", "scoring.scope=step")
+    detector = fitted.detector
     state = ScoringState(
         channels=rows.channels,
         mean=rows.standardizer.mean.tolist(),
         std=rows.standardizer.std.tolist(),
         window=cfg.data.window,
         stride=1,
-        error_mean=scored.error_model.mean.tolist(),
-        inv_cov=scored.error_model.inv_cov.tolist(),
+        error_mean=detector.scores.errors.mean.tolist(),
+        inv_cov=detector.scores.errors.inv_cov.tolist(),
         threshold=scored.threshold,
-        linear_mean=detector.mean.tolist(),
-        linear_basis=detector.basis.tolist(),
+        linear_mean=detector.linear.mean.tolist(),
+        linear_basis=detector.linear.basis.tolist(),
     )
     state = ScoringState.load(state.save(tmp_path / "scoring.json"))
     raw = pd.DataFrame(rows.test * rows.standardizer.std + rows.standardizer.mean)
@@ -206,7 +211,9 @@ def test_pyfunc_scores_of_a_baseline_equal_the_run_scores(tmp_path: Path) -> Non
 
 
 def test_window_scope_of_pca_errors_is_the_window_mahalanobis_of_its_errors() -> None:
-    cfg, rows, scored = _scored("model=pca", "model.pca_variance=0.5", "scoring.scope=window")
+    cfg, rows, scored, fitted = _scored(
+        "model=pca", "model.pca_variance=0.5", "scoring.scope=window"
+    )
     reconstruction = fit_pca(rows.train, 0.5)
     window = cfg.data.window
     train = make_windows(rows.train, window)
@@ -219,12 +226,13 @@ def test_window_scope_of_pca_errors_is_the_window_mahalanobis_of_its_errors() ->
     steps = np.repeat(per_window[:, None], window, axis=1)
     expected = time_step_scores(steps, window_starts(len(rows.test), window, 1), len(rows.test))
     np.testing.assert_allclose(scored.test, expected, rtol=1e-5)
-    assert scored.window_errors is not None and np.isfinite(scored.reconstruction_mse["val"])
+    assert isinstance(fitted.detector.scores.errors, WindowMahalanobis)
+    assert np.isfinite(scored.reconstruction_mse["val"])
 
 
 def test_auto_scope_scores_by_window_until_a_window_is_large() -> None:
     from sparse_lstm_ad.config import ScoringScope
-    from sparse_lstm_ad.detectors import scoring_scope
+    from sparse_lstm_ad.detectors.reconstruction import scoring_scope
 
     cfg = compose_config()
     assert scoring_scope(cfg, 100) == ScoringScope.window  # 15 x 100 values

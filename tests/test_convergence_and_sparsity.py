@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sparse_lstm_ad.config import L1Method, ModelConfig, ModelKind, TrainConfig
+from sparse_lstm_ad.config import L1Method, ModelConfig, TrainConfig
 from sparse_lstm_ad.fitting import StoppedBy
 from sparse_lstm_ad.models import build_model, sparse_weights, weight_sparsity
 from sparse_lstm_ad.training import fit_autoencoder
@@ -53,8 +53,8 @@ def test_a_plateau_ends_by_early_stopping_with_the_best_weights() -> None:
     assert restored == pytest.approx(val.min(), rel=1e-4)
 
 
-@pytest.mark.parametrize("kind", [ModelKind.sparse_gate, ModelKind.sparse_projection])
-def test_the_l1_range_takes_the_layer_from_no_zeros_to_nearly_all(kind: ModelKind) -> None:
+@pytest.mark.parametrize("kind", ["sparse_gate", "sparse_projection"])
+def test_the_l1_range_takes_the_layer_from_no_zeros_to_nearly_all(kind: str) -> None:
     train = TrainConfig(epochs=15, batch_size=32, learning_rate=1e-2, jit_compile=False)
     shares = []
     for l1 in (0.0, 1e3):
@@ -65,23 +65,20 @@ def test_the_l1_range_takes_the_layer_from_no_zeros_to_nearly_all(kind: ModelKin
 
 def test_the_seed_penalty_shrinks_without_exact_zeros() -> None:
     train = TrainConfig(epochs=40, batch_size=32, learning_rate=1e-2, jit_compile=False)
-    cfg = ModelConfig(kind=ModelKind.sparse_gate, hidden=4, l1=1.0, l1_method=L1Method.penalty)
+    cfg = ModelConfig(kind="sparse_gate", hidden=4, l1=1.0, l1_method=L1Method.penalty)
     model, _ = _fit(cfg, train)
     sparsity = weight_sparsity(sparse_weights(model), 1e-2)
     assert sparsity.exact_zero_share < 0.05 < sparsity.zero_share
 
 
 def test_a_closed_sparse_layer_is_fitted_again_with_a_smaller_l1(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """An L1 that zeroes every weight selects nothing (the detector would be the Mahalanobis
     baseline): seen without labels, the network is refitted at a tenth of the L1."""
-    from sparse_lstm_ad import tracking
-    from sparse_lstm_ad.pipeline import fit as fit_detector
+    from sparse_lstm_ad.detectors import network
     from tests.conftest import compose_config
 
-    logged: dict[str, float] = {}
-    monkeypatch.setattr(tracking, "log_metrics", lambda figures, step=None: logged.update(figures))
     cfg = compose_config(
         "+experiment=fast",
         "model=sparse",
@@ -95,10 +92,10 @@ def test_a_closed_sparse_layer_is_fitted_again_with_a_smaller_l1(
         **{**cfg.__dict__, "data": type(cfg.data)(**{**cfg.data.__dict__, "window": WINDOW})}
     )
     with caplog.at_level("WARNING"):
-        model, _ = fit_detector.train_model(cfg, x[:, 0, :], windows)
-    weights = sparse_weights(model)
+        fitted = network.fit(cfg, x[:, 0, :], windows, lambda step, epoch, figures: None)
+    weights = sparse_weights(fitted.detector.model)
     assert np.abs(weights).sum() > 0, "the layer the run keeps selects some channel"
-    assert logged["l1_effective"] < 30
+    assert fitted.figures["l1_effective"] < 30
     assert (
         "the sparse layer closed (every weight 0, no channel selected) at model.l1=30"
         in caplog.text
@@ -108,8 +105,8 @@ def test_a_closed_sparse_layer_is_fitted_again_with_a_smaller_l1(
 def test_a_projection_collapsed_to_one_direction_is_a_defect_seen_without_labels() -> None:
     """A kernel of rank 1 passes one mix of the channels (the LSTM sees a single signal); an
     open kernel of full rank, or one with a weak second direction, is left alone."""
+    from sparse_lstm_ad.detectors.network import _collapse
     from sparse_lstm_ad.models import PROJECTION_LAYER, layer_rank
-    from sparse_lstm_ad.pipeline import fit as fit_detector
     from tests.conftest import compose_config
 
     cfg = compose_config("model=sparse_projection", "model.projection_units=3")
@@ -124,6 +121,6 @@ def test_a_projection_collapsed_to_one_direction_is_a_defect_seen_without_labels
         (np.zeros((CHANNELS, 3)), "closed (every weight 0"),
     ):
         kernel.assign(weights.astype("float32"))
-        found = fit_detector._collapse(model, cfg)
+        found = _collapse(model, cfg)
         assert (found is None) if defect is None else found.startswith(defect), found
     assert layer_rank(direction) == 1

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from sparse_lstm_ad import graph_cache
-from sparse_lstm_ad.config import ModelConfig, ModelKind, TrainConfig
+from sparse_lstm_ad.config import ModelConfig, TrainConfig
 from sparse_lstm_ad.data import Windows
 from sparse_lstm_ad.models import build_model, sparse_weights
 from sparse_lstm_ad.training import fit_autoencoder, make_repeatable, use_xla
@@ -29,7 +29,7 @@ def test_what_the_epoch_graphs_gather_is_the_windows_view(stride: int) -> None:
     np.testing.assert_allclose(gathered, windows.view, rtol=1e-6)
 
 
-def _fit(cfg: TrainConfig, kind: ModelKind = ModelKind.sparse_gate) -> dict[str, list[float]]:
+def _fit(cfg: TrainConfig, kind: str = "sparse_gate") -> dict[str, list[float]]:
     keras.utils.set_random_seed(0)
     series = _series()
     model = build_model(ModelConfig(kind=kind, hidden=3), WINDOW, CHANNELS)
@@ -58,7 +58,7 @@ def _job(seed: int, l1: float, cfg: TrainConfig) -> tuple[keras.Model, dict[str,
     """What a sweep's job does in its worker: seed, build, fit."""
     make_repeatable(seed, deterministic=True)
     series = np.random.default_rng(seed).normal(size=(120, CHANNELS))
-    model = build_model(ModelConfig(kind=ModelKind.sparse_gate, hidden=3, l1=l1), WINDOW, CHANNELS)
+    model = build_model(ModelConfig(kind="sparse_gate", hidden=3, l1=l1), WINDOW, CHANNELS)
     fit = fit_autoencoder(model, Windows(series[:100], WINDOW), Windows(series[100:], WINDOW), cfg)
     return model, fit.history
 

@@ -99,8 +99,8 @@ def test_vus_equals_the_reference_on_real_run_scores(model: str) -> None:
         part: Windows(getattr(rows, part), cfg.data.window, cfg.data.stride)
         for part in ("train", "val", "test")
     }
-    detector, _ = train_model(cfg, rows.train, windows)
-    scores = score_parts(detector, cfg, rows, windows).test
+    fitted = train_model(cfg, rows.train, windows)
+    scores = score_parts(fitted.detector, cfg, windows).test
     scored = np.isfinite(scores)
     assert rows.test_labels is not None and scored.sum() > 4000
     for buffer in (0, 20, 100):

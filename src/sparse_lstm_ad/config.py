@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from omegaconf import MISSING
 
@@ -30,31 +32,6 @@ class NanPolicy(StrEnum):
 class ConstantPolicy(StrEnum):
     error = "error"  # a column constant on the training rows stops the load
     drop = "drop"  # drop it (it carries nothing a model can learn), with a warning
-
-
-class ModelKind(StrEnum):
-    standard = "standard"  # LSTM encoder -> repeat -> LSTM decoder -> per-step Dense
-    sparse_gate = "sparse_gate"  # the seed's sparse form: an L1 gate per (time step, channel)
-    sparse_projection = "sparse_projection"  # the paper's: an L1-sparse Dense reducing channels
-    # Baselines: no network, no TensorFlow.
-    mahalanobis = "mahalanobis"  # "reconstruction" zero: the error model sees the rows themselves
-    pca = "pca"  # linear reconstruction from the leading principal components of training rows
-    iforest = "iforest"  # scikit-learn's IsolationForest on the rows; no error model
-
-
-NETWORK_KINDS = (ModelKind.standard, ModelKind.sparse_gate, ModelKind.sparse_projection)
-SPARSE_KINDS = (ModelKind.sparse_gate, ModelKind.sparse_projection)
-# The model keys each kind reads: the others are left out of its identity and blanked in reports.
-_LSTM_KEYS = ("hidden", "layers")
-_SPARSE_KEYS = (*_LSTM_KEYS, "l1", "l1_method", "sparsity_tolerance")
-MODEL_KEYS: dict[ModelKind, tuple[str, ...]] = {
-    ModelKind.standard: _LSTM_KEYS,
-    ModelKind.sparse_gate: (*_SPARSE_KEYS, "gate_init", "gate_activation"),
-    ModelKind.sparse_projection: (*_SPARSE_KEYS, "projection_units"),
-    ModelKind.mahalanobis: ("mahalanobis_scope",),
-    ModelKind.pca: ("pca_variance",),
-    ModelKind.iforest: ("iforest_trees",),
-}
 
 
 class L1Method(StrEnum):
@@ -199,7 +176,9 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    kind: ModelKind = ModelKind.standard
+    # A detector of sparse_lstm_ad.detectors (its registry checks the name): the LSTM forms
+    # standard, sparse_gate, sparse_projection; the baselines mahalanobis, pca, iforest.
+    kind: str = "standard"
     hidden: int | None = None  # LSTM units; null: models.hidden_units(channels), see there
     layers: int = 1  # stacked LSTM layers on each side
     # L1 coefficient of the sparse layer (see models.SparseL1); unused by the other kinds.
@@ -212,6 +191,9 @@ class ModelConfig:
     mahalanobis_scope: MahalanobisScope = MahalanobisScope.window
     pca_variance: float = 0.9  # pca: keep the fewest components explaining this share
     iforest_trees: int = 100
+    # The settings of a detector added beside these (README, "Adding a detector"): its module
+    # reads and checks them; the built-in kinds read none.
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -323,23 +305,18 @@ class Config:
 _NOT_IDENTITY = ("tracking", "rerun", "threads")  # where and how a run executes, not what
 
 
-def unused_model_keys(kind: str) -> list[str]:
-    """The model keys a kind ignores (l1 for the standard model, hidden for a baseline)."""
-    used = MODEL_KEYS[ModelKind(kind)]
-    return [name for name in ModelConfig.__dataclass_fields__ if name not in (*used, "kind")]
+def config_identity(config: dict, unused_model_keys: Collection[str]) -> str:
+    """A short hash of what a run computes: equal configs give equal hashes across sweeps.
 
-
-def config_identity(config: dict) -> str:
-    """A short hash of what a run computes: equal configs give equal hashes across sweeps."""
+    `unused_model_keys`: those the config's model.kind ignores (detectors.unused_model_keys).
+    """
     kept = {key: value for key, value in config.items() if key not in _NOT_IDENTITY}
     selection = kept.pop("selection", {})
     if selection.get("enabled", False):  # off, it computes nothing: older hashes hold
         # The weights rank runs at the sweep's end; no run computes anything with them.
         kept["selection"] = {k: v for k, v in selection.items() if k != "weights"}
     model = dict(kept.get("model", {}))
-    if "kind" in model:
-        model = {k: v for k, v in model.items() if k not in unused_model_keys(model["kind"])}
-    kept["model"] = model
+    kept["model"] = {k: v for k, v in model.items() if k not in unused_model_keys}
     text = json.dumps(kept, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -21,6 +22,15 @@ class ErrorModel:
 
     mean: np.ndarray  # (k,)
     inv_cov: np.ndarray  # (k, k)
+
+    def save(self, path: Path) -> Path:
+        np.savez(path, mean=self.mean, inv_cov=self.inv_cov)
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> ErrorModel:
+        with np.load(path, allow_pickle=False) as saved:
+            return cls(saved["mean"], saved["inv_cov"])
 
 
 def reconstruction_errors(windows: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:

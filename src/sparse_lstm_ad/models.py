@@ -19,8 +19,9 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from sparse_lstm_ad.config import L1Method, ModelConfig, ModelKind
+from sparse_lstm_ad.config import L1Method, ModelConfig
 
+# A sparse form's layer is named as its `model.kind`.
 GATE_LAYER = "sparse_gate"
 PROJECTION_LAYER = "sparse_projection"
 
@@ -176,7 +177,7 @@ def build_model(cfg: ModelConfig, window: int, n_channels: int) -> keras.Model:
     inputs = keras.Input(shape=(window, n_channels), name="window")
     x = inputs
     proximal = cfg.l1_method == L1Method.proximal
-    if cfg.kind == ModelKind.sparse_gate:
+    if cfg.kind == GATE_LAYER:
         x = FeatureGate(
             l1=cfg.l1,
             initializer=cfg.gate_init.value,
@@ -184,7 +185,7 @@ def build_model(cfg: ModelConfig, window: int, n_channels: int) -> keras.Model:
             proximal=proximal,
             name=GATE_LAYER,
         )(x)
-    elif cfg.kind == ModelKind.sparse_projection:
+    elif cfg.kind == PROJECTION_LAYER:
         # Dense on a 3-D tensor acts per time step: each reduced unit mixes a few channels.
         x = keras.layers.Dense(
             projection_width(cfg, n_channels),
@@ -200,7 +201,13 @@ def build_model(cfg: ModelConfig, window: int, n_channels: int) -> keras.Model:
     for i in range(cfg.layers):
         x = keras.layers.LSTM(hidden, return_sequences=True, name=f"decoder_{i}")(x)
     outputs = keras.layers.Dense(n_channels, name="reconstruction")(x)
-    return keras.Model(inputs, outputs, name=f"lstm_ae_{cfg.kind.value}")
+    return keras.Model(inputs, outputs, name=f"lstm_ae_{cfg.kind}")
+
+
+def network_kind(model: keras.Model) -> str:
+    """The `model.kind` of a built or loaded network: its sparse layer says."""
+    names = {layer.name for layer in model.layers}
+    return next((kind for kind in (GATE_LAYER, PROJECTION_LAYER) if kind in names), "standard")
 
 
 def sparse_weights(model: keras.Model) -> np.ndarray | None:
@@ -229,10 +236,10 @@ def weight_sparsity(weights: np.ndarray, tolerance: float) -> Sparsity:
     )
 
 
-def channel_mass(weights: np.ndarray, kind: ModelKind) -> np.ndarray:
+def channel_mass(weights: np.ndarray, kind: str) -> np.ndarray:
     """How much of each input channel the sparse layer lets through (L1 mass per channel)."""
     # A gate is (time step, channel); a projection kernel is (channel, unit).
-    axis = 0 if kind == ModelKind.sparse_gate else 1
+    axis = 0 if kind == GATE_LAYER else 1
     return np.abs(weights).sum(axis=axis)
 
 

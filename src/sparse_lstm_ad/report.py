@@ -84,13 +84,13 @@ def swept_params(runs: pd.DataFrame) -> list[str]:
 
 def _blank_unused(runs: pd.DataFrame) -> pd.DataFrame:
     """Model keys a kind ignores (l1 for the standard model, hidden for a baseline): '-'."""
-    from sparse_lstm_ad.config import ModelKind, unused_model_keys
+    from sparse_lstm_ad.detectors.registry import families, unused_model_keys
 
     runs = runs.copy()
     kinds = runs.get("params.model.kind", pd.Series(index=runs.index, dtype=object))
-    for kind in ModelKind:
-        ignores = kinds == kind.value
-        for name in unused_model_keys(kind.value):
+    for kind in families():
+        ignores = kinds == kind
+        for name in unused_model_keys(kind):
             column = f"params.model.{name}"
             if column in runs.columns:
                 runs[column] = runs[column].astype(object).where(~ignores, "-")

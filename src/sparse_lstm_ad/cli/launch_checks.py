@@ -23,6 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from sparse_lstm_ad.config import Config
 from sparse_lstm_ad.config_checks import ConfigError, checked_config
+from sparse_lstm_ad.detectors import family
 
 # Options under which Hydra only prints (help, info) or reads a config we cannot see here.
 _HYDRA_ONLY = ("help", "hydra_help", "info", "shell_completion", "config_path", "config_dir")
@@ -108,7 +109,9 @@ def _compose(config_name: str, overrides: list[str]) -> DictConfig:
 
 def _checked(config_name: str, overrides: list[str]) -> Config:
     try:
-        return checked_config(_compose(config_name, overrides))
+        config = checked_config(_compose(config_name, overrides))
+        family(config.model.kind)  # a kind the registry knows (detectors/)
+        return config
     except ConfigError as error:
         raise UsageError(str(error)) from error
     except OmegaConfBaseException as error:  # a missing value (???) or a bad interpolation

@@ -79,9 +79,11 @@ def run_identity(config: Config, container: dict) -> str:
 
     from sparse_lstm_ad.config import DataSource
     from sparse_lstm_ad.data.csv_files import input_fingerprint
+    from sparse_lstm_ad.detectors import unused_model_keys
 
     inputs = input_fingerprint(config.data.csv) if config.data.source == DataSource.csv else {}
-    parts = [config_identity(container), inputs, version("sparse-lstm-ad")]
+    identity = config_identity(container, unused_model_keys(config.model.kind))
+    parts = [identity, inputs, version("sparse-lstm-ad")]
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 

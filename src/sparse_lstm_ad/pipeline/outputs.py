@@ -10,9 +10,8 @@ import numpy as np
 import pandas as pd
 
 from sparse_lstm_ad import plots, tracking
-from sparse_lstm_ad.baselines import ForestScorer, LinearReconstruction, WindowMahalanobis
-from sparse_lstm_ad.config import SPARSE_KINDS, Config, ModelKind, ScoringConfig
-from sparse_lstm_ad.detectors import WindowErrorScorer, reconstructor_of
+from sparse_lstm_ad.config import Config, ScoringConfig
+from sparse_lstm_ad.detectors import Detector
 from sparse_lstm_ad.pipeline.values import Rows, Scored
 from sparse_lstm_ad.thresholds import fit_on_validation
 
@@ -24,7 +23,7 @@ def has_contributions(scored: Scored) -> bool:
 
 def log_outputs(
     cfg: Config,
-    model: Any,
+    detector: Detector,
     rows: Rows,
     scored: Scored,
     history: dict[str, list[float]],
@@ -57,7 +56,7 @@ def log_outputs(
                     folder / "attribution.png",
                 )
             )
-        figures += _sparse_layer_plots(cfg, model, rows.channels, folder)
+        figures += detector.plots(rows.channels, folder)
         tracking.log_files(figures, "plots")
         tables = [_scores_table(scored, rows, folder / "test_scores.csv")]
         # The normal scores the threshold came from: thresholds can be compared afterwards.
@@ -67,31 +66,28 @@ def log_outputs(
         )
         tracking.log_files([*tables, val_table], "scores")
     if cfg.tracking.log_model:
-        log_scoring_model(cfg, model, rows, scored, tracking.model_name(*names))
+        log_scoring_model(cfg, detector, rows, scored, tracking.model_name(*names))
         if cfg.tracking.register_as:
             tracking.register_model(
                 cfg.tracking, tracking.active_run_id(), cfg.tracking.register_as
             )
 
 
-def log_scoring_model(cfg: Config, detector: Any, rows: Rows, scored: Scored, name: str) -> None:
+def log_scoring_model(
+    cfg: Config, detector: Detector, rows: Rows, scored: Scored, name: str
+) -> None:
     from sparse_lstm_ad.tracking import scoring_model
     from sparse_lstm_ad.tracking.scoring_model import ScoringState, score_frame
 
-    error_model = scored.error_model
     validation = fit_on_validation(scored.val, cfg.scoring)
-    linear = detector if isinstance(detector, LinearReconstruction) else None
     state = ScoringState(
         channels=rows.channels,
         mean=rows.standardizer.mean.tolist(),
         std=rows.standardizer.std.tolist(),
         window=cfg.data.window,
         stride=cfg.data.stride,
-        error_mean=None if error_model is None else error_model.mean.tolist(),
-        inv_cov=None if error_model is None else error_model.inv_cov.tolist(),
         threshold=scored.threshold,
-        linear_mean=None if linear is None else linear.mean.tolist(),
-        linear_basis=None if linear is None else linear.basis.tolist(),
+        kind=cfg.model.kind,
         threshold_rule=threshold_rule(cfg.scoring),
         validation_threshold=validation.threshold,
         validation_median=validation.median,
@@ -103,17 +99,7 @@ def log_scoring_model(cfg: Config, detector: Any, rows: Rows, scored: Scored, na
     )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        artifacts = {"scoring": state.save(folder / "scoring.json")}
-        if isinstance(detector, ForestScorer):
-            artifacts["forest"] = detector.save(folder / "forest.npz")
-        elif isinstance(detector, WindowMahalanobis):
-            artifacts["window_mahalanobis"] = detector.save(folder / "window_mahalanobis.npz")
-        elif linear is None:
-            artifacts["network"] = folder / "autoencoder.keras"
-            detector.save(artifacts["network"])
-        if scored.window_errors is not None:
-            artifacts["window_errors"] = scored.window_errors.save(folder / "window_errors.npz")
-            detector = WindowErrorScorer(reconstructor_of(detector), scored.window_errors)
+        artifacts = {"scoring": state.save(folder / "scoring.json"), **detector.save(folder)}
         tracking.log_pyfunc_model(
             scoring_model.MODEL_CODE,
             artifacts,
@@ -133,27 +119,6 @@ def threshold_rule(cfg: ScoringConfig) -> dict[str, Any]:
         "calibrate_rows": cfg.calibrate_rows,
         "calibration": cfg.calibration.value,
     }
-
-
-def _sparse_layer_plots(cfg: Config, model: Any, channels: list[str], folder: Path) -> list[Path]:
-    """The sparse layer's weights, and which input channels it keeps."""
-    if cfg.model.kind not in SPARSE_KINDS:
-        return []
-    from sparse_lstm_ad.models import channel_mass, sparse_weights
-
-    weights = sparse_weights(model)
-    gate = cfg.model.kind == ModelKind.sparse_gate
-    rows_label, cols_label = ("time step", "channel") if gate else ("channel", "unit")
-    mass = channel_mass(weights, cfg.model.kind)
-    table = folder / "sparse_channel_mass.csv"  # the figures of the bar plot, for studies
-    pd.DataFrame({"channel": channels, "mass": mass}).to_csv(table, index=False)
-    return [
-        table,
-        plots.sparse_weights_heatmap(
-            weights, rows_label, cols_label, channels, folder / "sparse_weights.png"
-        ),
-        plots.channel_mass_bars(mass, channels, folder / "sparse_channel_mass.png"),
-    ]
 
 
 def _scores_table(scored: Scored, rows: Rows, path: Path) -> Path:

@@ -1,8 +1,8 @@
 """`run_experiment`: one straight path from the data config to scores and MLflow metrics.
 
-series -> standardise -> windows (rows.py) -> model -> fit (fit.py) -> reconstruction errors
-       -> error model (mu, inverse covariance) -> per-row scores -> metrics (scores.py)
-       -> MLflow, with plots and the scoring model (outputs.py)
+series -> standardise -> windows (rows.py) -> the detector of model.kind, fitted (fit.py;
+       a reconstruction's errors -> their Gaussian: detectors/) -> per-row scores -> threshold
+       -> metrics (scores.py) -> MLflow, with plots and the scoring model (outputs.py)
 """
 
 from __future__ import annotations
@@ -10,29 +10,25 @@ from __future__ import annotations
 import logging
 
 from sparse_lstm_ad import tracking
-from sparse_lstm_ad.config import NETWORK_KINDS, Config, ScoringConfig
+from sparse_lstm_ad.config import Config, ScoringConfig
 from sparse_lstm_ad.data import Windows
 from sparse_lstm_ad.data.sources import dataset_name, dataset_source
-from sparse_lstm_ad.detectors import scope_tag, sparse_layer_metrics
-from sparse_lstm_ad.fitting import raise_if_diverged
+from sparse_lstm_ad.detectors import Fitted, family
+from sparse_lstm_ad.fitting import StoppedBy, TrainingDiverged
 from sparse_lstm_ad.metrics import auc_pr
 from sparse_lstm_ad.pipeline.fit import format_figures, train_model
 from sparse_lstm_ad.pipeline.outputs import log_outputs
 from sparse_lstm_ad.pipeline.rows import injected_validation, prepare_rows
 from sparse_lstm_ad.pipeline.scores import final_metrics, score_parts
-from sparse_lstm_ad.pipeline.values import JobInfo, RunSummary
+from sparse_lstm_ad.pipeline.values import JobInfo, Rows, RunSummary
 from sparse_lstm_ad.thresholds import alarm_shift, promised_share
 
 log = logging.getLogger("sparse_lstm_ad.pipeline")  # the run's log: one stream of lines
 
 
 def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
+    family(cfg.model.kind)  # a kind no detector fits: one line, before anything runs
     rows = prepare_rows(cfg)  # before TensorFlow loads: a data mistake fails in a second
-    if cfg.model.kind in NETWORK_KINDS:  # baselines never load TensorFlow
-        from sparse_lstm_ad.training import make_repeatable  # TensorFlow loads here
-
-        fresh_tensorflow(cfg.threads)
-        make_repeatable(cfg.seed, cfg.train.deterministic)
     windows = {  # built once: training and scoring take these, and rebuild none
         part: Windows(getattr(rows, part), cfg.data.window, cfg.data.stride)
         for part in ("train", "val", "test")
@@ -41,10 +37,9 @@ def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
     tags = {
         **tracking.git_tags(),
         tracking.SWEEP_TAG: job.sweep,
-        "model": job.choices.get("model", cfg.model.kind.value),
+        "model": job.choices.get("model", cfg.model.kind),
         "data": dataset_name(cfg.data, job.choices.get("data")),
         tracking.IDENTITY_TAG: job.identity,
-        **scope_tag(cfg, len(rows.channels)),
         **({"mlflow.parentRunId": job.parent_run_id} if job.parent_run_id else {}),
         **job.tags,
     }
@@ -53,25 +48,35 @@ def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
         tracking.log_files(job.config_files, "config")
         parts = {"training": rows.train, "validation": rows.val, "testing": rows.test}
         tracking.log_datasets(parts, rows.channels, tags["data"], dataset_source(cfg.data))
-        model, fit = train_model(cfg, rows.train, windows)
-        if fit.stopped_by is not None:
-            tracking.set_tags({"stopped_by": fit.stopped_by.value})
-        raise_if_diverged(fit)
-        scored = score_parts(model, cfg, rows, windows, injected)
-        metrics = final_metrics(cfg, scored, rows, fit)
+        fitted = _fit(cfg, rows, windows)
+        scored = score_parts(fitted.detector, cfg, windows, injected)
+        metrics = final_metrics(cfg, scored, rows, fitted)
         if injected is not None:
             metrics["injected_auc_pr"] = auc_pr(scored.injected, injected.all_labels)
             metrics["injected_seconds"] = scored.injected_seconds
         warn_of_shift(cfg.scoring, metrics["flagged_share"])
-        metrics.update(sparse_layer_metrics(cfg.model.kind, model, rows.test_channel_labels))
         tracking.log_metrics(metrics)
-        log_outputs(cfg, model, rows, scored, fit.history, (tags["model"], tags["data"]))
+        history = fitted.fit.history
+        log_outputs(cfg, fitted.detector, rows, scored, history, (tags["model"], tags["data"]))
         summary = RunSummary(run_id, metrics, tracking.artifact_uri())
         link = tracking.active_run_link(cfg.tracking)
     log.info("run %s finished: %s", run_id, format_figures(metrics))
     log.info("artifacts: %s", summary.artifact_uri)
     log.info("in the MLflow UI: %s", link)
     return summary
+
+
+def _fit(cfg: Config, rows: Rows, windows: dict[str, Windows]) -> Fitted:
+    """The fitted detector; how its fit stopped and how it scores, as tags."""
+    try:
+        fitted = train_model(cfg, rows.train, windows)
+    except TrainingDiverged:
+        tracking.set_tags({"stopped_by": StoppedBy.diverged.value})
+        raise
+    stopped = fitted.fit.stopped_by
+    if tags := {**fitted.tags, **({"stopped_by": stopped.value} if stopped else {})}:
+        tracking.set_tags(tags)
+    return fitted
 
 
 def warn_of_shift(cfg: ScoringConfig, share: float) -> None:
@@ -89,20 +94,3 @@ def warn_of_shift(cfg: ScoringConfig, share: float) -> None:
         shift,
     )
     tracking.set_tags({"alarm_shift": shift})
-
-
-def fresh_tensorflow(threads: int) -> None:
-    """A thread budget for TensorFlow: worker processes are reused between jobs.
-
-    No `keras.backend.clear_session()`: in Keras 3 it holds no graph to clear, only name
-    counters (our layers are named), and it clears TF's kernel caches, which re-instantiates
-    the graphs a worker keeps for its next fit (graph_cache) at ~1 s a job.
-    """
-    import tensorflow as tf
-
-    if threads:
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(threads)
-        except RuntimeError:  # TF already started in this process: the first job's limit holds
-            log.debug("TensorFlow threads already fixed in this process")

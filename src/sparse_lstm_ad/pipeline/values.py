@@ -9,9 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from sparse_lstm_ad.baselines import WindowMahalanobis
 from sparse_lstm_ad.data import Standardizer
-from sparse_lstm_ad.error_scores import ErrorModel
 
 
 @dataclass(frozen=True)
@@ -55,8 +53,6 @@ class Scored:
     test: np.ndarray  # per test row
     test_contributions: np.ndarray  # (test rows, channels): shares of the squared score
     threshold: float
-    error_model: ErrorModel | None  # None: a detector that scores rows itself (iforest)
-    reconstruction_mse: dict[str, float]
-    window_errors: WindowMahalanobis | None = None  # the error model of scoring.scope=window
+    reconstruction_mse: dict[str, float]  # val, test: of a detector that reconstructs
     injected: np.ndarray | None = None  # per row of the injected validation copies (selection)
     injected_seconds: float = 0.0  # spent scoring them

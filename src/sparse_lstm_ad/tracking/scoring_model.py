@@ -3,9 +3,9 @@
 `mlflow.pyfunc.load_model(uri).predict(frame)` takes a DataFrame holding the training
 channels (other columns are ignored) and returns one row per input row: the score, the flag
 (score above the threshold) and each channel's contribution to the squared score. It carries
-the detector (the Keras network, a baseline's linear reconstruction, or an isolation forest's
-trees as arrays), the standardisation, the window, the error model and the threshold, so no
-training data or config is needed to score.
+the detector's own files (detectors/: the Keras network and its error model, a baseline's
+arrays), the standardisation, the window and the threshold, so no training data or config is
+needed to score.
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from sparse_lstm_ad.baselines import ForestScorer, LinearReconstruction, WindowMahalanobis
 from sparse_lstm_ad.config import Calibration, ScoringConfig, Threshold
 from sparse_lstm_ad.data import Standardizer, Windows
-from sparse_lstm_ad.detectors import WindowErrorScorer, reconstructor_of, score_windows_with
-from sparse_lstm_ad.error_scores import ErrorModel
+from sparse_lstm_ad.detectors import Detector, family
+from sparse_lstm_ad.detectors.old_layouts import detector_of_old_layout
 from sparse_lstm_ad.thresholds import ValidationFit, calibrated_threshold
 
 MODEL_CODE = Path(__file__).with_name("pyfunc_model_code.py")
@@ -38,18 +37,20 @@ class ScoringState:
     std: list[float]
     window: int
     stride: int
-    error_mean: list[float] | None  # None with a row detector (iforest): no error model
-    inv_cov: list[list[float]] | None
     threshold: float
-    # A baseline's linear reconstruction (pca, mahalanobis); None for a network or a forest.
-    linear_mean: list[float] | None = None
-    linear_basis: list[list[float]] | None = None
+    kind: str | None = None  # model.kind, whose family loads the detector's files
     # The run's threshold rule (ScoringConfig's threshold keys) and what the validation scores
     # gave it; with calibrate_rows > 0 the threshold follows the start of every frame scored,
     # and `threshold` (the run's, on its test series) is not used.
     threshold_rule: dict[str, Any] | None = None
     validation_threshold: float | None = None
     validation_median: float | None = None
+    # Models logged before the kind was stored (kind None) kept a step error model and a
+    # baseline's linear reconstruction here: they still load (detectors/old_layouts.py).
+    error_mean: list[float] | None = None
+    inv_cov: list[list[float]] | None = None
+    linear_mean: list[float] | None = None
+    linear_basis: list[list[float]] | None = None
 
     def threshold_for(self, scores: np.ndarray) -> float:
         """The threshold for this frame's scores: the run's, or calibrated on their start."""
@@ -66,18 +67,6 @@ class ScoringState:
         fit = ValidationFit(self.validation_threshold, self.validation_median)  # type: ignore[arg-type]
         return calibrated_threshold(fit, scores, cfg)
 
-    def error_model(self) -> ErrorModel | None:
-        if self.error_mean is None or self.inv_cov is None:
-            return None
-        return ErrorModel(np.asarray(self.error_mean), np.asarray(self.inv_cov))
-
-    def linear_reconstruction(self) -> LinearReconstruction | None:
-        if self.linear_mean is None or self.linear_basis is None:
-            return None
-        k = len(self.channels)
-        basis = np.asarray(self.linear_basis, dtype=np.float64).reshape(k, -1)
-        return LinearReconstruction(np.asarray(self.linear_mean), basis)
-
     def save(self, path: Path) -> Path:
         path.write_text(json.dumps(asdict(self)))
         return path
@@ -87,7 +76,7 @@ class ScoringState:
         return cls(**json.loads(Path(path).read_text()))
 
 
-def score_frame(detector: Any, state: ScoringState, frame: pd.DataFrame) -> pd.DataFrame:
+def score_frame(detector: Detector, state: ScoringState, frame: pd.DataFrame) -> pd.DataFrame:
     """Score the rows of `frame` (the training channels, by name) with a trained detector.
 
     The same batched path as the training run's own scoring: the same scores to the bit.
@@ -95,7 +84,7 @@ def score_frame(detector: Any, state: ScoringState, frame: pd.DataFrame) -> pd.D
     standardizer = Standardizer(np.asarray(state.mean), np.asarray(state.std))
     rows = standardizer.transform(channel_values(frame, state.channels))
     windows = Windows(rows, state.window, state.stride)
-    scored, _ = score_windows_with(detector, windows, state.error_model())
+    scored, _ = detector.score(windows)
     threshold = state.threshold_for(scored.scores)
     result = pd.DataFrame({"score": scored.scores, "flag": scored.scores > threshold})
     for i, channel in enumerate(state.channels):
@@ -132,27 +121,16 @@ class AnomalyScorer(mlflow.pyfunc.PythonModel):
         return score_frame(self.detector, self.state, pd.DataFrame(model_input))
 
 
-def load_detector(state: ScoringState, artifacts: dict[str, str]) -> Any:
-    """The detector the artifacts hold, scored by window if they hold that error model."""
-    base = _load_base(state, artifacts)
-    if "window_errors" not in artifacts:
-        return base
-    errors = WindowMahalanobis.load(Path(artifacts["window_errors"]))
-    return WindowErrorScorer(reconstructor_of(base), errors)
+def load_detector(state: ScoringState, artifacts: dict[str, str]) -> Detector:
+    """The detector the artifacts hold, loaded by its kind's family."""
+    files = {name: Path(path) for name, path in artifacts.items()}
+    if state.kind is None:
+        return detector_of_old_layout(files, state.error_mean, state.inv_cov, _linear(state))
+    return family(state.kind).load(files)
 
 
-def _load_base(state: ScoringState, artifacts: dict[str, str]) -> Any:
-    """The detector itself; TensorFlow loads only for a network."""
-    if "forest" in artifacts:
-        return ForestScorer.load(Path(artifacts["forest"]))
-    if "window_mahalanobis" in artifacts:
-        return WindowMahalanobis.load(Path(artifacts["window_mahalanobis"]))
-    linear = state.linear_reconstruction()
-    if linear is not None:
-        return linear
-    import keras
-
-    import sparse_lstm_ad.models  # noqa: F401 - registers the custom layers with Keras
-
-    # Scoring needs no optimizer: compile=False keeps its state out of the load.
-    return keras.saving.load_model(artifacts["network"], safe_mode=True, compile=False)
+def _linear(state: ScoringState) -> tuple[np.ndarray, np.ndarray] | None:
+    if state.linear_mean is None or state.linear_basis is None:
+        return None
+    basis = np.asarray(state.linear_basis, dtype=np.float64).reshape(len(state.channels), -1)
+    return np.asarray(state.linear_mean), basis

@@ -1,0 +1,245 @@
+"""The LSTM autoencoders (models.py): `standard`, `sparse_gate` and `sparse_projection`, fitted
+on windows, scored through their reconstruction errors' Gaussian (reconstruction.py).
+
+A sparse layer that closes (every weight zero) selects nothing: its reconstruction is a
+constant and the detector becomes the Mahalanobis baseline. A projection that collapses to
+rank 1 passes a single direction of the channels: the network sees one mixed signal, and
+which one varies from seed to seed. Both are defects of the L1, not results, seen without any
+label, so the network is fitted again at a tenth of the L1, at most `CLOSED_LAYER_REFITS`
+times; the L1 that was used is logged as `l1_effective`.
+
+TensorFlow loads inside these functions only: the baselines never load it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sparse_lstm_ad.attribution import mass_attribution_metrics
+from sparse_lstm_ad.config import Config
+from sparse_lstm_ad.data import Windows
+from sparse_lstm_ad.detectors.protocol import EpochHook, Family, Fitted
+from sparse_lstm_ad.detectors.reconstruction import (
+    ErrorGaussian,
+    ReconstructionScores,
+    fit_errors,
+    load_errors,
+    scoring_scope,
+)
+from sparse_lstm_ad.error_scores import RowScores
+from sparse_lstm_ad.fitting import FitResult, StoppedBy, raise_if_diverged
+
+log = logging.getLogger(__name__)
+
+CLOSED_LAYER_REFITS = 2
+L1_BACKOFF = 0.1
+_LSTM_KEYS = ("hidden", "layers")
+_SPARSE_KEYS = (*_LSTM_KEYS, "l1", "l1_method", "sparsity_tolerance")
+SPARSE_KINDS = ("sparse_gate", "sparse_projection")
+
+
+@dataclass(frozen=True)
+class NetworkDetector:
+    model: Any  # the Keras autoencoder
+    kind: str
+    scores: ReconstructionScores
+
+    def score(self, windows: Windows) -> tuple[RowScores, float]:
+        return self.scores.score(windows)
+
+    def save(self, folder: Path) -> dict[str, Path]:
+        network = folder / "autoencoder.keras"
+        self.model.save(network)
+        return {"network": network, **self.scores.save_errors(folder)}
+
+    def figures(self, channel_labels: np.ndarray | None) -> dict[str, float]:
+        """Whether the sparse layer closed (every weight zero: the reconstruction is a
+        constant, the detector the Mahalanobis baseline's), and how well its channel mass
+        names the labelled channels; {} for the standard model."""
+        if self.kind not in SPARSE_KINDS:
+            return {}
+        from sparse_lstm_ad.models import channel_mass, layer_rank, sparse_weights
+
+        weights = sparse_weights(self.model)
+        mass = channel_mass(weights, self.kind)
+        figures = {"sparse_layer_closed": float(not mass.any())}
+        if self.kind == "sparse_projection":
+            figures["sparse_rank"] = float(layer_rank(weights))
+        if not mass.any():
+            log.warning("the sparse layer closed: every weight is 0; a smaller model.l1 keeps some")
+        if channel_labels is not None:
+            figures.update(mass_attribution_metrics(mass, channel_labels))
+        return figures
+
+    def plots(self, channels: list[str], folder: Path) -> list[Path]:
+        """The sparse layer's weights, and which input channels it keeps."""
+        if self.kind not in SPARSE_KINDS:
+            return []
+        import pandas as pd
+
+        from sparse_lstm_ad import plots  # matplotlib: only a run that plots loads it
+        from sparse_lstm_ad.models import channel_mass, sparse_weights
+
+        weights = sparse_weights(self.model)
+        gate = self.kind == "sparse_gate"
+        rows_label, cols_label = ("time step", "channel") if gate else ("channel", "unit")
+        mass = channel_mass(weights, self.kind)
+        table = folder / "sparse_channel_mass.csv"  # the figures of the bar plot, for studies
+        pd.DataFrame({"channel": channels, "mass": mass}).to_csv(table, index=False)
+        return [
+            table,
+            plots.sparse_weights_heatmap(
+                weights, rows_label, cols_label, channels, folder / "sparse_weights.png"
+            ),
+            plots.channel_mass_bars(mass, channels, folder / "sparse_channel_mass.png"),
+        ]
+
+
+def fit(cfg: Config, train: np.ndarray, windows: dict[str, Windows], on_epoch: EpochHook) -> Fitted:
+    """The network of `model.kind` fitted on the windows (refitted while its sparse layer is
+    closed or collapsed), then its errors' Gaussian."""
+    from sparse_lstm_ad.training import make_repeatable, reconstructor  # TensorFlow loads here
+
+    fresh_tensorflow(cfg.threads)
+    make_repeatable(cfg.seed, cfg.train.deterministic)
+    steps = 0  # epochs logged by earlier fits: a refit's epochs follow them in MLflow
+    for refit in range(CLOSED_LAYER_REFITS + 1):
+        model, fitted = _fit_network(cfg, train.shape[1], windows, _steps_after(on_epoch, steps))
+        steps += fitted.epochs_run
+        defect = _collapse(model, cfg) if cfg.model.kind in SPARSE_KINDS else None
+        if defect is None or refit == CLOSED_LAYER_REFITS:
+            break
+        smaller = cfg.model.l1 * L1_BACKOFF
+        log.warning(
+            "the sparse layer %s at model.l1=%g: fitting again at model.l1=%g",
+            defect,
+            cfg.model.l1,
+            smaller,
+        )
+        cfg = replace(cfg, model=replace(cfg.model, l1=smaller))
+    raise_if_diverged(fitted)  # before the error model: NaN errors have no covariance
+    reconstruct = reconstructor(model)  # traced once: every part is scored through it
+    scope = scoring_scope(cfg, train.shape[1])
+    errors = fit_errors(reconstruct, cfg, windows, scope)
+    figures = {"train_reconstruction_mse": errors.train_mse}
+    if cfg.model.kind in SPARSE_KINDS:
+        figures["l1_effective"] = cfg.model.l1
+    scores = ReconstructionScores(reconstruct, errors.errors)
+    detector = NetworkDetector(model, cfg.model.kind, scores)
+    return Fitted(detector, fitted, figures, {"scoring_scope": scope.value})
+
+
+def _steps_after(on_epoch: EpochHook, steps: int) -> EpochHook:
+    return lambda step, epoch, figures: on_epoch(steps + step, epoch, figures)
+
+
+def _collapse(model: Any, cfg: Config) -> str | None:
+    """What is wrong with the sparse layer, seen without labels; None when nothing is."""
+    from sparse_lstm_ad.models import channel_mass, layer_rank, sparse_weights
+
+    weights = sparse_weights(model)
+    if not channel_mass(weights, cfg.model.kind).any():
+        return "closed (every weight 0, no channel selected)"
+    projects = cfg.model.kind == "sparse_projection" and min(weights.shape) >= 2
+    if projects and (rank := layer_rank(weights)) < 2:
+        return f"collapsed to rank {rank} (one direction of the channels passes)"
+    return None
+
+
+def _fit_network(
+    cfg: Config, channels: int, windows: dict[str, Windows], on_epoch: EpochHook
+) -> tuple[Any, FitResult]:
+    from sparse_lstm_ad.models import build_model
+    from sparse_lstm_ad.training import fit_autoencoder
+
+    model = build_model(cfg.model, cfg.data.window, channels)
+    hook = _with_sparsity(cfg, on_epoch)
+    fit = fit_autoencoder(model, windows["train"], windows["val"], cfg.train, on_epoch=hook)
+    log.info(
+        "fit: %d epochs (best %d) in %.1f s, stopped by %s",
+        fit.epochs_run,
+        fit.best_epoch,
+        fit.seconds,
+        fit.stopped_by,
+    )
+    if fit.stopped_by == StoppedBy.max_epochs and fit.still_improving:
+        log.warning(
+            "training hit train.epochs=%d with the validation loss still improving: "
+            "the model is undertrained, raise train.epochs",
+            cfg.train.epochs,
+        )
+    return model, fit
+
+
+def _with_sparsity(cfg: Config, on_epoch: EpochHook):
+    """The epoch's figures, with the sparse layer's sparsity for a sparse form."""
+    from sparse_lstm_ad.models import sparse_weights, weight_sparsity
+
+    def hook(epoch: int, figures: dict[str, float], model: Any) -> None:
+        weights = sparse_weights(model)
+        if weights is not None:
+            sparsity = weight_sparsity(weights, cfg.model.sparsity_tolerance)
+            figures = {
+                **figures,
+                "sparsity": sparsity.zero_share,
+                "sparsity_exact": sparsity.exact_zero_share,
+                "sparse_l1": sparsity.l1_norm,
+            }
+        on_epoch(epoch, epoch, figures)
+
+    return hook
+
+
+def fresh_tensorflow(threads: int) -> None:
+    """A thread budget for TensorFlow: worker processes are reused between jobs.
+
+    No `keras.backend.clear_session()`: in Keras 3 it holds no graph to clear, only name
+    counters (our layers are named), and it clears TF's kernel caches, which re-instantiates
+    the graphs a worker keeps for its next fit (graph_cache) at ~1 s a job.
+    """
+    import tensorflow as tf
+
+    if threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:  # TF already started in this process: the first job's limit holds
+            log.debug("TensorFlow threads already fixed in this process")
+
+
+def load(artifacts: Mapping[str, Path]) -> NetworkDetector:
+    return network_detector(load_network(Path(artifacts["network"])), load_errors(artifacts))
+
+
+def load_network(path: Path) -> Any:
+    """The network in Keras safe mode, without its optimizer (scoring needs none)."""
+    import keras
+
+    import sparse_lstm_ad.models  # noqa: F401 - registers the custom layers with Keras
+
+    return keras.saving.load_model(path, safe_mode=True, compile=False)
+
+
+def network_detector(model: Any, errors: ErrorGaussian) -> NetworkDetector:
+    from sparse_lstm_ad.models import network_kind
+    from sparse_lstm_ad.training import reconstructor
+
+    scores = ReconstructionScores(reconstructor(model), errors)
+    return NetworkDetector(model, network_kind(model), scores)
+
+
+FAMILY = Family(
+    kinds={
+        "standard": _LSTM_KEYS,
+        "sparse_gate": (*_SPARSE_KEYS, "gate_init", "gate_activation"),
+        "sparse_projection": (*_SPARSE_KEYS, "projection_units"),
+    },
+    fit=fit,
+    load=load,
+)

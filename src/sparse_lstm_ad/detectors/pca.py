@@ -1,0 +1,96 @@
+"""`pca`: the reconstruction from the fewest principal components of the training rows that
+explain `model.pca_variance` of their variance; its errors go to the same error model as a
+network's. No TensorFlow."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sparse_lstm_ad.config import Config, ScoringScope
+from sparse_lstm_ad.data import Windows
+from sparse_lstm_ad.detectors.protocol import EpochHook, Family, Fitted, NothingToShow
+from sparse_lstm_ad.detectors.reconstruction import (
+    ReconstructionScores,
+    fit_errors,
+    load_errors,
+    scoring_scope,
+)
+from sparse_lstm_ad.error_scores import RowScores
+from sparse_lstm_ad.fitting import FitResult
+
+
+@dataclass(frozen=True)
+class LinearReconstruction:
+    """x -> mean + (x - mean) B B^T, B orthonormal (k, c): PCA; with c = 0 and mean 0, zero."""
+
+    mean: np.ndarray  # (k,)
+    basis: np.ndarray  # (k, c)
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray:
+        centred = np.asarray(windows, dtype=np.float64) - self.mean
+        return self.mean + (centred @ self.basis) @ self.basis.T
+
+    def save(self, path: Path) -> Path:
+        np.savez(path, mean=self.mean, basis=self.basis)
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> LinearReconstruction:
+        with np.load(path, allow_pickle=False) as saved:
+            return cls(saved["mean"], saved["basis"])
+
+
+def fit_pca(train: np.ndarray, variance_share: float) -> LinearReconstruction:
+    """The leading components of the training rows that explain `variance_share` of them."""
+    from sklearn.decomposition import PCA
+
+    # A float in (0, 1) asks PCA for the fewest components reaching that share.
+    pca = PCA(n_components=None if variance_share >= 1 else variance_share, svd_solver="full")
+    pca.fit(train)
+    return LinearReconstruction(pca.mean_, pca.components_.T)
+
+
+@dataclass(frozen=True)
+class LinearDetector(NothingToShow):
+    """A linear reconstruction and the error Gaussian of its errors."""
+
+    linear: LinearReconstruction
+    scores: ReconstructionScores
+
+    def score(self, windows: Windows) -> tuple[RowScores, float]:
+        return self.scores.score(windows)
+
+    def save(self, folder: Path) -> dict[str, Path]:
+        linear = self.linear.save(folder / "linear.npz")
+        return {"linear": linear, **self.scores.save_errors(folder)}
+
+
+def linear_detector(
+    linear: LinearReconstruction, cfg: Config, windows: dict[str, Windows], scope: ScoringScope
+) -> tuple[LinearDetector, float]:
+    """The detector of `linear` with its errors' Gaussian, and the training MSE."""
+    fitted = fit_errors(linear, cfg, windows, scope)
+    return LinearDetector(linear, ReconstructionScores(linear, fitted.errors)), fitted.train_mse
+
+
+def fit(cfg: Config, train: np.ndarray, windows: dict[str, Windows], _: EpochHook) -> Fitted:
+    started = time.perf_counter()
+    linear = fit_pca(train, cfg.model.pca_variance)
+    seconds = time.perf_counter() - started
+    scope = scoring_scope(cfg, train.shape[1])
+    detector, train_mse = linear_detector(linear, cfg, windows, scope)
+    figures = {"train_reconstruction_mse": train_mse}
+    return Fitted(detector, FitResult(seconds=seconds), figures, {"scoring_scope": scope.value})
+
+
+def load(artifacts: Mapping[str, Path]) -> LinearDetector:
+    linear = LinearReconstruction.load(Path(artifacts["linear"]))
+    return LinearDetector(linear, ReconstructionScores(linear, load_errors(artifacts)))
+
+
+FAMILY = Family(kinds={"pca": ("pca_variance",)}, fit=fit, load=load)

@@ -1,0 +1,84 @@
+"""One detector protocol, chosen in one place: the registry finds every kind that conf/model
+offers, a kind it does not know stops before anything runs, every detector's logged files load
+back to the same scores, and a detector added as one module and one YAML runs end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from sparse_lstm_ad.data import Windows
+from sparse_lstm_ad.detectors import family
+from sparse_lstm_ad.detectors.registry import families
+from sparse_lstm_ad.pipeline import prepare_rows
+from tests import example_detector
+from tests.conftest import CONF, compose_config, store_runs
+
+
+def test_every_model_option_names_a_kind_the_registry_fits() -> None:
+    options = {p.stem: yaml.safe_load(p.read_text()).get("kind") for p in CONF.glob("model/*")}
+    assert set(options.values()) == set(families())
+    for kind, found in families().items():
+        assert kind in found.kinds  # each kind lists the model keys it reads
+
+
+def test_a_kind_no_detector_fits_is_one_line_and_exit_2_before_any_run(run_cli, tmp_path) -> None:
+    result = run_cli("-m", "model.kind=standard,lstm", "+experiment=fast")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stdout == "" and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("error: model.kind=lstm is not a detector: the kinds are ")
+    assert store_runs(tmp_path / "mlruns") == []  # not even the sweep's first job ran
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["model=mahalanobis"],
+        ["model=mahalanobis", "model.mahalanobis_scope=row"],
+        ["model=pca", "scoring.scope=step"],
+        ["model=pca", "scoring.scope=window"],
+        ["model=iforest"],
+        ["model=sparse", "train.epochs=1"],
+    ],
+    ids=lambda o: "-".join(x.split("=")[1] for x in o),
+)
+def test_saved_and_loaded_a_detector_scores_as_it_did(overrides, tmp_path: Path) -> None:
+    cfg = compose_config("+experiment=fast", "data=case1", *overrides)
+    rows = prepare_rows(cfg)
+    windows = {p: Windows(getattr(rows, p), cfg.data.window) for p in ("train", "val", "test")}
+    no_log = lambda step, epoch, figures: None  # noqa: E731 - nothing to log outside a run
+    detector = family(cfg.model.kind).fit(cfg, rows.train, windows, no_log).detector
+    loaded = family(cfg.model.kind).load(detector.save(tmp_path))
+    before, after = detector.score(windows["test"]), loaded.score(windows["test"])
+    np.testing.assert_array_equal(after[0].scores, before[0].scores)
+    np.testing.assert_array_equal(after[0].contributions, before[0].contributions)
+    np.testing.assert_array_equal(after[1], before[1])
+
+
+def test_a_detector_added_as_one_module_and_one_yaml_runs_and_scores(
+    run_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README's `knn` example: its module (registered here, found by the registry in the
+    package) and its conf/model/knn.yaml (here on Hydra's search path)."""
+    monkeypatch.setitem(families(), "knn", example_detector.FAMILY)
+    conf = tmp_path / "extra_conf" / "model"
+    conf.mkdir(parents=True)
+    (conf / "knn.yaml").write_text("kind: knn\noptions:\n  neighbours: 3\n")
+    search = f"hydra.searchpath=[file://{conf.parent}]"
+    result = run_cli("model=knn", "model.options.neighbours=2", "+experiment=fast", search)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    (run,) = store_runs(tmp_path / "mlruns")
+    assert run.info.status == "FINISHED" and 0 < run.data.metrics["auc_pr"] <= 1
+    assert run.data.params["model.options.neighbours"] == "2"
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    name = run.data.tags["scoring_model"]
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/{name}")
+    channels = model.metadata.get_input_schema().input_names()
+    values = np.random.default_rng(0).normal(size=(40, len(channels)))
+    frame = pd.DataFrame(values, columns=channels)
+    assert np.isfinite(model.predict(frame)["score"][14:]).all()
