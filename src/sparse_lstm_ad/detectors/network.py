@@ -27,6 +27,7 @@ from sparse_lstm_ad.data import Windows
 from sparse_lstm_ad.detectors.protocol import EpochHook, Family, Fitted
 from sparse_lstm_ad.detectors.reconstruction import (
     ErrorGaussian,
+    FittedErrors,
     ReconstructionScores,
     fit_errors,
     load_errors,
@@ -104,7 +105,7 @@ class NetworkDetector:
 def fit(cfg: Config, train: np.ndarray, windows: dict[str, Windows], on_epoch: EpochHook) -> Fitted:
     """The network of `model.kind` fitted on the windows (refitted while its sparse layer is
     closed or collapsed), then its errors' Gaussian."""
-    from sparse_lstm_ad.training import make_repeatable, reconstructor  # TensorFlow loads here
+    from sparse_lstm_ad.training import make_repeatable  # TensorFlow loads here
 
     fresh_tensorflow(cfg.threads)
     make_repeatable(cfg.seed, cfg.train.deterministic)
@@ -124,15 +125,23 @@ def fit(cfg: Config, train: np.ndarray, windows: dict[str, Windows], on_epoch: E
         )
         cfg = replace(cfg, model=replace(cfg.model, l1=smaller))
     raise_if_diverged(fitted)  # before the error model: NaN errors have no covariance
-    reconstruct = reconstructor(model)  # traced once: every part is scored through it
-    scope = scoring_scope(cfg, train.shape[1])
-    errors = fit_errors(reconstruct, cfg, windows, scope)
+    detector, errors = with_error_model(model, cfg, windows)
     figures = {"train_reconstruction_mse": errors.train_mse}
     if cfg.model.kind in SPARSE_KINDS:
         figures["l1_effective"] = cfg.model.l1
+    return Fitted(detector, fitted, figures, {"scoring_scope": errors.scope.value})
+
+
+def with_error_model(
+    model: Any, cfg: Config, windows: dict[str, Windows]
+) -> tuple[NetworkDetector, FittedErrors]:
+    """A trained network as a detector: its errors' Gaussian fitted on the normal windows."""
+    from sparse_lstm_ad.training import reconstructor
+
+    reconstruct = reconstructor(model)  # traced once: every part is scored through it
+    errors = fit_errors(reconstruct, cfg, windows, scoring_scope(cfg, windows["train"].channels))
     scores = ReconstructionScores(reconstruct, errors.errors)
-    detector = NetworkDetector(model, cfg.model.kind, scores)
-    return Fitted(detector, fitted, figures, {"scoring_scope": scope.value})
+    return NetworkDetector(model, cfg.model.kind, scores), errors
 
 
 def _steps_after(on_epoch: EpochHook, steps: int) -> EpochHook:
