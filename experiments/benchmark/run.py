@@ -51,6 +51,7 @@ def run_ours(
     from sparse_lstm_ad import graph_cache
     from sparse_lstm_ad.config import Config, DataConfig, ModelConfig, TrainConfig
     from sparse_lstm_ad.data import Windows
+    from sparse_lstm_ad.detectors.network import with_error_model
     from sparse_lstm_ad.metrics import auc_roc
     from sparse_lstm_ad.models import build_model
     from sparse_lstm_ad.pipeline import prepare_rows, score_parts
@@ -71,7 +72,7 @@ def run_ours(
     fit = fit_autoencoder(model, windows["train"], windows["val"], cfg.train)
     seconds["fit"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    scored = score_parts(model, cfg, rows, windows)
+    scored = score_parts(with_error_model(model, cfg, windows)[0], cfg, windows)
     seconds["predict+scoring"] = time.perf_counter() - mark
     seconds["total"] = time.perf_counter() - started
     return {

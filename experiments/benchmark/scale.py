@@ -53,6 +53,7 @@ def scale_case(n: int) -> None:
     """k = CHANNELS, n rows: fit EPOCHS epochs, score; prints one JSON line."""
     from sparse_lstm_ad.config import Config, DataConfig, TrainConfig
     from sparse_lstm_ad.data import Windows, fit_standardizer
+    from sparse_lstm_ad.detectors.network import with_error_model
     from sparse_lstm_ad.models import build_model
     from sparse_lstm_ad.pipeline import Rows, score_parts
     from sparse_lstm_ad.training import fit_autoencoder, make_repeatable
@@ -75,7 +76,7 @@ def scale_case(n: int) -> None:
     fit = fit_autoencoder(model, windows["train"], windows["val"], cfg.train)
     fit_seconds, rss_fit = time.perf_counter() - started, peak_rss_mb()
     started = time.perf_counter()
-    score_parts(model, cfg, rows, windows)
+    score_parts(with_error_model(model, cfg, windows)[0], cfg, windows)
     figures = {
         "epochs": fit.epochs_run,
         "fit": fit_seconds,
