@@ -58,7 +58,7 @@ BAD_COMPOSITION = [
     (["train.epochs=null"], "train.epochs: field 'train.epochs' is not Optional"),
     (["seed=1.5"], "seed: Value '1.5' of type 'float' could not be converted to Integer"),
     (["model.gate_activation=softmax"], "model.gate_activation: Invalid value 'softmax'"),
-    (["model.kind=lstm"], "model.kind: Invalid value 'lstm', expected one of [standard"),
+    (["model.kind=lstm"], "model.kind=lstm is not a detector: the kinds are iforest, mahalanobis"),
     (["scoring.inverse=cholesky"], "scoring.inverse: Invalid value 'cholesky'"),
     (["tracking.log_model=maybe"], "tracking.log_model: Value 'maybe' is not a valid bool"),
     (["model=transformer"], "model=transformer: no such option in conf/model/ (the options:"),
