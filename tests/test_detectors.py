@@ -82,3 +82,29 @@ def test_a_detector_added_as_one_module_and_one_yaml_runs_and_scores(
     values = np.random.default_rng(0).normal(size=(40, len(channels)))
     frame = pd.DataFrame(values, columns=channels)
     assert np.isfinite(model.predict(frame)["score"][14:]).all()
+
+
+def test_a_network_logged_before_kinds_were_stored_scores_as_it_did(tmp_path: Path) -> None:
+    """Then the step error model lived in the scoring state, beside `autoencoder.keras`."""
+    from sparse_lstm_ad.tracking.scoring_model import ScoringState, load_detector
+
+    cfg = compose_config("+experiment=fast", "model=standard", "scoring.scope=step")
+    rows = prepare_rows(cfg)
+    windows = {p: Windows(getattr(rows, p), cfg.data.window) for p in ("train", "val", "test")}
+    no_log = lambda step, epoch, figures: None  # noqa: E731 - nothing to log outside a run
+    detector = family("standard").fit(cfg, rows.train, windows, no_log).detector
+    files = detector.save(tmp_path)
+    errors = detector.scores.errors
+    state = ScoringState(
+        channels=rows.channels,
+        mean=rows.standardizer.mean.tolist(),
+        std=rows.standardizer.std.tolist(),
+        window=cfg.data.window,
+        stride=1,
+        threshold=1.0,
+        error_mean=errors.mean.tolist(),
+        inv_cov=errors.inv_cov.tolist(),
+    )
+    loaded = load_detector(state, {"network": str(files["network"])})
+    before, after = detector.score(windows["test"]), loaded.score(windows["test"])
+    np.testing.assert_array_equal(after[0].scores, before[0].scores)
