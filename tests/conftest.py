@@ -10,6 +10,7 @@ import queue
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -35,6 +36,9 @@ CONF = ROOT / "conf"
 TRAIN = ROOT / "src" / "train.py"
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The package's caches (the empty store it copies, XLA's compiled executables) in a folder of
+# this test process, inherited by the commands it starts: never the user's ~/.cache.
+os.environ.setdefault("SPARSE_LSTM_AD_CACHE", tempfile.mkdtemp(prefix="sparse-lstm-ad-cache-"))
 register_configs()
 
 

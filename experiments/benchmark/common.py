@@ -77,6 +77,11 @@ def best_time(function: Callable[[], object], repeat: int = 5) -> float:
     return min(times)
 
 
+def load() -> str:
+    """The load averages (1, 5, 15 minutes): how busy the machine was around a measurement."""
+    return "/".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def machine() -> str:
     cpu = next(
         (

@@ -28,11 +28,12 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 
 import reference  # noqa: E402
-from common import Row, best_time, child_json, machine, peak_rss_mb, table  # noqa: E402
+from common import Row, best_time, child_json, load, machine, peak_rss_mb, table  # noqa: E402
 from floor import floor_notes  # noqa: E402
+from phases import startup_phase_rows  # noqa: E402
 from scale import scale_rows  # noqa: E402
 from startup import cli_rows, startup_rows  # noqa: E402
-from throughput import sweep_rows  # noqa: E402
+from throughput import fast_sweep_rows, sweep_rows  # noqa: E402
 
 EPOCHS = 30  # the seed config's maximum; the "same epochs" runs train exactly this many
 PATIENCE = 5  # the seed config's; both pipelines stop on it in the early-stopping runs
@@ -235,7 +236,8 @@ def main(quick: bool) -> None:
     print(
         f"- command: `.venv/bin/python experiments/benchmark/run.py{' --quick' if quick else ''}`"
     )
-    print("- data: seed case 2 (15,000 x 5); standard model, hidden 5, window 15, batch 128\n")
+    print("- data: seed case 2 (15,000 x 5); standard model, hidden 5, window 15, batch 128")
+    print(f"- load averages (1/5/15 min) at the start: {load()}\n")
     import tensorflow as tf  # noqa: F401  # loaded before any timing, for both pipelines
 
     frame = reference.seed_case2()
@@ -252,10 +254,13 @@ def main(quick: bool) -> None:
         lambda: epoch_rows(floor),
         startup_rows,
         cli_rows,
+        lambda: startup_phase_rows(1 if quick else 3),
         lambda: sweep_rows(EPOCHS),
+        fast_sweep_rows,
         scale_rows,
     )
     for section in sections:
+        print(f"section {len(rows)} rows in, load {load()}", file=sys.stderr)
         more, text = section()
         rows += more
         notes += text

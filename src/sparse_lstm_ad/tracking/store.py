@@ -3,7 +3,9 @@
 A local SQLite store is created once, under an inter-process lock, in a temporary file that
 is renamed into place when complete: commands started together never run MLflow's schema
 migrations side by side (that was seen to break the store for good), and no command ever
-opens a half-made one. Concurrent use beyond one machine goes through a tracking server.
+opens a half-made one. The scratch file is a copy of an empty store kept in the user's cache
+folder (`cache_dir`), migrated once per MLflow version. Concurrent use beyond one machine goes
+through a tracking server.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import shutil
 import socket
+import sqlite3
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import mlflow
@@ -127,16 +131,70 @@ def _creation_lock(cfg: TrackingConfig) -> Iterator[None]:
 
 
 def _create_sqlite_store(cfg: TrackingConfig) -> None:
-    """Make a complete store in a scratch file and rename it into place."""
+    """Make a complete store in a scratch file and rename it into place.
+
+    The scratch starts as a copy of an empty store made once per MLflow version (MLflow's
+    schema migrations take 2-3 s, paid by every new store otherwise); only the Default
+    experiment's artifact location and times are then set, as MLflow would have set them.
+    """
     if cfg.uri or (Path(cfg.dir) / "mlflow.db").exists():
         return
+    final = Path(cfg.dir).resolve() / "mlflow.db"
+    root = (final.parent / "artifacts").as_uri()  # _artifact_root(cfg), for a local store
+    with written_whole(final) as scratch:  # others see no store or a whole one
+        template = _empty_store()
+        if template is None:  # no cache to keep it in: migrate this one
+            _migrated_store(scratch, root)
+        else:
+            shutil.copyfile(template, scratch)
+            _point_default_experiment(scratch, root)
+    log.info("created the tracking store %s", final)
+
+
+def _migrated_store(path: Path, artifact_root: str) -> None:
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-    final = Path(cfg.dir).resolve() / "mlflow.db"
-    with written_whole(final) as scratch:  # others see no store or a whole one
-        store = SqlAlchemyStore(f"sqlite:///{scratch}", _artifact_root(cfg))
-        store.engine.dispose()
-    log.info("created the tracking store %s", final)
+    store = SqlAlchemyStore(f"sqlite:///{path}", artifact_root)
+    store.engine.dispose()
+
+
+def cache_dir() -> Path:
+    """Where the package keeps what it can rebuild: $SPARSE_LSTM_AD_CACHE, else the user's
+    cache folder (XDG)."""
+    if folder := os.environ.get("SPARSE_LSTM_AD_CACHE"):
+        return Path(folder)
+    xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(xdg) / "sparse-lstm-ad"
+
+
+def _empty_store() -> Path | None:
+    """An empty, migrated store for this MLflow version, made on first use; None when the
+    cache folder cannot be written."""
+    template = cache_dir() / f"mlflow-{mlflow.__version__}-empty.db"
+    if template.exists():
+        return template
+    try:
+        with written_whole(template) as scratch:  # processes racing here each rename a whole one
+            _migrated_store(scratch, (template.parent / "artifacts").as_uri())
+    except OSError as error:
+        log.debug("no store template in %s: %s", template.parent, error)
+        return None
+    return template
+
+
+def _point_default_experiment(path: Path, artifact_root: str) -> None:
+    """The Default experiment (id 0) as SqlAlchemyStore creates it for `artifact_root`."""
+    from mlflow.utils.time import get_current_time_millis
+    from mlflow.utils.uri import append_to_uri_path, resolve_uri_if_local
+
+    location = append_to_uri_path(resolve_uri_if_local(artifact_root), "0")
+    now = get_current_time_millis()
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute(
+            "UPDATE experiments SET artifact_location = ?, creation_time = ?, "
+            "last_update_time = ? WHERE experiment_id = 0",
+            [location, now, now],
+        )
 
 
 def _artifact_root(cfg: TrackingConfig) -> str | None:
