@@ -13,7 +13,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -196,16 +197,24 @@ NODE_PORT_OPTIONS = (
 
 
 @contextmanager
-def ray_head(folder: Path, env: dict[str, str], killed: set[int], *options: str) -> Iterator[Head]:
+def ray_head(
+    folder: Path,
+    env: dict[str, str],
+    killed: set[int],
+    *options: str,
+    avoid: frozenset[int] = frozenset(),
+) -> Iterator[Head]:
     """`ray start --head --block` in a session of its own, on free ports only; SIGTERMed after.
 
     Not `ray stop`: that ends every Ray process on the machine, not only this head's. Whatever
     the head started and outlives the SIGTERM by STOP_TIMEOUT is SIGKILLed and added to
     `killed`, even when the test fails: Ray workers run in groups of their own and what they
     start may leave the head's session, out of reach of a SIGKILL of the head's group.
-    `options` go to `ray start` (default: two CPUs).
+    `options` go to `ray start` (default: two CPUs). `avoid`: ports taken by what starts
+    beside the head and may not listen yet (a tracking server: `started_together`).
     """
-    ports = free_ports(len(HEAD_PORT_OPTIONS) + len(HEAD_PORT_VARIABLES))
+    count = len(HEAD_PORT_OPTIONS) + len(HEAD_PORT_VARIABLES)
+    ports = [port for port in free_ports(count + len(avoid)) if port not in avoid][:count]
     named, variables = ports[: len(HEAD_PORT_OPTIONS)], ports[len(HEAD_PORT_OPTIONS) :]
     command = ["--head", "--include-dashboard=false", "--disable-usage-stats"]
     command += [f"--{name}={port}" for name, port in zip(HEAD_PORT_OPTIONS, named, strict=True)]
@@ -306,6 +315,21 @@ def tracking_server(
         started = snapshot(int(pid_file.read_text())) if pid_file.exists() else {}
         server.stop(store)
         killed |= end(started)
+
+
+@contextmanager
+def started_together(*managers: AbstractContextManager) -> Iterator[list]:
+    """Enter context managers at once, each in a thread (a tracking server and a Ray head each
+    take seconds to start, most of it waiting); what they yield, in order. They are left in
+    reverse order, as nested `with`s would be, and those that started are left even when
+    another failed to start."""
+    with ThreadPoolExecutor(len(managers)) as pool:
+        entering = [pool.submit(manager.__enter__) for manager in managers]
+    with ExitStack() as stack:
+        for manager, entered in zip(managers, entering, strict=True):
+            if entered.exception() is None:
+                stack.push(manager.__exit__)
+        yield [entered.result() for entered in entering]  # the first failure raises here
 
 
 def listening(pids: set[int]) -> list[str]:

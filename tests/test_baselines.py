@@ -144,18 +144,23 @@ BASELINE_RUNS = {
 
 
 @pytest.mark.slow
-def test_baseline_runs_log_a_scoring_model_without_tensorflow(tmp_path: Path) -> None:
+def test_baseline_runs_log_a_scoring_model_without_tensorflow(
+    tmp_path: Path, store_template: Path
+) -> None:
     """Whole runs of every baseline in one fresh process (TensorFlow never loaded by any):
     metrics, and a pyfunc model that scores as its run did. One process for the five: what is
-    tested is that none of them imports TensorFlow, not five interpreter starts."""
+    tested is that none of them imports TensorFlow, not five interpreter starts. Each store
+    starts as a copy of the empty template: five stores' schema migrations are not tested."""
     script = f"""
 import sys
+from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
 from sparse_lstm_ad.pipeline import JobInfo, prepare_rows, run_experiment
-from tests.conftest import compose_config
+from tests.conftest import compose_config, seed_store
 for label, overrides in {BASELINE_RUNS!r}.items():
+    seed_store(Path({str(store_template)!r}), Path({str(tmp_path)!r}, label))
     store = f"tracking.dir={tmp_path}/" + label
     cfg = compose_config("+experiment=fast", *overrides, store)
     summary = run_experiment(cfg, JobInfo(run_name="baseline", config={{}}))

@@ -51,7 +51,8 @@ def test_a_sweep_logs_to_the_server(tracking_server: str, tmp_path: Path) -> Non
         tmp_path,
         "-m",
         "+experiment=fast",
-        "model=standard,sparse",
+        # One network and one baseline: a network's model is the one that travels (below).
+        "model=sparse,mahalanobis",
         f"tracking.uri={tracking_server}",
         "tracking.experiment=server-sweep",
         store=False,
@@ -67,9 +68,9 @@ def test_a_sweep_logs_to_the_server(tracking_server: str, tmp_path: Path) -> Non
     assert f"The runs in the MLflow UI: {link}?workflowType=machine_learning" in result.stdout
     assert list(parents["status"]) == ["FINISHED"]
     assert sorted(children["status"]) == ["FINISHED", "FINISHED"]
-    # The model went through the server's artifact store and loads back by run URI.
-    run_id = children["run_id"].iloc[0]
-    model = mlflow.pyfunc.load_model(f"runs:/{run_id}/{children['tags.scoring_model'].iloc[0]}")
+    # The network's model went through the server's artifact store and loads back by run URI.
+    (network,) = [row for _, row in children.iterrows() if row["tags.model"] == "sparse"]
+    model = mlflow.pyfunc.load_model(f"runs:/{network.run_id}/{network['tags.scoring_model']}")
     assert model.metadata.get_input_schema().input_names()[0] == "F1"
 
 
