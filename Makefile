@@ -46,8 +46,8 @@ gpu: $(STAMP)
 
 # Two pytest workers (pytest-xdist), each taking the next test as it finishes one: the suite
 # is mostly processes waiting on imports and servers, so two share 2 cores well. Measured from a
-# fresh clone on an idle 2-core machine (2026-12-06): 409 tests in 376 s of pytest (7 min 45 s
-# with the venv), over the 5-minute target; the two-node Ray tests are the largest addition.
+# fresh clone of ee3a08e on a 2-core machine just left idle (2026-12-06): 424 tests in 265 s of
+# pytest (5 min 27 s with the venv).
 # TEST_WORKERS=0 runs it in this one process.
 TEST_WORKERS ?= 2
 test: $(STAMP)
