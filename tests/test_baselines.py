@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -186,33 +185,6 @@ for label, overrides in {BASELINE_RUNS!r}.items():
     assert set(figures) == set(BASELINE_RUNS), result.stdout[-3000:]
     for label, (auc_pr, best, n_rows) in figures.items():
         assert 0 < float(auc_pr) <= 1 and float(best) <= 1 and int(n_rows) > 0, label
-
-
-def test_a_model_logged_before_kinds_were_stored_scores_as_its_run(tmp_path: Path) -> None:
-    """Then the scoring state held a baseline's linear map and the step error model."""
-    import pandas as pd
-
-    from sparse_lstm_ad.tracking.scoring_model import ScoringState, load_detector, score_frame
-
-    cfg, rows, scored, fitted = _scored("model=pca", "data=case1", "scoring.scope=step")
-    detector = fitted.detector
-    state = ScoringState(
-        channels=rows.channels,
-        mean=rows.standardizer.mean.tolist(),
-        std=rows.standardizer.std.tolist(),
-        window=cfg.data.window,
-        stride=1,
-        error_mean=detector.scores.errors.mean.tolist(),
-        inv_cov=detector.scores.errors.inv_cov.tolist(),
-        threshold=scored.threshold,
-        linear_mean=detector.linear.mean.tolist(),
-        linear_basis=detector.linear.basis.tolist(),
-    )
-    state = ScoringState.load(state.save(tmp_path / "scoring.json"))
-    raw = pd.DataFrame(rows.test * rows.standardizer.std + rows.standardizer.mean)
-    raw.columns = rows.channels
-    again = score_frame(load_detector(replace(state), {}), state, raw)
-    np.testing.assert_allclose(again["score"], scored.test, rtol=1e-9)
 
 
 def test_window_scope_of_pca_errors_is_the_window_mahalanobis_of_its_errors() -> None:

@@ -84,17 +84,21 @@ def test_a_detector_added_as_one_module_and_one_yaml_runs_and_scores(
     assert np.isfinite(model.predict(frame)["score"][14:]).all()
 
 
-def test_a_network_logged_before_kinds_were_stored_scores_as_it_did(tmp_path: Path) -> None:
-    """Then the step error model lived in the scoring state, beside `autoencoder.keras`."""
+@pytest.mark.parametrize("model", ["pca", "standard"])
+def test_a_model_logged_before_kinds_were_stored_scores_as_it_did(
+    model: str, tmp_path: Path
+) -> None:
+    """Then the step error model, and a baseline's linear map, lived in the scoring state; a
+    network's `autoencoder.keras` lay beside it."""
     from sparse_lstm_ad.tracking.scoring_model import ScoringState, load_detector
 
-    cfg = compose_config("+experiment=fast", "model=standard", "scoring.scope=step")
+    cfg = compose_config("+experiment=fast", f"model={model}", "data=case1", "scoring.scope=step")
     rows = prepare_rows(cfg)
     windows = {p: Windows(getattr(rows, p), cfg.data.window) for p in ("train", "val", "test")}
     no_log = lambda step, epoch, figures: None  # noqa: E731 - nothing to log outside a run
-    detector = family("standard").fit(cfg, rows.train, windows, no_log).detector
-    files = detector.save(tmp_path)
-    errors = detector.scores.errors
+    detector = family(model).fit(cfg, rows.train, windows, no_log).detector
+    files, errors = detector.save(tmp_path), detector.scores.errors
+    linear = getattr(detector, "linear", None)
     state = ScoringState(
         channels=rows.channels,
         mean=rows.standardizer.mean.tolist(),
@@ -104,7 +108,11 @@ def test_a_network_logged_before_kinds_were_stored_scores_as_it_did(tmp_path: Pa
         threshold=1.0,
         error_mean=errors.mean.tolist(),
         inv_cov=errors.inv_cov.tolist(),
+        linear_mean=None if linear is None else linear.mean.tolist(),
+        linear_basis=None if linear is None else linear.basis.tolist(),
     )
-    loaded = load_detector(state, {"network": str(files["network"])})
+    state = ScoringState.load(state.save(tmp_path / "scoring.json"))  # through its JSON
+    artifacts = {} if linear is not None else {"network": str(files["network"])}
+    loaded = load_detector(state, artifacts)
     before, after = detector.score(windows["test"]), loaded.score(windows["test"])
     np.testing.assert_array_equal(after[0].scores, before[0].scores)
