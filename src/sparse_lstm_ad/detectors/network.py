@@ -103,15 +103,28 @@ class NetworkDetector:
 
 
 def fit(cfg: Config, train: np.ndarray, windows: dict[str, Windows], on_epoch: EpochHook) -> Fitted:
-    """The network of `model.kind` fitted on the windows (refitted while its sparse layer is
-    closed or collapsed), then its errors' Gaussian."""
+    """The network of `model.kind` fitted on the windows, then its errors' Gaussian."""
     from sparse_lstm_ad.training import make_repeatable  # TensorFlow loads here
 
     fresh_tensorflow(cfg.threads)
     make_repeatable(cfg.seed, cfg.train.deterministic)
+    model, fitted, cfg = _fit_with_an_open_layer(cfg, train.shape[1], windows, on_epoch)
+    raise_if_diverged(fitted)  # before the error model: NaN errors have no covariance
+    detector, errors = with_error_model(model, cfg, windows)
+    figures = {"train_reconstruction_mse": errors.train_mse}
+    if cfg.model.kind in SPARSE_KINDS:
+        figures["l1_effective"] = cfg.model.l1
+    return Fitted(detector, fitted, figures, {"scoring_scope": errors.scope.value})
+
+
+def _fit_with_an_open_layer(
+    cfg: Config, channels: int, windows: dict[str, Windows], on_epoch: EpochHook
+) -> tuple[Any, FitResult, Config]:
+    """The network, fitted again at a smaller L1 while its sparse layer is closed or
+    collapsed; the config with the L1 that was used."""
     steps = 0  # epochs logged by earlier fits: a refit's epochs follow them in MLflow
     for refit in range(CLOSED_LAYER_REFITS + 1):
-        model, fitted = _fit_network(cfg, train.shape[1], windows, _steps_after(on_epoch, steps))
+        model, fitted = _fit_network(cfg, channels, windows, _steps_after(on_epoch, steps))
         steps += fitted.epochs_run
         defect = _collapse(model, cfg) if cfg.model.kind in SPARSE_KINDS else None
         if defect is None or refit == CLOSED_LAYER_REFITS:
@@ -124,12 +137,7 @@ def fit(cfg: Config, train: np.ndarray, windows: dict[str, Windows], on_epoch: E
             smaller,
         )
         cfg = replace(cfg, model=replace(cfg.model, l1=smaller))
-    raise_if_diverged(fitted)  # before the error model: NaN errors have no covariance
-    detector, errors = with_error_model(model, cfg, windows)
-    figures = {"train_reconstruction_mse": errors.train_mse}
-    if cfg.model.kind in SPARSE_KINDS:
-        figures["l1_effective"] = cfg.model.l1
-    return Fitted(detector, fitted, figures, {"scoring_scope": errors.scope.value})
+    return model, fitted, cfg
 
 
 def with_error_model(
