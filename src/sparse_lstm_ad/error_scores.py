@@ -14,6 +14,7 @@ import numpy as np
 
 from sparse_lstm_ad.config import CovarianceInverse
 from sparse_lstm_ad.data import Windows, make_windows
+from sparse_lstm_ad.files import load_fields, save_fields
 
 
 @dataclass(frozen=True)
@@ -24,13 +25,11 @@ class ErrorModel:
     inv_cov: np.ndarray  # (k, k)
 
     def save(self, path: Path) -> Path:
-        np.savez(path, mean=self.mean, inv_cov=self.inv_cov)
-        return path
+        return save_fields(self, path)
 
     @classmethod
     def load(cls, path: Path) -> ErrorModel:
-        with np.load(path, allow_pickle=False) as saved:
-            return cls(saved["mean"], saved["inv_cov"])
+        return cls(**load_fields(path))
 
 
 def reconstruction_errors(windows: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:

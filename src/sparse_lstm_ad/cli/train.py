@@ -33,7 +33,6 @@ from sparse_lstm_ad.cli.train_job import (
     note_failure,
 )
 from sparse_lstm_ad.config_checks import ConfigError, checked_config
-from sparse_lstm_ad.detectors import network
 
 # The repository's conf/ (the package is installed in place, `pip install -e .`): an absolute
 # path, so that Hydra finds it whichever file or process calls `main`.
@@ -89,8 +88,7 @@ def run_job(cfg: DictConfig) -> float:
     from sparse_lstm_ad.cli.compile_cache import use_compile_cache
     from sparse_lstm_ad.pipeline import run_experiment
 
-    if config.model.kind in network.FAMILY.kinds:  # the kinds that load TensorFlow
-        use_compile_cache()  # before TensorFlow starts: a network job's first import of it
+    use_compile_cache()  # before TensorFlow starts (read only if a network job starts it)
     # NaN for a detector without a reconstruction (iforest): nothing for a sweeper to minimise.
     return run_experiment(config, job).metrics.get(OBJECTIVE, float("nan"))
 

@@ -17,6 +17,7 @@ from sparse_lstm_ad.config import Config
 from sparse_lstm_ad.data import Windows
 from sparse_lstm_ad.detectors.protocol import EpochHook, Family, Fitted, NothingToShow
 from sparse_lstm_ad.error_scores import RowScores, score_row_detector
+from sparse_lstm_ad.files import load_fields, save_fields
 from sparse_lstm_ad.fitting import FitResult
 
 
@@ -53,14 +54,11 @@ class ForestScorer:
         return 2.0 ** (-depth / (len(self.roots) * self.normaliser))
 
     def save(self, path: Path) -> Path:
-        fields = {name: getattr(self, name) for name in self.__dataclass_fields__}
-        np.savez(path, **fields)
-        return path
+        return save_fields(self, path)
 
     @classmethod
     def load(cls, path: Path) -> ForestScorer:
-        with np.load(path, allow_pickle=False) as saved:
-            fields = {name: saved[name] for name in saved.files}
+        fields = load_fields(path)
         return cls(**{**fields, "normaliser": float(fields["normaliser"])})
 
 

@@ -11,8 +11,11 @@ import numpy as np
 
 from sparse_lstm_ad.detectors import forest, mahalanobis, network, pca
 from sparse_lstm_ad.detectors.protocol import Detector
-from sparse_lstm_ad.detectors.reconstruction import ErrorGaussian, ReconstructionScores
-from sparse_lstm_ad.detectors.window_gaussian import WindowMahalanobis
+from sparse_lstm_ad.detectors.reconstruction import (
+    ErrorGaussian,
+    ReconstructionScores,
+    load_errors,
+)
 from sparse_lstm_ad.error_scores import ErrorModel
 
 
@@ -36,8 +39,8 @@ def detector_of_old_layout(
 def _errors(
     artifacts: Mapping[str, Path], error_mean: list[float] | None, inv_cov: list[list[float]] | None
 ) -> ErrorGaussian:
-    if "window_errors" in artifacts:
-        return WindowMahalanobis.load(Path(artifacts["window_errors"]))
+    if "window_errors" in artifacts:  # the window scope's file, as it is today
+        return load_errors(artifacts)
     if error_mean is None or inv_cov is None:
         raise ValueError("the logged model holds no error model")
     return ErrorModel(np.asarray(error_mean), np.asarray(inv_cov))

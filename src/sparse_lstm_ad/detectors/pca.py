@@ -21,6 +21,7 @@ from sparse_lstm_ad.detectors.reconstruction import (
     scoring_scope,
 )
 from sparse_lstm_ad.error_scores import RowScores
+from sparse_lstm_ad.files import load_fields, save_fields
 from sparse_lstm_ad.fitting import FitResult
 
 
@@ -36,13 +37,11 @@ class LinearReconstruction:
         return self.mean + (centred @ self.basis) @ self.basis.T
 
     def save(self, path: Path) -> Path:
-        np.savez(path, mean=self.mean, basis=self.basis)
-        return path
+        return save_fields(self, path)
 
     @classmethod
     def load(cls, path: Path) -> LinearReconstruction:
-        with np.load(path, allow_pickle=False) as saved:
-            return cls(saved["mean"], saved["basis"])
+        return cls(**load_fields(path))
 
 
 def fit_pca(train: np.ndarray, variance_share: float) -> LinearReconstruction:
