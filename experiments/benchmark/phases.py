@@ -36,7 +36,13 @@ COMMAND = ["model=sparse", "data=case2", "+experiment=notebook"]
 
 # (module, function): the calls whose enter and exit times the phases are read from.
 WATCHED = {
-    "sparse_lstm_ad.cli.launch_checks": ["check_command", "_check_data_and_stores"],
+    # check_command and _check_data_and_stores before the jobs' workers were warmed meanwhile
+    "sparse_lstm_ad.cli.launch_checks": [
+        "check_command",
+        "_check_data_and_stores",
+        "composed_command",
+        "check_inputs",
+    ],
     "sparse_lstm_ad.cli.train": ["run_job"],
     "sparse_lstm_ad.tracking": ["prepare_store"],
     "sparse_lstm_ad.pipeline": ["prepare_rows"],
@@ -67,7 +73,8 @@ class _Watch(importlib.abc.MetaPathFinder):
         def exec_module(module: Any) -> None:
             run(module)
             for function in WATCHED[name]:
-                setattr(module, function, self._wrapped(getattr(module, function), function))
+                if hasattr(module, function):  # the names of HEAD's code or of this tree's
+                    setattr(module, function, self._wrapped(getattr(module, function), function))
 
         spec.loader.exec_module = exec_module
         return spec
@@ -137,7 +144,8 @@ def phases(started: float, ended: float, lines: list, events: list) -> dict[str,
 
     logged = [at for at, line in lines if line.startswith("[")]
     epochs = [at for at, line in lines if " - epoch " in line]
-    check, checks = first("check_command"), first("_check_data_and_stores")
+    check = first("composed_command" if spans("composed_command") else "check_command")
+    checks = first("check_inputs" if spans("check_inputs") else "_check_data_and_stores")
     job = first("run_job")
     rows = next(span for span in spans("prepare_rows") if span[0] >= job[0])
     fit, tf_ready = first("train_model"), first("fresh_tensorflow")

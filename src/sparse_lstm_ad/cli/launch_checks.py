@@ -9,7 +9,7 @@ into one line naming the key or the option. TensorFlow is never imported here.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -33,29 +33,46 @@ class UsageError(ValueError):
     """A mistake in the command: its one-line message says which key, option or file."""
 
 
+@dataclass(frozen=True)
+class Command:
+    """A `train.py` command's jobs, composed and checked against the schemas."""
+
+    configs: list[Config]
+    launcher: DictConfig | None  # a multirun's `hydra.launcher`; None for a single run
+
+    @property
+    def trains_networks(self) -> bool:
+        from sparse_lstm_ad.detectors import network
+
+        return any(config.model.kind in network.FAMILY.kinds for config in self.configs)
+
+
 def check_command(argv: list[str], conf_dir: Path) -> None:
     """Raise UsageError for the first mistake in `train.py ARGV`; return if there is none."""
+    if (command := composed_command(argv, conf_dir)) is not None:
+        check_inputs(command)
+
+
+def composed_command(argv: list[str], conf_dir: Path) -> Command | None:
+    """Every job's config, composed and checked (swept values included); None for a command
+    that only prints (help, --cfg). Raises UsageError for the first mistake."""
     parser = get_args_parser()
     parser.error = _refuse_arguments  # type: ignore[method-assign]
     args = parser.parse_args(argv)
     if any(getattr(args, name) for name in _HYDRA_ONLY):
-        return
-    configs = list(_job_configs(args.overrides, args.multirun, args.config_name, conf_dir))
+        return None
+    name = args.config_name or "config"
+    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+        jobs = sweep_jobs(args.overrides, args.multirun, name)
+        configs = [_checked(name, job) for job in jobs]
+        launcher = _compose(name, jobs[0]).hydra.launcher if args.multirun else None
     if args.cfg:  # printing the config runs nothing: no data, no store
-        return
-    _check_data_and_stores(configs)
+        return None
+    return Command(configs, launcher)
 
 
 def _refuse_arguments(message: str) -> None:
     raise UsageError(f"{message} (flags such as -m go before the overrides; see --help)")
-
-
-def _job_configs(
-    overrides: list[str], multirun: bool, config_name: str | None, conf_dir: Path
-) -> Iterator[Config]:
-    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-        for job in sweep_jobs(overrides, multirun, config_name or "config"):
-            yield _checked(config_name or "config", job)
 
 
 def sweep_jobs(overrides: list[str], multirun: bool, config_name: str) -> list[list[str]]:
@@ -143,13 +160,13 @@ def _omegaconf_line(error: OmegaConfBaseException) -> str:
     return f"{key}: {message}" if key else message
 
 
-def _check_data_and_stores(configs: list[Config]) -> None:
+def check_inputs(command: Command) -> None:
     """Each distinct data block loads and fits its window; each store opens; names are valid."""
     from sparse_lstm_ad import tracking
     from sparse_lstm_ad.pipeline import prepare_rows
 
     seen: set[str] = set()
-    for config in configs:
+    for config in command.configs:
         if (reason := tracking.check_model_name(config.tracking.register_as)) is not None:
             raise UsageError(f"tracking.register_as={config.tracking.register_as}: {reason}")
         data = _data_key(config)

@@ -154,13 +154,13 @@ def main(cfg: DictConfig) -> float:
 
 def cli() -> None:
     """Check the whole command, then let Hydra run it; a mistake or an interrupt is one line."""
-    from sparse_lstm_ad.cli.launch_checks import UsageError, check_command
+    from sparse_lstm_ad.cli.launch_checks import UsageError
 
     _catch_interrupts()
     _exit_quickly()
     try:
         try:
-            check_command(sys.argv[1:], CONF)
+            _check(sys.argv[1:])
         except UsageError as error:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise  # the whole story, Hydra's own error included as the cause
@@ -173,6 +173,22 @@ def cli() -> None:
         for late in (signal.SIGINT, signal.SIGTERM):  # all is closed: keep the exit code
             signal.signal(late, signal.SIG_IGN)
         raise SystemExit(128 + signum) from None
+
+
+def _check(argv: list[str]) -> None:
+    """Check the command; a joblib sweep's workers import meanwhile (cli.warm_workers)."""
+    from sparse_lstm_ad.cli.launch_checks import check_inputs, composed_command
+    from sparse_lstm_ad.cli.warm_workers import start_warmup
+
+    if (command := composed_command(argv, CONF)) is None:
+        return
+    warmup = start_warmup(command.launcher, command.trains_networks)
+    try:
+        check_inputs(command)
+    except BaseException:
+        if warmup is not None:
+            warmup.cancel()
+        raise
 
 
 def _interrupted(signum: int) -> str:

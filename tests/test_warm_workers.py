@@ -1,0 +1,82 @@
+"""A joblib sweep's workers, started while its inputs are checked (cli.warm_workers).
+
+The launcher's own `Parallel`, made as Hydra's joblib launcher makes it, runs on the warmed
+workers; a command that fails its checks leaves no worker behind. In-process: the launcher's
+call is made here, as `hydra_plugins.hydra_joblib_launcher._core.launch` makes it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
+from joblib import Parallel, delayed
+
+from sparse_lstm_ad.cli import train
+from sparse_lstm_ad.cli.launch_checks import UsageError
+from sparse_lstm_ad.cli.warm_workers import joblib_args, start_warmup
+from tests.conftest import CONF
+
+
+def _launcher(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=True).hydra.launcher
+
+
+def _launchers_parallel(launcher) -> Parallel:
+    """`Parallel` as the joblib launcher makes it from its config."""
+    joblib_cfg = dict(instantiate(launcher).joblib)
+    joblib_cfg["backend"] = "loky"
+    process_joblib_cfg(joblib_cfg)
+    return Parallel(**joblib_cfg)
+
+
+def test_the_launchers_jobs_run_on_the_warmed_workers() -> None:
+    launcher = _launcher("hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+    warmup = start_warmup(launcher, tensorflow=False)
+    assert warmup is not None
+    warmed = warmup.wait(120)
+    assert len(set(warmed)) == 2 and os.getpid() not in warmed
+
+    ran = _launchers_parallel(launcher)(delayed(os.getpid)() for _ in range(6))
+
+    assert set(ran) <= set(warmed)  # no worker started afresh
+
+
+def test_only_a_joblib_sweep_is_warmed() -> None:
+    assert start_warmup(None, tensorflow=True) is None  # a single run
+    assert start_warmup(_launcher(), tensorflow=True) is None  # the basic launcher
+    args = joblib_args(_launcher("hydra/launcher=joblib", "hydra.launcher.max_nbytes=1M"))
+    assert args is not None and args["backend"] == "loky" and args["max_nbytes"] == "1M"
+
+
+def test_a_failed_check_leaves_no_worker(tmp_path: Path) -> None:
+    before = {child.pid for child in psutil.Process().children(recursive=True)}
+    argv = [
+        "-m",
+        "hydra/launcher=joblib",
+        "model=standard,pca",
+        "data=csv",
+        f"data.csv.train={tmp_path / 'missing.csv'}",
+        f"tracking.dir={tmp_path / 'store'}",
+    ]
+    with pytest.raises(UsageError, match="missing.csv: no such file"):
+        train._check(argv)
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        left = [
+            child
+            for child in psutil.Process().children(recursive=True)
+            if child.pid not in before and child.is_running() and child.status() != "zombie"
+        ]
+        if not left:
+            break
+        time.sleep(0.1)
+    assert not left, f"workers left running: {[child.pid for child in left]}"
