@@ -66,7 +66,7 @@ def test_a_failed_check_leaves_no_worker(tmp_path: Path) -> None:
         f"data.csv.train={tmp_path / 'missing.csv'}",
         f"tracking.dir={tmp_path / 'store'}",
     ]
-    with pytest.raises(UsageError, match="missing.csv: no such file"):
+    with pytest.raises(UsageError, match=r"missing\.csv: no such file"):
         train._check(argv)
 
     deadline = time.monotonic() + 10
