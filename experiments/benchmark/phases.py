@@ -149,7 +149,9 @@ def phases(started: float, ended: float, lines: list, events: list) -> dict[str,
     job = first("run_job")
     rows = next(span for span in spans("prepare_rows") if span[0] >= job[0])
     fit, tf_ready = first("train_model"), first("fresh_tensorflow")
-    hydra = (check[1], job[0])  # Hydra composes again, its callbacks open the store
+    # Hydra composes again, its callbacks open the store: from the end of the checks (the end of
+    # check_command, or of check_inputs after composed_command) to the job.
+    hydra = (max(check[1], checks[1]), job[0])
     checked = {label: within(label, checks) for label in ("prepare_rows", "prepare_store")}
     later_epochs = epochs[-1] - epochs[0]
     return {
