@@ -8,6 +8,8 @@ call is made here, as `hydra_plugins.hydra_joblib_launcher._core.launch` makes i
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from joblib import Parallel, delayed
 from sparse_lstm_ad.cli import train
 from sparse_lstm_ad.cli.launch_checks import UsageError
 from sparse_lstm_ad.cli.warm_workers import joblib_args, start_warmup
-from tests.conftest import CONF
+from tests.conftest import CONF, ROOT
 
 
 def _launcher(*overrides: str):
@@ -70,13 +72,41 @@ def test_a_failed_check_leaves_no_worker(tmp_path: Path) -> None:
         train._check(argv)
 
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        left = [
-            child
-            for child in psutil.Process().children(recursive=True)
-            if child.pid not in before and child.is_running() and child.status() != "zombie"
-        ]
-        if not left:
-            break
+    while (left := _new_workers(before)) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not left, f"workers left running: {[child.pid for child in left]}"
+    assert not left, f"workers left running: {[child.cmdline() for child in left]}"
+
+
+def _new_workers(before: set[int]) -> list[psutil.Process]:
+    """Child processes started since `before`, less the resource trackers, which joblib and
+    multiprocessing start once per process and keep until it exits."""
+    workers = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.pid in before or child.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if not any("resource_tracker" in part for part in child.cmdline()):
+                workers.append(child)
+        except psutil.NoSuchProcess:
+            continue
+    return workers
+
+
+def test_the_warm_imports_leave_tensorflows_threads_to_the_job() -> None:
+    """A job gives TensorFlow one thread per joblib worker before TensorFlow starts: had the
+    warm-up's imports started it, the job would run on TensorFlow's own thread count (and
+    numbers of their own). In a fresh interpreter, as a worker is."""
+    code = (
+        "from sparse_lstm_ad.cli.warm_workers import _import_what_a_job_imports\n"
+        "_import_what_a_job_imports(tensorflow=True)\n"
+        "import tensorflow as tf\n"
+        "from sparse_lstm_ad.detectors.network import fresh_tensorflow\n"
+        "fresh_tensorflow(1)\n"
+        "threading = tf.config.threading\n"
+        "print(threading.get_intra_op_parallelism_threads(),"
+        " threading.get_inter_op_parallelism_threads())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+    assert result.stdout.split() == ["1", "1"], result.stderr[-3000:]
