@@ -9,6 +9,7 @@ run and the sweep's parent KILLED.
 from __future__ import annotations
 
 import atexit
+import faulthandler
 import gc
 import logging
 import os
@@ -158,6 +159,9 @@ def cli() -> None:
 
     _catch_interrupts()
     _exit_quickly()
+    # A crash in native code (TensorFlow, once seen at the end of an interrupted sweep, rarely
+    # and only under load) prints where every thread was, not just "Segmentation fault".
+    faulthandler.enable()
     try:
         try:
             _check(sys.argv[1:])
