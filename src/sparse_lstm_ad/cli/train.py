@@ -9,8 +9,10 @@ run and the sweep's parent KILLED.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import faulthandler
 import gc
+import io
 import logging
 import os
 import signal
@@ -159,9 +161,7 @@ def cli() -> None:
 
     _catch_interrupts()
     _exit_quickly()
-    # A crash in native code (TensorFlow, once seen at the end of an interrupted sweep, rarely
-    # and only under load) prints where every thread was, not just "Segmentation fault".
-    faulthandler.enable()
+    _report_crashes()
     try:
         try:
             _check(sys.argv[1:])
@@ -177,6 +177,15 @@ def cli() -> None:
         for late in (signal.SIGINT, signal.SIGTERM):  # all is closed: keep the exit code
             signal.signal(late, signal.SIG_IGN)
         raise SystemExit(128 + signum) from None
+
+
+def _report_crashes() -> None:
+    """A crash in native code (TensorFlow: seen, rarely and only under load, at the end of an
+    interrupted sweep) prints where every thread was, not only "Segmentation fault"."""
+    if faulthandler.is_enabled():  # pytest's own, in an in-process test
+        return
+    with contextlib.suppress(io.UnsupportedOperation, ValueError):  # stderr is not a file
+        faulthandler.enable()
 
 
 def _check(argv: list[str]) -> None:
