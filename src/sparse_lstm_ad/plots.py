@@ -17,6 +17,32 @@ from matplotlib.figure import Figure
 
 from sparse_lstm_ad.files import written_whole
 
+# A long series is drawn from its envelope in this many bins: about the pixel columns of the
+# score plot (10 inches at 110 dpi).
+LINE_BINS = 1_100
+
+
+def envelope(x: np.ndarray, y: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """The points a line of `y` shows in `bins` columns: each bin's first point, lowest and
+    highest, and its first NaN (a gap stays a gap), in order. A spike keeps its height, and a
+    million rows draw in a fraction of a second instead of seconds; a short series comes back
+    whole."""
+    if len(y) <= 3 * bins:
+        return x, y
+    size = -(-len(y) // bins)  # rows per bin; the last bin is padded with NaN
+    rows = np.full(bins * size, np.nan)
+    rows[: len(y)] = y
+    rows = rows.reshape(bins, size)
+    missing = np.isnan(rows)
+    picks = (
+        np.where(missing, np.inf, rows).argmin(axis=1),
+        np.where(missing, -np.inf, rows).argmax(axis=1),
+        missing.argmax(axis=1),  # the first NaN, or the bin's first point when there is none
+    )
+    keep = np.unique(np.concatenate([np.arange(bins) * size + pick for pick in picks]))
+    keep = keep[keep < len(y)]
+    return x[keep], y[keep]
+
 
 def _save(fig: Figure, path: Path) -> Path:
     """Write the PNG whole or not at all: to a temporary name first, then renamed."""
@@ -79,7 +105,7 @@ def score_series(
 ) -> Path:
     fig, ax = plt.subplots(figsize=(10, 3.5))
     x, x_label = _time_axis(times, len(scores))
-    ax.plot(x, scores, lw=0.8, label="score")
+    ax.plot(*envelope(x, scores, LINE_BINS), lw=0.8, label="score")
     if labels is not None:
         _shade_anomalies(ax, labels, x)
     ax.axhline(threshold, color="black", ls="--", lw=1, label=f"threshold {threshold:.3g}")
