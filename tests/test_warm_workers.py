@@ -21,7 +21,7 @@ from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
 from joblib import Parallel, delayed
 
 from sparse_lstm_ad.cli import train
-from sparse_lstm_ad.cli.launch_checks import UsageError
+from sparse_lstm_ad.cli.launch_checks import UsageError, composed_command
 from sparse_lstm_ad.cli.warm_workers import joblib_args, start_warmup
 from tests.conftest import CONF, ROOT
 
@@ -41,7 +41,7 @@ def _launchers_parallel(launcher) -> Parallel:
 
 def test_the_launchers_jobs_run_on_the_warmed_workers() -> None:
     launcher = _launcher("hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
-    warmup = start_warmup(launcher, tensorflow=False)
+    warmup = start_warmup(launcher, fit_imports=())
     assert warmup is not None
     warmed = warmup.wait(120)
     assert len(set(warmed)) == 2 and os.getpid() not in warmed
@@ -52,8 +52,12 @@ def test_the_launchers_jobs_run_on_the_warmed_workers() -> None:
 
 
 def test_only_a_joblib_sweep_is_warmed() -> None:
-    assert start_warmup(None, tensorflow=True) is None  # a single run
-    assert start_warmup(_launcher(), tensorflow=True) is None  # the basic launcher
+    network = ("sparse_lstm_ad.training",)
+    assert start_warmup(None, network) is None  # a single run
+    assert start_warmup(_launcher(), network) is None  # the basic launcher
+    command = composed_command(["-m", "hydra/launcher=joblib", "model=standard,pca,iforest"], CONF)
+    assert command is not None and command.launcher is not None
+    assert command.fit_imports == ("sklearn.ensemble", "sparse_lstm_ad.training")  # registry's
     args = joblib_args(_launcher("hydra/launcher=joblib", "hydra.launcher.max_nbytes=1M"))
     assert args is not None and args["backend"] == "loky" and args["max_nbytes"] == "1M"
 
@@ -98,7 +102,7 @@ def test_the_warm_imports_leave_tensorflows_threads_to_the_job() -> None:
     numbers of their own). In a fresh interpreter, as a worker is."""
     code = (
         "from sparse_lstm_ad.cli.warm_workers import _import_what_a_job_imports\n"
-        "_import_what_a_job_imports(tensorflow=True)\n"
+        "_import_what_a_job_imports(('sparse_lstm_ad.training',))\n"
         "import tensorflow as tf\n"
         "from sparse_lstm_ad.detectors.network import fresh_tensorflow\n"
         "fresh_tensorflow(1)\n"

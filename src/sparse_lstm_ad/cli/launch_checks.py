@@ -41,10 +41,10 @@ class Command:
     launcher: DictConfig | None  # a multirun's `hydra.launcher`; None for a single run
 
     @property
-    def trains_networks(self) -> bool:
-        from sparse_lstm_ad.detectors import network
-
-        return any(config.model.kind in network.FAMILY.kinds for config in self.configs)
+    def fit_imports(self) -> tuple[str, ...]:
+        """The modules the jobs' detectors import to fit (TensorFlow for a network)."""
+        kinds = {config.model.kind for config in self.configs}
+        return tuple(sorted({name for kind in kinds for name in family(kind).fit_imports}))
 
 
 def check_command(argv: list[str], conf_dir: Path) -> None:

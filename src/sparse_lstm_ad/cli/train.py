@@ -195,7 +195,7 @@ def _check(argv: list[str]) -> None:
 
     if (command := composed_command(argv, CONF)) is None:
         return
-    warmup = start_warmup(command.launcher, command.trains_networks)
+    warmup = start_warmup(command.launcher, command.fit_imports)
     try:
         check_inputs(command)
     except BaseException:

@@ -1,7 +1,8 @@
 """A joblib sweep's workers, started while the command's inputs are still being checked.
 
 A joblib worker spends seconds importing what a job needs (Hydra, MLflow, pandas,
-scikit-learn, matplotlib; TensorFlow and Keras for a network) before its first job starts,
+scikit-learn, matplotlib, and what its detector fits with: TensorFlow and Keras for a
+network) before its first job starts,
 and the parent spends as long loading the data and opening the store before it launches:
 one after the other, the sweep waited for both. Here the workers start as soon as the jobs
 are composed, and import while the parent checks. Joblib keeps one executor per process and
@@ -31,8 +32,9 @@ log = logging.getLogger(__name__)
 WORKER_GROWTH_BYTES = int(2e9)
 
 
-def _import_what_a_job_imports(tensorflow: bool) -> int:
-    """In a worker: the modules a job of this sweep loads before it trains; the worker's pid."""
+def _import_what_a_job_imports(fit_imports: tuple[str, ...]) -> int:
+    """In a worker: the modules a job of this sweep loads, `fit_imports` those its detector
+    fits with (detectors.protocol.Family); the worker's pid."""
     from joblib.externals.loky import process_executor
 
     from sparse_lstm_ad.cli.compile_cache import use_compile_cache
@@ -41,33 +43,33 @@ def _import_what_a_job_imports(tensorflow: bool) -> int:
     importlib.import_module("sparse_lstm_ad.cli.train")  # the task; quiets TensorFlow's import
     use_compile_cache()  # read when TensorFlow starts: set before it, as a job does
     importlib.import_module("sparse_lstm_ad.pipeline")  # MLflow, pandas, sklearn, matplotlib
-    if tensorflow:
-        importlib.import_module("sparse_lstm_ad.training")  # TensorFlow, Keras; no op runs
+    for name in fit_imports:  # TensorFlow and Keras load, no op runs: the job sets threads
+        importlib.import_module(name)
     return os.getpid()
 
 
 class Warmup:
     """The workers' imports, under way in this process's background."""
 
-    def __init__(self, joblib_args: dict[str, Any], tensorflow: bool) -> None:
+    def __init__(self, joblib_args: dict[str, Any], fit_imports: tuple[str, ...]) -> None:
         from joblib import Parallel
 
         self.pids: list[int] = []
         self._parallel = Parallel(**joblib_args)
         self._parallel.__enter__()  # the executor exists from here on: cancel finds it
         self._thread = threading.Thread(
-            target=self._run, args=(tensorflow,), name="warm-workers", daemon=True
+            target=self._run, args=(fit_imports,), name="warm-workers", daemon=True
         )
         self._thread.start()
 
-    def _run(self, tensorflow: bool) -> None:
+    def _run(self, fit_imports: tuple[str, ...]) -> None:
         from joblib import cpu_count, delayed
 
         task = delayed(_import_what_a_job_imports)
         n_jobs = self._parallel.n_jobs  # joblib's reading: -1 all cores, -2 all but one...
         workers = n_jobs if n_jobs > 0 else max(1, cpu_count() + 1 + n_jobs)
         try:
-            self.pids = list(self._parallel(task(tensorflow) for _ in range(workers)))
+            self.pids = list(self._parallel(task(fit_imports) for _ in range(workers)))
         except Exception as error:  # the launcher starts its workers afresh: only time is lost
             log.debug("joblib workers not warmed: %s", error)
         finally:
@@ -100,7 +102,7 @@ def joblib_args(launcher: DictConfig) -> dict[str, Any] | None:
     return args
 
 
-def start_warmup(launcher: DictConfig | None, tensorflow: bool) -> Warmup | None:
+def start_warmup(launcher: DictConfig | None, fit_imports: tuple[str, ...]) -> Warmup | None:
     """Start a joblib sweep's workers in the background; None for any other command."""
     args = joblib_args(launcher) if launcher is not None else None
-    return Warmup(args, tensorflow) if args is not None else None
+    return Warmup(args, fit_imports) if args is not None else None

@@ -126,4 +126,6 @@ def load(artifacts: Mapping[str, Path]) -> ForestDetector:
     return ForestDetector(ForestScorer.load(Path(artifacts["forest"])))
 
 
-FAMILY = Family(kinds={"iforest": ("iforest_trees",)}, fit=fit, load=load)
+FAMILY = Family(
+    kinds={"iforest": ("iforest_trees",)}, fit=fit, load=load, fit_imports=("sklearn.ensemble",)
+)

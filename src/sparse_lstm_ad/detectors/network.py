@@ -259,4 +259,5 @@ FAMILY = Family(
     },
     fit=fit,
     load=load,
+    fit_imports=("sparse_lstm_ad.training",),  # TensorFlow and Keras
 )

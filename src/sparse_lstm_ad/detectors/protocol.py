@@ -76,3 +76,6 @@ class Family:
     kinds: Mapping[str, tuple[str, ...]]
     fit: FitFunction  # (config, training rows, windows of each part, epoch hook) -> Fitted
     load: Callable[[Mapping[str, Path]], Detector]  # the files `Detector.save` wrote
+    # The heavy modules `fit` imports inside itself: a joblib sweep's workers load them while
+    # the command is checked (cli.warm_workers).
+    fit_imports: tuple[str, ...] = ()
