@@ -30,21 +30,36 @@ def test_what_the_epoch_graphs_gather_is_the_windows_view(stride: int) -> None:
 
 
 def _fit(cfg: TrainConfig, kind: str = "sparse_gate") -> dict[str, list[float]]:
+    return _fit_model(cfg, kind)[1]
+
+
+def _fit_model(
+    cfg: TrainConfig, kind: str = "sparse_gate"
+) -> tuple[keras.Model, dict[str, list[float]]]:
     keras.utils.set_random_seed(0)
     series = _series()
     model = build_model(ModelConfig(kind=kind, hidden=3), WINDOW, CHANNELS)
-    # 96 training windows at batch 40: two full batches and a last one of 16.
+    # 96 training windows at batch 40: two full batches and a last one of 16 (padded to 40 in
+    # the compiled epoch); 16 validation windows at batch 7: the last batch holds 2.
     fit = fit_autoencoder(model, Windows(series[:100], WINDOW), Windows(series[100:], WINDOW), cfg)
-    return fit.history
+    return model, fit.history
 
 
 @pytest.mark.parametrize("jit_compile", [True, False])
 def test_compiled_epochs_match_keras_fit(jit_compile: bool) -> None:
     base = {"epochs": 2, "batch_size": 40, "eval_batch_size": 7}
-    keras_fit = _fit(TrainConfig(**base, epoch_in_graph=False))
-    in_graph = _fit(TrainConfig(**base, jit_compile=jit_compile))
+    keras_model, keras_fit = _fit_model(TrainConfig(**base, epoch_in_graph=False))
+    graph_cache.clear()
+    model, in_graph = _fit_model(TrainConfig(**base, jit_compile=jit_compile))
     for key in ("loss", "mse", "val_loss", "val_mse"):
         np.testing.assert_allclose(in_graph[key], keras_fit[key], rtol=1e-5, err_msg=key)
+    # The padding moved no weight: the trained weights are Keras fit's.
+    for ours, theirs in zip(model.get_weights(), keras_model.get_weights(), strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-6)
+    # One graph for the training epoch, one for validation, each traced once: the last,
+    # smaller batch is padded into the same loop, not traced at its own shape.
+    (trainer,) = graph_cache._TRAINERS.values()
+    assert trainer.traces == 2
 
 
 def test_compiled_epochs_repeat_to_the_bit_and_shuffle() -> None:

@@ -25,21 +25,21 @@ import numpy as np
 
 from sparse_lstm_ad.config import TrainConfig
 from sparse_lstm_ad.data import Windows
+from sparse_lstm_ad.epoch_graph import EpochGraph, epoch_graph
 
 CACHE_SIZE = 4  # trainers kept per process: a sweep over a few model kinds keeps each warm
-
-# One epoch over the windows at `starts` (in that order), gathered from `rows`.
-EpochGraph = Callable[[Any, np.ndarray], None]
 
 
 def compile_model(model: keras.Model, learning_rate: float) -> None:
     from sparse_lstm_ad.models import ProximalAdam, proximal_l1
 
-    # `loss` includes the sparse layer's L1 term; the `mse` metric is the reconstruction alone.
+    # `loss` includes the sparse layer's L1 term; the `mse` metric is the reconstruction alone,
+    # weighted so that the padding of a last batch counts for nothing (epoch_graph). Without
+    # sample weights (Keras fit, evaluate) it is the plain metric.
     model.compile(
         optimizer=ProximalAdam(proximal_l1(model), learning_rate=learning_rate),
         loss="mse",
-        metrics=[keras.metrics.MeanSquaredError(name="mse")],
+        weighted_metrics=[keras.metrics.MeanSquaredError(name="mse")],
     )
 
 
@@ -181,42 +181,10 @@ def _new_trainer(
     compile_model(copy, cfg.learning_rate)
     # Variables must exist before tracing: a compiled loop body cannot create them.
     copy.optimizer.build(copy.trainable_variables)
-    train_epoch, train_graphs = _epoch_graph(copy.train_step, train, cfg.batch_size, jit_compile)
-    val_epoch, val_graphs = _epoch_graph(copy.test_step, val, cfg.eval_batch_size, jit_compile)
-    return Trainer(copy, train_epoch, val_epoch, (*train_graphs, *val_graphs))
-
-
-def _epoch_graph(
-    step: Callable, feed: WindowFeed, batch_size: int, jit_compile: bool
-) -> tuple[EpochGraph, tuple[Any, ...]]:
-    """Runs `step` on every batch of windows, in the order of the `starts` given.
-
-    The full batches run in one compiled loop. XLA needs static shapes, and compiling a second
-    copy of the step for the last, smaller batch would add half again to the compile time: that
-    batch runs once per epoch in a plain TF graph instead, exactly as Keras would run it. The
-    rows are an argument, not a captured constant, so the next fit's data reuses the graph.
-    """
-    import tensorflow as tf
-
-    batch_size = min(batch_size, len(feed.starts))
-    full, rest = divmod(len(feed.starts), batch_size)
-    offsets = tf.range(feed.length, dtype=tf.int32)[None, :]
-
-    def run_batch(rows: tf.Tensor, starts: tf.Tensor) -> None:
-        windows = tf.gather(rows, starts[:, None] + offsets)
-        step((windows, windows))
-
-    @tf.function(jit_compile=jit_compile)
-    def run_full(rows: tf.Tensor, starts: tf.Tensor) -> None:
-        batches = tf.reshape(starts, (full, batch_size))
-        for i in tf.range(full):
-            run_batch(rows, batches[i])
-
-    run_rest = tf.function(run_batch, jit_compile=False)
-
-    def call(rows: tf.Tensor, starts: np.ndarray) -> None:
-        run_full(rows, tf.constant(starts[: full * batch_size], dtype=tf.int32))
-        if rest:
-            run_rest(rows, tf.constant(starts[full * batch_size :], dtype=tf.int32))
-
-    return call, (run_full, run_rest)
+    train_epoch, train_graph = epoch_graph(
+        copy, True, train.length, len(train.starts), cfg.batch_size, jit_compile
+    )
+    val_epoch, val_graph = epoch_graph(
+        copy, False, val.length, len(val.starts), cfg.eval_batch_size, jit_compile
+    )
+    return Trainer(copy, train_epoch, val_epoch, (train_graph, val_graph))
