@@ -3,6 +3,10 @@
 Point-wise: AUC-ROC, AUC-PR, precision, recall, F1 (`evaluate`), scikit-learn's, so numbers
 compare with the literature. Range-aware, which scikit-learn lacks: VUS-ROC and VUS-PR,
 point-adjusted F1 (`evaluate_ranges`). Attribution is in `attribution.py`.
+
+scikit-learn is imported where a metric is computed, not with the module: a sweep's parent
+process imports the pipeline to check its inputs but computes no metric, and its 0.6 s of
+imports would share the cores with the workers starting beside it.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
 import numpy as np
-from sklearn.metrics import average_precision_score, precision_recall_fscore_support, roc_auc_score
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,8 @@ def auc_roc(scores: np.ndarray, labels: np.ndarray) -> float:
     _require_finite(scores)
     if positive.all() or not positive.any():
         return float("nan")
+    from sklearn.metrics import roc_auc_score  # late: see the module's note
+
     return float(roc_auc_score(positive, scores))
 
 
@@ -60,6 +65,8 @@ def auc_pr(scores: np.ndarray, labels: np.ndarray) -> float:
     _require_finite(scores)
     if not positive.any():
         return float("nan")
+    from sklearn.metrics import average_precision_score  # late: see the module's note
+
     return float(average_precision_score(positive, scores))
 
 
@@ -77,6 +84,8 @@ def precision_recall_f1(
     scores: np.ndarray, labels: np.ndarray, threshold: float
 ) -> tuple[float, float, float]:
     """Point-wise precision, recall and F1 of ``score > threshold``; 0.0 where undefined."""
+    from sklearn.metrics import precision_recall_fscore_support  # late: see the module's note
+
     scores, positive = _scores_and_labels(scores, labels)
     precision, recall, f1, _ = precision_recall_fscore_support(
         positive, scores > threshold, average="binary", zero_division=0.0

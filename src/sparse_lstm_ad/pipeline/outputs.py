@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sparse_lstm_ad import plots, tracking
+from sparse_lstm_ad import tracking
 from sparse_lstm_ad.config import Config, ScoringConfig
 from sparse_lstm_ad.detectors import Detector
 from sparse_lstm_ad.pipeline.values import Rows, Scored
@@ -30,6 +30,10 @@ def log_outputs(
     names: tuple[str, str],
 ) -> None:
     """Plots, the scores table and the scoring model; `names` are the run's model and data."""
+    # matplotlib (0.3 s) loads with the first run that plots, not with the pipeline: a sweep's
+    # parent imports the pipeline to check its inputs and plots nothing.
+    from sparse_lstm_ad import plots
+
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         figures = (
