@@ -9,6 +9,7 @@ import pytest
 from sparse_lstm_ad import graph_cache
 from sparse_lstm_ad.config import ModelConfig, TrainConfig
 from sparse_lstm_ad.data import Windows
+from sparse_lstm_ad.epoch_graph import batching
 from sparse_lstm_ad.models import build_model, sparse_weights
 from sparse_lstm_ad.training import fit_autoencoder, make_repeatable, use_xla
 
@@ -40,7 +41,7 @@ def _fit_model(
     series = _series()
     model = build_model(ModelConfig(kind=kind, hidden=3), WINDOW, CHANNELS)
     # 96 training windows at batch 40: two full batches and a last one of 16 (padded to 40 in
-    # the compiled epoch); 16 validation windows at batch 7: the last batch holds 2.
+    # the compiled epoch); 16 validation windows at batch 7: three of 6, the last padded by 2.
     fit = fit_autoencoder(model, Windows(series[:100], WINDOW), Windows(series[100:], WINDOW), cfg)
     return model, fit.history
 
@@ -104,3 +105,12 @@ def test_xla_only_where_the_fit_repays_its_compile() -> None:
     assert not use_xla(TrainConfig(epochs=2), n_windows=500)  # the fast config: 8 steps
     assert not use_xla(TrainConfig(), n_windows=200)  # 2 batches an epoch
     assert use_xla(TrainConfig(epochs=2, jit_compile=True), n_windows=500)  # asked for
+
+
+def test_training_batches_keep_their_size_and_validation_pads_least() -> None:
+    assert batching(96, 40, training=True) == (3, 40)  # 16 real windows in the last
+    assert batching(10, 40, training=True) == (1, 10)
+    # Validation splits evenly: fewer than one padded window per batch.
+    assert batching(4097, 4096, training=False) == (2, 2049)
+    assert batching(16, 7, training=False) == (3, 6)
+    assert batching(2486, 4096, training=False) == (1, 2486)

@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 
 from sparse_lstm_ad.config import ModelConfig, TrainConfig  # noqa: E402
 from sparse_lstm_ad.data import Windows  # noqa: E402
-from sparse_lstm_ad.epoch_graph import padded  # noqa: E402
+from sparse_lstm_ad.epoch_graph import batching, padded  # noqa: E402
 from sparse_lstm_ad.graph_cache import WindowFeed, _new_trainer  # noqa: E402
 from sparse_lstm_ad.models import build_model  # noqa: E402
 
@@ -45,8 +45,7 @@ def main() -> None:
     for name, graph, feed, batch in zip(
         NAMES, trainer.graphs, feeds, (cfg.batch_size, cfg.eval_batch_size), strict=True
     ):
-        batch = min(batch, len(feed.starts))  # as epoch_graph bounds it
-        batches = -(-len(feed.starts) // batch)
+        batches, batch = batching(len(feed.starts), batch, training=name == "training")
         args = (feed.rows, *padded(feed.starts, batches * batch))
         times = [time.perf_counter()]
         graph.get_concrete_function(*args)

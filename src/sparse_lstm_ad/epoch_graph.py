@@ -40,8 +40,7 @@ def epoch_graph(
     """
     import tensorflow as tf
 
-    batch_size = min(batch_size, n_windows)
-    batches = math.ceil(n_windows / batch_size)
+    batches, batch_size = batching(n_windows, batch_size, training)
     step = (_train_step if training else _test_step)(model)
     offsets = tf.range(length, dtype=tf.int32)[None, :]
 
@@ -57,6 +56,19 @@ def epoch_graph(
         run(rows, *padded(starts, batches * batch_size))
 
     return call, run
+
+
+def batching(n_windows: int, batch_size: int, training: bool) -> tuple[int, int]:
+    """How many batches an epoch over `n_windows` runs, and their size.
+
+    A training batch's size is a hyperparameter (a gradient step each); a validation batch's
+    is not, so validation splits its windows evenly and pads fewer than one per batch: 4,097
+    windows at 4,096 are two batches of 2,049, not one of 4,096 and one padded from 1.
+    """
+    batches = math.ceil(n_windows / batch_size)
+    if training:
+        return batches, min(batch_size, n_windows)
+    return batches, math.ceil(n_windows / batches)
 
 
 def padded(starts: np.ndarray, size: int) -> tuple[Any, Any]:
