@@ -114,3 +114,26 @@ def test_the_warm_imports_leave_tensorflows_threads_to_the_job() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300
     )
     assert result.stdout.split() == ["1", "1"], result.stderr[-3000:]
+
+
+def test_the_parents_checks_load_nothing_only_the_jobs_need(tmp_path: Path) -> None:
+    """The parent checks a sweep's inputs while its workers import beside it on the same
+    cores: it loads MLflow and pandas for that, not scikit-learn, matplotlib or TensorFlow,
+    which only the jobs use (a fresh interpreter: this one has them all)."""
+    argv = ["-m", "model=standard,sparse", "data=case1", "hydra/launcher=joblib"]
+    argv.append(f"tracking.uri=sqlite:///{tmp_path}/mlflow.db")
+    script = f"""
+import sys
+from pathlib import Path
+from sparse_lstm_ad.cli.hydra_schema import register_configs
+from sparse_lstm_ad.cli.launch_checks import check_command
+register_configs()
+check_command({argv!r}, Path({str(CONF)!r}))
+assert "mlflow" in sys.modules and "pandas" in sys.modules
+print(sorted(name for name in ("sklearn", "matplotlib", "tensorflow") if name in sys.modules))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split("\n")[-2] == "[]", result.stdout[-2000:]

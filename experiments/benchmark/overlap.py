@@ -63,8 +63,9 @@ def _timed(commands: list[list[str]]) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         children = [_start(argv, Path(tmp)) for argv in commands]
-        if any(child.wait() for child in children):
-            raise SystemExit(f"a half failed: {commands}")
+        codes = [child.wait() for child in children]  # every one, before its folder goes
+        if any(codes):
+            raise SystemExit(f"a half failed ({codes}): {commands}")
         return time.perf_counter() - started
 
 
@@ -75,18 +76,18 @@ def main(rounds: int) -> None:
     # does not import the tracking package (MLflow) to find the cache's folder.
     use_compile_cache()
     tensorflow = [str(Path(__file__).resolve()), "--tensorflow-side"]
-    store = f"sqlite:///{tempfile.mkdtemp()}/mlflow.db"
-    mlflow = [str(Path(__file__).resolve()), "--mlflow-side", store]
     times: dict[str, list[float]] = {"tensorflow": [], "mlflow": [], "together": []}
-    for count in range(rounds + 1):
-        walls = {
-            "tensorflow": _timed([tensorflow]),
-            "mlflow": _timed([mlflow]),
-            "together": _timed([tensorflow, mlflow]),
-        }
-        for name, wall in walls.items():
-            if count:  # the first round warms the caches (XLA's executables, the store)
-                times[name].append(wall)
+    with tempfile.TemporaryDirectory() as store_folder:
+        mlflow = [str(Path(__file__).resolve()), "--mlflow-side", f"sqlite:///{store_folder}/m.db"]
+        for count in range(rounds + 1):
+            walls = {
+                "tensorflow": _timed([tensorflow]),
+                "mlflow": _timed([mlflow]),
+                "together": _timed([tensorflow, mlflow]),
+            }
+            for name, wall in walls.items():
+                if count:  # the first round warms the caches (XLA's executables, the store)
+                    times[name].append(wall)
     median = {name: statistics.median(values) for name, values in times.items()}
     print(f"load averages after: {os.getloadavg()}")
     print(f"| chain | wall (median of {rounds}) | rounds |\n|---|---|---|")

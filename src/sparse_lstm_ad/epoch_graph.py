@@ -12,6 +12,12 @@ The step is Keras's `train_step` / `test_step` with two weights in place of a ba
 the loss of the real windows is their mean (Keras divides a sum by the padded batch's size,
 so each real window weighs batch / real), and the epoch's loss and metrics count real windows
 alone. A full batch's weights are exactly 1: its arithmetic is Keras's own.
+
+This holds for layers that treat each window on its own, as every model of `models.py` does
+(LSTM, Dense, the sparse layer). A layer that reads across a batch (batch normalisation),
+draws a random mask at the batch's shape (dropout, noise), adds a loss of its activations, or
+keeps state between batches would see the padding: such a model needs Keras fit
+(`train.epoch_in_graph=false`).
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ Step = Callable[[Any, Any], None]
 
 
 def epoch_graph(
-    model: keras.Model, training: bool, length: int, n_windows: int, batch_size: int, jit: bool
+    model: keras.Model, length: int, n_windows: int, batch_size: int, jit: bool, *, training: bool
 ) -> tuple[EpochGraph, Any]:
     """Runs the model's training (or validation) step on every batch of `n_windows` windows.
 
@@ -62,8 +68,9 @@ def batching(n_windows: int, batch_size: int, training: bool) -> tuple[int, int]
     """How many batches an epoch over `n_windows` runs, and their size.
 
     A training batch's size is a hyperparameter (a gradient step each); a validation batch's
-    is not, so validation splits its windows evenly and pads fewer than one per batch: 4,097
-    windows at 4,096 are two batches of 2,049, not one of 4,096 and one padded from 1.
+    is not, so validation splits its windows evenly and pads fewer windows than it has
+    batches: 4,097 windows at 4,096 are two batches of 2,049 (one padding window), not one of
+    4,096 and one of a single window padded with 4,095.
     """
     batches = math.ceil(n_windows / batch_size)
     if training:

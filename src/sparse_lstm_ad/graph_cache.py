@@ -182,9 +182,9 @@ def _new_trainer(
     # Variables must exist before tracing: a compiled loop body cannot create them.
     copy.optimizer.build(copy.trainable_variables)
     train_epoch, train_graph = epoch_graph(
-        copy, True, train.length, len(train.starts), cfg.batch_size, jit_compile
+        copy, train.length, len(train.starts), cfg.batch_size, jit_compile, training=True
     )
     val_epoch, val_graph = epoch_graph(
-        copy, False, val.length, len(val.starts), cfg.eval_batch_size, jit_compile
+        copy, val.length, len(val.starts), cfg.eval_batch_size, jit_compile, training=False
     )
     return Trainer(copy, train_epoch, val_epoch, (train_graph, val_graph))
