@@ -110,7 +110,7 @@ def test_xla_only_where_the_fit_repays_its_compile() -> None:
 def test_training_batches_keep_their_size_and_validation_pads_least() -> None:
     assert batching(96, 40, training=True) == (3, 40)  # 16 real windows in the last
     assert batching(10, 40, training=True) == (1, 10)
-    # Validation splits evenly: fewer than one padded window per batch.
+    # Validation splits evenly: fewer padding windows than batches.
     assert batching(4097, 4096, training=False) == (2, 2049)
     assert batching(16, 7, training=False) == (3, 6)
     assert batching(2486, 4096, training=False) == (1, 2486)
