@@ -13,6 +13,13 @@ if __name__ == "__main__" and {"-h", "--help"} & set(sys.argv[1:]):
     print(train_help(Path(__file__).resolve().parents[1] / "conf"))
     raise SystemExit(0)
 
+if __name__ == "__main__":
+    # A started daemon runs the command, its imports paid (sparse-lstm-ad daemon start).
+    from sparse_lstm_ad.cli.daemon_client import served
+
+    if (code := served(sys.argv)) is not None:
+        raise SystemExit(code)
+
 from sparse_lstm_ad.cli.train import _label_job, cli, main
 
 __all__ = ["_label_job", "cli", "main"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from sparse_lstm_ad.cli.benchmark import benchmark
+from sparse_lstm_ad.cli.daemon import daemon
 from sparse_lstm_ad.cli.leaderboard import leaderboard
 from sparse_lstm_ad.cli.register import register
 from sparse_lstm_ad.cli.report import report
@@ -23,7 +24,7 @@ def main() -> None:
     `sparse-lstm-ad train [-m] KEY=VALUE ...` (or `python src/train.py ...`, the same)."""
 
 
-for _command in (train, report, leaderboard, reproduce, score, register, server, benchmark):
+for _command in (train, report, leaderboard, reproduce, score, register, server, daemon, benchmark):
     main.add_command(_command)
 
 

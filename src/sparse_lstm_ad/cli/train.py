@@ -74,6 +74,14 @@ def _on_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def forget_interrupts() -> None:
+    """For a process that runs one command after another (cli/daemon_server.py): the next
+    command's first interrupt is its first, and no run of an earlier command is its own."""
+    _SIGNALS.clear()
+    if (tracking := sys.modules.get("sparse_lstm_ad.tracking")) is not None:
+        tracking.INTERRUPTED.clear()
+
+
 def _catch_interrupts() -> None:
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):

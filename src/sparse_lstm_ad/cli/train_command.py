@@ -23,7 +23,11 @@ def train(args: tuple[str, ...]) -> None:
 
         click.echo(train_help(Path(__file__).resolve().parents[3] / "conf"))
         return
-    from sparse_lstm_ad.cli.train import cli
+    from sparse_lstm_ad.cli.daemon_client import served
 
     sys.argv = ["sparse-lstm-ad train", *args]
+    if (code := served(sys.argv)) is not None:  # a started daemon ran it
+        sys.exit(code)
+    from sparse_lstm_ad.cli.train import cli
+
     cli()

@@ -92,6 +92,30 @@ def prepare_store(cfg: TrackingConfig) -> str:
     return experiment_id
 
 
+def forget_stores() -> None:
+    """For a process that runs one command after another (the train daemon): the next command
+    checks, opens and tidies its stores as a fresh process would. A store deleted or replaced
+    meanwhile is made again, and another process's dead runs are closed.
+
+    MLflow keeps a store object per URI (an lru_cache on its registries) and an engine per
+    database (SqlAlchemyStore._engine_map): both are private, so each is reached only if there.
+    """
+    from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as ModelStore
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore as RunStore
+    from mlflow.tracking._model_registry.registry import ModelRegistryStoreRegistry
+    from mlflow.tracking._tracking_service.registry import TrackingStoreRegistry
+
+    _prepared.clear()
+    for registry in (TrackingStoreRegistry, ModelRegistryStoreRegistry):
+        if hasattr(cached := registry._get_store_with_resolved_uri, "cache_clear"):
+            cached.cache_clear()
+    for store in (RunStore, ModelStore):
+        engines = getattr(store, "_engine_map", {})
+        for engine in engines.values():
+            engine.dispose()
+        engines.clear()
+
+
 def close_dead(cfg: TrackingConfig) -> None:
     """End KILLED the runs a dead process left RUNNING (a job on a node that died), now: a
     sweep's end counts them as killed rather than leaving them to the next command."""
