@@ -39,6 +39,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # The package's caches (the empty store it copies, XLA's compiled executables) in a folder of
 # this test process, inherited by the commands it starts: never the user's ~/.cache.
 os.environ.setdefault("SPARSE_LSTM_AD_CACHE", tempfile.mkdtemp(prefix="sparse-lstm-ad-cache-"))
+# No test's command goes to a train daemon the developer started (tests/test_daemon.py starts
+# its own).
+os.environ["SPARSE_LSTM_AD_DAEMON"] = "off"
 register_configs()
 
 

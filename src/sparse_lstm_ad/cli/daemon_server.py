@@ -83,7 +83,10 @@ class Daemon:
 
     def _accept(self, listener: socket.socket) -> None:
         while True:
-            connection, _ = listener.accept()
+            try:
+                connection, _ = listener.accept()
+            except OSError:  # the listener closed: the daemon is stopping
+                return
             connection.settimeout(_REQUEST_SECONDS)
             try:
                 channel, request, fds = receive_request(connection)
