@@ -4,6 +4,7 @@ cannot run alike (busy, stale code, other import-time variables) runs in the cli
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sparse_lstm_ad.cli import daemon_client, daemon_wire
+from sparse_lstm_ad.cli import daemon_client, daemon_server, daemon_wire
 from sparse_lstm_ad.cli.daemon_server import BUSY, Daemon
 from tests.conftest import ROOT, ProcessOutput, store_runs, train_command
 
@@ -66,6 +67,25 @@ def test_a_daemon_refuses_what_it_cannot_run_alike(tmp_path: Path) -> None:
     assert "older" in str(daemon._refusal({**request, "code": "edited"}, [1, 2]))
     assert daemon.stopping and daemon.jobs.get_nowait() is None  # it stops, its code stale
     assert daemon._refusal(request, [1, 2]) == BUSY
+
+
+def test_a_command_runs_in_its_clients_state_and_leaves_the_daemons_as_it_was(
+    tmp_path: Path,
+) -> None:
+    request = {"argv": ["src/train.py", "x=1"], "cwd": str(tmp_path), "env": {"A": "client"}}
+    argv, folder, environ = list(sys.argv), os.getcwd(), dict(os.environ)
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    log_file = logging.FileHandler(tmp_path / "train.log")
+    with daemon_server._process_state({**request, "umask": 0o077}, {"B": "own", "A": "own"}):
+        assert (sys.argv, os.getcwd()) == (request["argv"], str(tmp_path))
+        assert dict(os.environ) == {"A": "client", "B": "own"}
+        Path("made").touch()
+        assert Path("made").stat().st_mode & 0o777 == 0o600  # the client's umask, 077
+        with daemon_server._own_logging():
+            root.addHandler(log_file)  # as Hydra's job logging does
+    assert (list(sys.argv), os.getcwd(), dict(os.environ)) == (argv, folder, environ)
+    assert root.handlers == handlers and log_file.stream is None  # removed and closed
 
 
 def test_an_idle_daemon_stops_and_removes_its_socket(tmp_path: Path) -> None:

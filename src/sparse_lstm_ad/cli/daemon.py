@@ -11,6 +11,7 @@ checkout and user; SPARSE_LSTM_AD_DAEMON=off runs every command in its own proce
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -76,6 +77,8 @@ def _stopped(path: Path, status: dict | None) -> bool:
 
 def _start(path: Path, idle_seconds: float) -> str:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.parent.stat().st_uid != os.getuid():  # a shared /tmp: someone else's folder
+        raise OSError(f"{path.parent} belongs to another user: set {SWITCH} to a socket path")
     log = Path(f"{path}.log")
     started = time.monotonic()
     command = [sys.executable, "-u", "-m", "sparse_lstm_ad.cli.daemon_server"]

@@ -31,8 +31,15 @@ def served(argv: list[str]) -> int | None:
         return None
     connection = connect(path)
     if connection is None:
+        print(
+            f"note: no daemon answers at {path} (it was killed); running in this process "
+            "(`sparse-lstm-ad daemon start` starts one)",
+            file=sys.stderr,
+        )
         return None
-    request = {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}
+    umask = os.umask(0o022)  # read only by setting it: put back at once
+    os.umask(umask)
+    request = {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "umask": umask}
     request["code"] = code_fingerprint()
     with contextlib.closing(connection), send_request(connection, request, [1, 2]) as channel:
         reply = channel.receive() or {"declined": "the daemon closed the connection"}
@@ -49,8 +56,13 @@ def _servable(args: list[str]) -> bool:
 
 
 def connect(path: Path) -> socket.socket | None:
-    """A connection to the daemon at `path`; None if none listens there."""
-    if not hasattr(socket, "send_fds"):  # no descriptor passing on this platform
+    """A connection to the daemon at `path`; None if none listens there, or the socket is
+    another user's (this process's environment and terminal go to whoever listens)."""
+    try:
+        mine = path.stat().st_uid == os.getuid()
+    except OSError:  # no socket there
+        return None
+    if not mine or not hasattr(socket, "send_fds"):  # no descriptor passing on this platform
         return None
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:

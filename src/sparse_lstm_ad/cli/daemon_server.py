@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 import os
 import queue
 import signal
@@ -202,7 +203,13 @@ def run_command(
     handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     train.forget_interrupts()
     tracking.forget_stores()
-    with _terminal(fds), _process_state(request, own_env), warnings.catch_warnings(), running():
+    with (
+        _terminal(fds),
+        _process_state(request, own_env),
+        _own_logging(),
+        warnings.catch_warnings(),
+        running(),
+    ):
         try:
             train.cli()
             return 0
@@ -236,9 +243,26 @@ def _terminal(fds: list[int]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def _own_logging() -> Iterator[None]:
+    """The command's log handlers (Hydra's: the console, the run's train.log) go with it, as
+    with a process's exit: a later command's first lines must not land in this one's log."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
+            handler.close()
+        root.setLevel(level)
+
+
+@contextlib.contextmanager
 def _process_state(request: dict[str, Any], own_env: dict[str, str]) -> Iterator[None]:
-    """The client's arguments, folder and environment (over `own_env`), put back afterwards."""
+    """The client's arguments, folder, environment (over `own_env`) and file mode mask, put
+    back afterwards."""
     argv, folder, environ = sys.argv, os.getcwd(), dict(os.environ)
+    umask = os.umask(int(request.get("umask", 0o022)))  # the files it makes: the client's modes
     try:
         sys.argv = list(request["argv"])
         os.chdir(request["cwd"])
@@ -247,6 +271,7 @@ def _process_state(request: dict[str, Any], own_env: dict[str, str]) -> Iterator
         yield
     finally:
         sys.argv = argv
+        os.umask(umask)
         os.chdir(folder)
         os.environ.clear()
         os.environ.update(environ)

@@ -24,8 +24,10 @@ PACKAGE = Path(__file__).resolve().parents[1]
 # where unset.
 IMPORT_TIME_PREFIXES = (
     *("TF_", "XLA_", "CUDA_", "KERAS_", "OMP_", "MKL_", "LD_", "PYTHON", "SPARSE_LSTM_AD_"),
+    "LC_",  # with LANG: the encoding Python gives stdout and stderr at its start
 )
-IMPORT_TIME_NAMES = ("HOME", "XDG_CACHE_HOME")  # the caches' folder (XLA's is set once)
+# The caches' folder (XLA's is set once); the time zone of log lines (read by `time` at import).
+IMPORT_TIME_NAMES = ("HOME", "XDG_CACHE_HOME", "LANG", "TZ")
 NOT_IMPORT_TIME = ("PYTHONUNBUFFERED", SWITCH)
 
 
