@@ -8,14 +8,16 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from sparse_lstm_ad.cli import daemon_client, daemon_server, daemon_wire
+from sparse_lstm_ad.cli import daemon_client, daemon_job, daemon_wire
 from sparse_lstm_ad.cli.daemon_server import BUSY, Daemon
 from tests.conftest import ROOT, ProcessOutput, store_runs, train_command
 
@@ -77,15 +79,19 @@ def test_a_command_runs_in_its_clients_state_and_leaves_the_daemons_as_it_was(
     root = logging.getLogger()
     handlers = list(root.handlers)
     log_file = logging.FileHandler(tmp_path / "train.log")
-    with daemon_server._process_state({**request, "umask": 0o077}, {"B": "own", "A": "own"}):
+    with daemon_job._process_state({**request, "umask": 0o077}, {"B": "own", "A": "own"}):
         assert (sys.argv, os.getcwd()) == (request["argv"], str(tmp_path))
         assert dict(os.environ) == {"A": "client", "B": "own"}
         Path("made").touch()
         assert Path("made").stat().st_mode & 0o777 == 0o600  # the client's umask, 077
-        with daemon_server._own_logging():
+        with daemon_job._own_logging():
             root.addHandler(log_file)  # as Hydra's job logging does
+            logging.getLogger("matplotlib").setLevel(logging.DEBUG)  # as hydra.verbose does
+            logging.getLogger("made.by.the.command").setLevel(logging.DEBUG)
     assert (list(sys.argv), os.getcwd(), dict(os.environ)) == (argv, folder, environ)
     assert root.handlers == handlers and log_file.stream is None  # removed and closed
+    assert logging.getLogger("matplotlib").level != logging.DEBUG
+    assert logging.getLogger("made.by.the.command").level == logging.NOTSET
 
 
 def test_an_idle_daemon_stops_and_removes_its_socket(tmp_path: Path) -> None:
@@ -119,15 +125,18 @@ def client(env: dict[str, str], tmp_path: Path, *args: str) -> subprocess.Comple
 
 
 def test_a_served_run_is_the_run_of_its_own_process(
-    daemon_env: dict[str, str], tmp_path: Path, run_cli: object
+    daemon_env: dict[str, str], tmp_path: Path
 ) -> None:
     served_before = served_count(daemon_env)
     served = client(daemon_env, tmp_path / "served", *FAST)
     assert served.returncode == 0, served.stderr
     assert "epoch 2/2" in served.stdout + served.stderr  # the run's log, in the client's output
     assert served_count(daemon_env) == served_before + 1
-    assert run_cli(*FAST).returncode == 0  # the same command in this test's process
-    [mine], [theirs] = store_runs(tmp_path / "served" / "mlruns"), store_runs(tmp_path / "mlruns")
+    own = client({**daemon_env, daemon_wire.SWITCH: "off"}, tmp_path / "own", *FAST)
+    assert own.returncode == 0, own.stderr
+    assert served_count(daemon_env) == served_before + 1
+    [mine] = store_runs(tmp_path / "served" / "mlruns")
+    [theirs] = store_runs(tmp_path / "own" / "mlruns")
     assert mine.info.status == "FINISHED"
     metrics = {k: v for k, v in mine.data.metrics.items() if not k.startswith(TIMINGS)}
     assert metrics and metrics == pytest.approx(
@@ -175,6 +184,58 @@ def test_ctrl_c_ends_a_served_run_killed_and_a_busy_daemon_is_passed_by(
     assert f"interrupted by SIGINT: run {run.info.run_id} ended KILLED" in rest
     assert run.info.status == "KILLED"
     assert served_count(daemon_env) == served_before + 1  # alive, and free for the next
+
+
+def test_a_signal_before_the_command_runs_ends_it_before_any_run(
+    daemon_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Ctrl-C as the command is handed over: passed on, and the command ends at once."""
+    read, write = os.pipe()
+    command = train_command(tmp_path, *FAST)
+    request = {"argv": command[1:], "cwd": str(ROOT), "env": daemon_env, "umask": 0o022}
+    request["code"] = daemon_wire.code_fingerprint()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.connect(daemon_env[daemon_wire.SWITCH])
+        channel = daemon_wire.send_request(connection, request, [write, write])
+        os.close(write)
+        channel.send({"signal": signal.SIGINT})
+        assert "accepted" in (channel.receive() or {})
+        assert channel.receive() == {"exit": 128 + signal.SIGINT}
+        channel.close()
+    with os.fdopen(read) as output:
+        assert output.read() == "interrupted by SIGINT: no run had started\n"
+    assert store_runs(tmp_path / "mlruns") == []
+
+
+def test_clients_that_hang_up_early_leave_the_daemon_answering(
+    daemon_env: dict[str, str],
+) -> None:
+    path = daemon_env[daemon_wire.SWITCH]
+    for hang_up in ("at once", "after the request"):
+        for _ in range(5):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+                connection.connect(path)
+                if hang_up == "after the request":
+                    daemon_wire.send_request(connection, {"control": "status"}, [])
+    served_count(daemon_env)  # it still answers
+
+
+def test_a_client_killed_mid_run_ends_its_run_killed(
+    daemon_env: dict[str, str], tmp_path: Path
+) -> None:
+    command = train_command(tmp_path, *FAST, "train.epochs=2000", "train.patience=2000")
+    process = subprocess.Popen(
+        command, env=daemon_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    ProcessOutput(process).wait_for(" - epoch 1/2000")
+    process.kill()  # no signal passed on: the daemon sees the connection close
+    process.wait()
+    deadline = time.monotonic() + 120
+    while (status := store_runs(tmp_path / "mlruns")[0].info.status) == "RUNNING":
+        assert time.monotonic() < deadline, "the run was never ended"
+        time.sleep(0.2)
+    assert status == "KILLED"
+    served_count(daemon_env)  # and the daemon answers
 
 
 def test_another_import_time_variable_runs_in_the_clients_process(

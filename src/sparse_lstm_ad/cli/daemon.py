@@ -82,7 +82,8 @@ def _start(path: Path, idle_seconds: float) -> str:
     log = Path(f"{path}.log")
     started = time.monotonic()
     command = [sys.executable, "-u", "-m", "sparse_lstm_ad.cli.daemon_server"]
-    with log.open("w") as out:
+    log.unlink(missing_ok=True)  # made private below: command lines and paths go in it
+    with os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
         process = subprocess.Popen(
             [*command, str(path), str(idle_seconds)],
             stdin=subprocess.DEVNULL,

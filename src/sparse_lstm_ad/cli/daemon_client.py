@@ -10,6 +10,7 @@ an import-time variable differs, a multirun, a thread count) the command runs he
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -21,7 +22,9 @@ from sparse_lstm_ad.cli.daemon_wire import Channel, code_fingerprint, send_reque
 
 # A multirun starts its own launcher and workers; a thread count is fixed once per process.
 _NOT_SERVED_FLAGS = ("-m", "--multirun")
-_NOT_SERVED_KEYS = ("threads", "hydra.mode")
+# train.deterministic=false: TensorFlow's op determinism, once on in a process, stays on.
+_NOT_SERVED_KEYS = ("threads", "hydra.mode", "train.deterministic")
+_ANSWER_SECONDS = 30  # the daemon answers at once, busy or not
 
 
 def served(argv: list[str]) -> int | None:
@@ -41,13 +44,25 @@ def served(argv: list[str]) -> int | None:
     os.umask(umask)
     request = {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "umask": umask}
     request["code"] = code_fingerprint()
-    with contextlib.closing(connection), send_request(connection, request, [1, 2]) as channel:
-        reply = channel.receive() or {"declined": "the daemon closed the connection"}
+    with contextlib.closing(connection), _Forwarding(connection) as forwarding:
+        channel = send_request(connection, request, [1, 2])
+        forwarding.pass_on()
+        connection.settimeout(_ANSWER_SECONDS)
+        try:
+            reply = channel.receive() or {"declined": "the daemon closed the connection"}
+        except OSError as error:  # TimeoutError included: a daemon stopped (Ctrl-Z) or stuck
+            reply = {"declined": f"the daemon did not answer ({error or 'timed out'})"}
+        connection.settimeout(None)
+        if forwarding.signals and "declined" in reply:  # interrupted before anything ran
+            name = signal.Signals(forwarding.signals[0]).name
+            print(f"interrupted by {name}: no run had started", file=sys.stderr)
+            return 128 + forwarding.signals[0]
         if "declined" in reply:
             if reply.get("say", True):
                 print(f"note: {reply['declined']}; running in this process", file=sys.stderr)
             return None
-        return _wait_for_exit(channel, path)
+        forwarding.daemon_pid = int(reply["pid"])
+        return _wait_for_exit(channel, path, forwarding)
 
 
 def _servable(args: list[str]) -> bool:
@@ -73,23 +88,68 @@ def connect(path: Path) -> socket.socket | None:
     return connection
 
 
-def _wait_for_exit(channel: Channel, path: Path) -> int:
-    """Pass signals on until the daemon says how the run ended."""
-    forwarded: list[int] = []
-
-    def forward(signum: int, frame: Any) -> None:
-        forwarded.append(signum)
-        channel.send({"signal": signum})
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, forward)
-    while (message := channel.receive()) is not None:
-        if "exit" in message:
-            return int(message["exit"])
-    if forwarded:  # a second interrupt ends the run's process at once: here, the daemon
-        return 128 + forwarded[0]
+def _wait_for_exit(channel: Channel, path: Path, forwarding: _Forwarding) -> int:
+    """The command's exit code, once the daemon says how it ended."""
+    with contextlib.suppress(OSError):  # a daemon that ended at a second interrupt
+        while (message := channel.receive()) is not None:
+            if "exit" in message:
+                return int(message["exit"])
+    if forwarding.signals:  # a second interrupt ends the command's process at once: the daemon
+        return 128 + forwarding.signals[0]
     print(f"error: the daemon ended during the run (its log: {path}.log)", file=sys.stderr)
     return 1
+
+
+class _Forwarding:
+    """While the command is the daemon's: Ctrl-C, SIGTERM and SIGHUP (as SIGTERM: the daemon
+    outlives the terminal) are passed on; Ctrl-Z stops the daemon with this process, and `fg`
+    continues both."""
+
+    def __init__(self, connection: socket.socket) -> None:
+        self.connection = connection
+        self.signals: list[int] = []
+        self.daemon_pid: int | None = None
+        self.kept: dict[int, Any] = {}
+        self.passed = 0  # of the signals; none before the request is sent (pass_on)
+        self.request_sent = False
+
+    def __enter__(self) -> _Forwarding:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGTSTP):
+            self.kept[signum] = signal.signal(signum, self._on_signal)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self.kept.items():
+            signal.signal(signum, handler)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if signum == signal.SIGTSTP:
+            self._suspend()
+            return
+        self.signals.append(signal.SIGTERM if signum == signal.SIGHUP else signum)
+        if self.request_sent:
+            self.pass_on()
+
+    def pass_on(self) -> None:
+        """Send the signals not yet sent: once the request is (never inside its bytes)."""
+        self.request_sent = True
+        with contextlib.suppress(OSError):  # the daemon is gone: its end is reported anyway
+            while self.passed < len(self.signals):
+                message = {"signal": self.signals[self.passed]}
+                self.passed += 1
+                self.connection.sendall(json.dumps(message).encode() + b"\n")
+
+    def _suspend(self) -> None:
+        self._signal_daemon(signal.SIGSTOP)
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTSTP)  # stops here until continued (`fg`, SIGCONT)
+        signal.signal(signal.SIGTSTP, self._on_signal)
+        self._signal_daemon(signal.SIGCONT)
+
+    def _signal_daemon(self, signum: int) -> None:
+        if self.daemon_pid is not None:
+            with contextlib.suppress(OSError):  # it ended meanwhile
+                os.kill(self.daemon_pid, signum)
 
 
 def control(path: Path, action: str) -> dict[str, Any] | None:
@@ -97,8 +157,12 @@ def control(path: Path, action: str) -> dict[str, Any] | None:
     connection = connect(path)
     if connection is None:
         return None
-    with (
-        contextlib.closing(connection),
-        send_request(connection, {"control": action}, []) as channel,
-    ):
-        return channel.receive()
+    connection.settimeout(_ANSWER_SECONDS)
+    try:
+        with (
+            contextlib.closing(connection),
+            send_request(connection, {"control": action}, []) as channel,
+        ):
+            return channel.receive()
+    except OSError:  # it stopped as it was asked, or is stopped (Ctrl-Z on its client)
+        return None

@@ -20,21 +20,20 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import logging
 import os
 import queue
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
-import traceback
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sparse_lstm_ad.cli.daemon_job import Interrupted, run_command
 from sparse_lstm_ad.cli.daemon_wire import (
     Channel,
     code_fingerprint,
@@ -51,6 +50,10 @@ class Job:
     channel: Channel
     request: dict[str, Any]
     fds: list[int]  # the client's stdout and stderr
+    running: bool = False  # in cli(): a signal passed on is raised at once
+    ended: bool = False  # a signal passed on now is no command's
+    pending: int | None = None  # passed on before the command ran
+    watcher: threading.Thread | None = None  # reads the signals the client passes on
 
 
 class Daemon:
@@ -61,26 +64,40 @@ class Daemon:
         self.own_env = {key: value for key, value in os.environ.items() if env.get(key) != value}
         self.jobs: queue.Queue[Job | None] = queue.Queue()
         self.lock = threading.Lock()
-        self.busy = self.running = self.stopping = False
+        self.busy = self.stopping = False
         self.started, self.served = time.time(), 0
 
     def serve(self) -> None:
         """Run the commands handed over, until stopped, stale or idle for idle_seconds."""
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.path.unlink(missing_ok=True)  # a socket file left by a daemon that was killed
-        listener.bind(str(self.path))
-        os.chmod(self.path, 0o600)  # this user's commands only
+        mask = os.umask(0o177)  # the socket is born 0600: this user's commands only
+        try:
+            listener.bind(str(self.path))
+        finally:
+            os.umask(mask)
         listener.listen()
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
         print(f"ready: pid {os.getpid()}, {self.path}", flush=True)
         try:
-            while (job := self.jobs.get(timeout=self.idle_seconds)) is not None:
+            while (job := self._next_job()) is not None:
                 self._run(job)
-        except queue.Empty:
-            print(f"idle for {self.idle_seconds:.0f} s: stopping", flush=True)
         finally:
             listener.close()
             self.path.unlink(missing_ok=True)
+
+    def _next_job(self) -> Job | None:
+        """The next command; None to stop (asked, stale, or idle for idle_seconds)."""
+        while True:
+            try:
+                return self.jobs.get(timeout=self.idle_seconds)
+            except queue.Empty:
+                with self.lock:
+                    if self.busy:  # a command was taken as the wait ran out: run it first
+                        continue
+                    self.stopping = True
+                print(f"idle for {self.idle_seconds:.0f} s: stopping", flush=True)
+                return None
 
     def _accept(self, listener: socket.socket) -> None:
         while True:
@@ -88,22 +105,33 @@ class Daemon:
                 connection, _ = listener.accept()
             except OSError:  # the listener closed: the daemon is stopping
                 return
-            connection.settimeout(_REQUEST_SECONDS)
             try:
-                channel, request, fds = receive_request(connection)
-            except (OSError, ValueError):
+                self._answer(connection)
+            except Exception as error:  # a client gone mid-request: the next one is served
+                print(f"request dropped: {error!r}", flush=True)
                 connection.close()
-                continue
-            connection.settimeout(None)
-            if "control" in request:
-                self._control(channel, request["control"])
-            elif (reason := self._refusal(request, fds)) is not None:
-                for fd in fds:
-                    os.close(fd)
-                with channel:
-                    channel.send({"declined": reason, "say": reason != BUSY})
-            else:
-                self.jobs.put(Job(channel, request, fds))
+
+    def _answer(self, connection: socket.socket) -> None:
+        if not _same_user(connection):
+            connection.close()
+            return
+        connection.settimeout(_REQUEST_SECONDS)
+        channel, request, fds = receive_request(connection)
+        connection.settimeout(None)
+        if "control" in request:
+            with channel:
+                channel.send(self._control(request["control"]))
+        elif (reason := self._refusal(request, fds)) is not None:
+            for fd in fds:
+                os.close(fd)
+            with channel:
+                channel.send({"declined": reason, "say": reason != BUSY})
+        else:
+            job = Job(channel, request, fds)
+            job.watcher = threading.Thread(target=self._pass_signals, args=(job,), daemon=True)
+            job.watcher.start()
+            channel.send({"accepted": True, "pid": os.getpid()})
+            self.jobs.put(job)
 
     def _refusal(self, request: dict[str, Any], fds: list[int]) -> str | None:
         """Why this daemon cannot run the request as the client would; None: it takes it."""
@@ -120,21 +148,19 @@ class Daemon:
             self.busy = True
             return None
 
-    def _control(self, channel: Channel, action: str) -> None:
-        with channel, self.lock:
+    def _control(self, action: str) -> dict[str, Any]:
+        with self.lock:
             if action == "stop":
                 self._stop()
-            channel.send(
-                {
-                    "pid": os.getpid(),
-                    "started": self.started,
-                    "served": self.served,
-                    "busy": self.busy,
-                    "stopping": self.stopping,
-                    "idle_seconds": self.idle_seconds,
-                    "code": self.code,
-                }
-            )
+            return {
+                "pid": os.getpid(),
+                "started": self.started,
+                "served": self.served,
+                "busy": self.busy,
+                "stopping": self.stopping,
+                "idle_seconds": self.idle_seconds,
+                "code": self.code,
+            }
 
     def _stop(self) -> None:
         """Stop once the running command, if any, has ended (the lock is held)."""
@@ -144,137 +170,60 @@ class Daemon:
 
     def _run(self, job: Job) -> None:
         started, code = time.time(), 1
-        watcher = threading.Thread(target=self._pass_signals, args=(job.channel,), daemon=True)
         try:
-            job.channel.send({"accepted": True})
-            watcher.start()
-            code = run_command(job.request, job.fds, self.own_env, self._running)
+            code = run_command(job.request, job.fds, self.own_env, lambda: self._running(job))
         except KeyboardInterrupt:  # a signal passed on just as the command ended
             code = 128 + signal.SIGINT
-        except OSError as error:  # the client went away
-            print(f"client lost: {error}", flush=True)
         finally:
-            with contextlib.suppress(OSError), job.channel:
+            with self.lock:
+                job.ended = True
+            with contextlib.suppress(OSError):
                 job.channel.send({"exit": code})
+                job.channel.connection.shutdown(socket.SHUT_RDWR)  # ends the signal reader
+            if job.watcher is not None:
+                job.watcher.join(timeout=5)
+            job.channel.close()
             with self.lock:
                 self.busy, self.served = False, self.served + 1
         print(f"ran {job.request['argv'][1:]}: exit {code} in {time.time() - started:.1f} s")
 
     @contextlib.contextmanager
-    def _running(self) -> Iterator[None]:
-        """While the command runs, signals the client passes on are raised here."""
+    def _running(self, job: Job) -> Iterator[None]:
+        """While the command runs, signals the client passes on are raised in this process."""
         with self.lock:
-            self.running = True
+            job.running, pending = True, job.pending
         try:
+            if pending is not None:
+                raise Interrupted(pending)
             yield
         finally:
             with self.lock:
-                self.running = False
+                job.running, job.ended = False, True
 
-    def _pass_signals(self, channel: Channel) -> None:
+    def _pass_signals(self, job: Job) -> None:
         """Raise in this process the signals the client passes on; SIGTERM if the client is
-        gone (killed, or its terminal closed) while its command runs."""
+        gone (killed, or its terminal closed) before its command ended."""
         with contextlib.suppress(OSError, ValueError):
-            while (message := channel.receive()) is not None:
-                self._raise(int(message.get("signal", signal.SIGINT)))
-        self._raise(signal.SIGTERM)
+            while (message := job.channel.receive()) is not None:
+                self._raise(job, int(message.get("signal", signal.SIGINT)))
+        self._raise(job, signal.SIGTERM)
 
-    def _raise(self, signum: int) -> None:
+    def _raise(self, job: Job, signum: int) -> None:
         with self.lock:
-            if self.running:  # the command's own handler (cli.train) takes it
+            if job.ended:
+                return
+            if job.running:  # the command's own handler (cli.train) takes it
                 os.kill(os.getpid(), signum)
+            elif job.pending is None:
+                job.pending = signum
 
 
-def run_command(
-    request: dict[str, Any],
-    fds: list[int],
-    own_env: dict[str, str],
-    running: Callable[[], contextlib.AbstractContextManager],
-) -> int:
-    """`cli()` of cli/train.py on the request, as in the client's process: its exit code.
-
-    What this process keeps between commands and a fresh one would not have is set back
-    first: the interrupts seen, the stores opened (tracking.forget_stores), the warnings
-    already shown. The graphs traced for earlier runs stay (graph_cache): a joblib worker
-    keeps them between its jobs alike, and they give the same numbers."""
-    from sparse_lstm_ad import tracking
-    from sparse_lstm_ad.cli import train
-
-    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
-    train.forget_interrupts()
-    tracking.forget_stores()
-    with (
-        _terminal(fds),
-        _process_state(request, own_env),
-        _own_logging(),
-        warnings.catch_warnings(),
-        running(),
-    ):
-        try:
-            train.cli()
-            return 0
-        except SystemExit as stop:
-            if isinstance(stop.code, str):
-                print(stop.code, file=sys.stderr)
-            return stop.code if isinstance(stop.code, int) else int(stop.code is not None)
-        except Exception:  # what a crash of the client's own process would print
-            traceback.print_exc()
-            return 1
-        finally:
-            train._label_job("")
-            for signum, handler in handlers.items():
-                signal.signal(signum, handler)
-
-
-@contextlib.contextmanager
-def _terminal(fds: list[int]) -> Iterator[None]:
-    """Descriptors 1 and 2 are the client's for a while: its terminal, pipe or file."""
-    sys.stdout.flush(), sys.stderr.flush()
-    kept = [os.dup(1), os.dup(2)]
-    try:
-        os.dup2(fds[0], 1), os.dup2(fds[1], 2)
-        yield
-    finally:
-        with contextlib.suppress(OSError, ValueError):  # a client gone: its pipe is closed
-            sys.stdout.flush(), sys.stderr.flush()
-        os.dup2(kept[0], 1), os.dup2(kept[1], 2)
-        for fd in (*kept, *fds):
-            os.close(fd)
-
-
-@contextlib.contextmanager
-def _own_logging() -> Iterator[None]:
-    """The command's log handlers (Hydra's: the console, the run's train.log) go with it, as
-    with a process's exit: a later command's first lines must not land in this one's log."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
-        yield
-    finally:
-        for handler in [h for h in root.handlers if h not in handlers]:
-            root.removeHandler(handler)
-            handler.close()
-        root.setLevel(level)
-
-
-@contextlib.contextmanager
-def _process_state(request: dict[str, Any], own_env: dict[str, str]) -> Iterator[None]:
-    """The client's arguments, folder, environment (over `own_env`) and file mode mask, put
-    back afterwards."""
-    argv, folder, environ = sys.argv, os.getcwd(), dict(os.environ)
-    umask = os.umask(int(request.get("umask", 0o022)))  # the files it makes: the client's modes
-    try:
-        sys.argv = list(request["argv"])
-        os.chdir(request["cwd"])
-        os.environ.clear()
-        os.environ.update({**own_env, **request["env"]})
-        yield
-    finally:
-        sys.argv = argv
-        os.umask(umask)
-        os.chdir(folder)
-        os.environ.clear()
-        os.environ.update(environ)
+def _same_user(connection: socket.socket) -> bool:
+    """The peer runs as this user (Linux tells; the socket's mode guards elsewhere)."""
+    if not hasattr(socket, "SO_PEERCRED"):
+        return True
+    credentials = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+    return struct.unpack("3i", credentials)[1] == os.getuid()
 
 
 def warm_up() -> None:

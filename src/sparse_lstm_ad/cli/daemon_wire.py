@@ -24,10 +24,12 @@ PACKAGE = Path(__file__).resolve().parents[1]
 # where unset.
 IMPORT_TIME_PREFIXES = (
     *("TF_", "XLA_", "CUDA_", "KERAS_", "OMP_", "MKL_", "LD_", "PYTHON", "SPARSE_LSTM_AD_"),
+    *("OPENBLAS_", "NUMEXPR_", "KMP_", "MPL"),  # thread pools; matplotlib's backend, folder
     "LC_",  # with LANG: the encoding Python gives stdout and stderr at its start
 )
-# The caches' folder (XLA's is set once); the time zone of log lines (read by `time` at import).
-IMPORT_TIME_NAMES = ("HOME", "XDG_CACHE_HOME", "LANG", "TZ")
+# The caches' folder (XLA's is set once); the time zone of log lines (read by `time` at
+# import); the temporary folder (`tempfile` keeps the first it finds).
+IMPORT_TIME_NAMES = ("HOME", "XDG_CACHE_HOME", "LANG", "TZ", "TMPDIR")
 NOT_IMPORT_TIME = ("PYTHONUNBUFFERED", SWITCH)
 
 

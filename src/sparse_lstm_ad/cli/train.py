@@ -82,7 +82,7 @@ def forget_interrupts() -> None:
         tracking.INTERRUPTED.clear()
 
 
-def _catch_interrupts() -> None:
+def catch_interrupts() -> None:
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, _on_interrupt)
@@ -136,7 +136,7 @@ def _exit_quickly() -> None:
 
 @hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")
 def main(cfg: DictConfig) -> float:
-    _catch_interrupts()  # again: a launcher's worker process runs jobs here, not through cli()
+    catch_interrupts()  # again: a launcher's worker process runs jobs here, not through cli()
     _exit_quickly()  # in whichever process runs the job: this one, or a launcher's worker
     quiet_tensorflow_import()  # a worker unpickles this function, not this module's top
     _label_job(f"[job {HydraConfig.get().job.num}] " if multirun() else "")
@@ -167,7 +167,7 @@ def cli() -> None:
     """Check the whole command, then let Hydra run it; a mistake or an interrupt is one line."""
     from sparse_lstm_ad.cli.launch_checks import UsageError
 
-    _catch_interrupts()
+    catch_interrupts()
     _exit_quickly()
     _report_crashes()
     try:
