@@ -40,29 +40,39 @@ def served(argv: list[str]) -> int | None:
             file=sys.stderr,
         )
         return None
-    umask = os.umask(0o022)  # read only by setting it: put back at once
-    os.umask(umask)
-    request = {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "umask": umask}
-    request["code"] = code_fingerprint()
     with contextlib.closing(connection), _Forwarding(connection) as forwarding:
-        channel = send_request(connection, request, [1, 2])
+        channel = send_request(connection, _request(argv), [1, 2])
         forwarding.pass_on()
-        connection.settimeout(_ANSWER_SECONDS)
-        try:
-            reply = channel.receive() or {"declined": "the daemon closed the connection"}
-        except OSError as error:  # TimeoutError included: a daemon stopped (Ctrl-Z) or stuck
-            reply = {"declined": f"the daemon did not answer ({error or 'timed out'})"}
-        connection.settimeout(None)
-        if forwarding.signals and "declined" in reply:  # interrupted before anything ran
+        reply = _answer(channel)
+        if "declined" not in reply:
+            forwarding.daemon_pid = int(reply["pid"])
+            return _wait_for_exit(channel, path, forwarding)
+        if forwarding.signals:  # interrupted before anything ran
             name = signal.Signals(forwarding.signals[0]).name
             print(f"interrupted by {name}: no run had started", file=sys.stderr)
             return 128 + forwarding.signals[0]
-        if "declined" in reply:
-            if reply.get("say", True):
-                print(f"note: {reply['declined']}; running in this process", file=sys.stderr)
-            return None
-        forwarding.daemon_pid = int(reply["pid"])
-        return _wait_for_exit(channel, path, forwarding)
+        if reply.get("say", True):
+            print(f"note: {reply['declined']}; running in this process", file=sys.stderr)
+        return None
+
+
+def _request(argv: list[str]) -> dict[str, Any]:
+    """What the daemon needs to run the command as this process would."""
+    umask = os.umask(0o022)  # read only by setting it: put back at once
+    os.umask(umask)
+    environment = {"cwd": os.getcwd(), "env": dict(os.environ), "umask": umask}
+    return {"argv": argv, **environment, "code": code_fingerprint()}
+
+
+def _answer(channel: Channel) -> dict[str, Any]:
+    """The daemon's first answer: accepted (with its pid) or declined (with why)."""
+    channel.connection.settimeout(_ANSWER_SECONDS)
+    try:
+        return channel.receive() or {"declined": "the daemon closed the connection"}
+    except OSError as error:  # TimeoutError included: a daemon stopped (Ctrl-Z) or stuck
+        return {"declined": f"the daemon did not answer ({error or 'timed out'})"}
+    finally:
+        channel.connection.settimeout(None)
 
 
 def _servable(args: list[str]) -> bool:
