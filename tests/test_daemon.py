@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,6 +93,26 @@ def test_a_command_runs_in_its_clients_state_and_leaves_the_daemons_as_it_was(
     assert root.handlers == handlers and log_file.stream is None  # removed and closed
     assert logging.getLogger("matplotlib").level != logging.DEBUG
     assert logging.getLogger("made.by.the.command").level == logging.NOTSET
+
+
+def test_a_daemon_older_than_the_code_is_passed_by_and_stops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "d.sock"
+    daemon = Daemon(path, 60, code="before the edit", env=dict(os.environ))
+    serving = threading.Thread(target=daemon.serve)
+    serving.start()
+    deadline = time.monotonic() + 10
+    while daemon_client.control(path, "status") is None:
+        assert time.monotonic() < deadline, "the daemon never answered"
+        time.sleep(0.05)
+    monkeypatch.setenv(daemon_wire.SWITCH, str(path))
+    assert daemon_client.served(["src/train.py", "model=sparse"]) is None  # runs here
+    assert capsys.readouterr().err == (
+        "note: the daemon's code is older than this checkout's: it stops; running in this process\n"
+    )
+    serving.join(timeout=10)
+    assert not serving.is_alive() and not path.exists()
 
 
 def test_an_idle_daemon_stops_and_removes_its_socket(tmp_path: Path) -> None:
