@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hydra.plugins.sweeper import Sweeper
 
 from sparse_lstm_ad.cli.main import main, run
 from tests.conftest import parent_and_children
@@ -80,8 +81,19 @@ def test_joblib_batches_are_whole_cells_that_keep_workers_busy(
     assert batch_size(jobs, workers) == size
 
 
-def test_report_of_a_real_sweep_matches_its_runs(run_cli: RunCli, tmp_path: Path) -> None:
+def test_report_of_a_real_sweep_matches_its_runs(
+    run_cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sweep = tmp_path / "multirun"
+    # What the sweeper composed again before launching (Hydra's validation, defined on the
+    # base class: Hydra's plugin scan re-imports BasicSweeper, never Sweeper).
+    validated: list = []
+    original = Sweeper.validate_batch_is_legal
+    monkeypatch.setattr(
+        Sweeper,
+        "validate_batch_is_legal",
+        lambda self, batch: validated.append(batch) or original(self, batch),
+    )
     result = run_cli(
         "-m",
         "+experiment=fast",
@@ -94,6 +106,8 @@ def test_report_of_a_real_sweep_matches_its_runs(run_cli: RunCli, tmp_path: Path
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     # The standard model ignores L1: its second L1 value is the same config, skipped.
     assert "6 finished, 0 failed, 0 killed, 2 skipped" in result.stdout
+    # train composed and checked the 8 jobs: the sweeper it chose composes none again.
+    assert "CheckedBasicSweeper" in (sweep / "multirun.yaml").read_text() and validated == []
     # The comparison table printed at the end names both models.
     assert "AUC-ROC" in result.stdout
     assert "standard" in result.stdout and "sparse" in result.stdout

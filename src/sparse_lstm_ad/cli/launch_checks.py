@@ -9,6 +9,7 @@ into one line naming the key or the option. TensorFlow is never imported here.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,7 @@ class Command:
 
     configs: list[Config]
     launcher: DictConfig | None  # a multirun's `hydra.launcher`; None for a single run
+    sweeper: str | None = None  # a multirun's `hydra.sweeper._target_`
 
     @property
     def fit_imports(self) -> tuple[str, ...]:
@@ -65,10 +67,42 @@ def composed_command(argv: list[str], conf_dir: Path) -> Command | None:
     with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
         jobs = sweep_jobs(args.overrides, args.multirun, name)
         configs = [_checked(name, job) for job in jobs]
-        launcher = _compose(name, jobs[0]).hydra.launcher if args.multirun else None
+        hydra = _compose(name, jobs[0]).hydra if args.multirun else None
+    _COMPOSED.clear()
+    _COMPOSED.update(task_overrides(job) for job in jobs)
     if args.cfg:  # printing the config runs nothing: no data, no store
         return None
-    return Command(configs, launcher)
+    if hydra is None:
+        return Command(configs, None)
+    return Command(configs, hydra.launcher, str(hydra.sweeper.get("_target_")))
+
+
+# The jobs composed and checked in this process: Hydra's sweeper need not compose them again
+# (hydra_plugins/sparse_lstm_ad_sweeper).
+_COMPOSED: set[tuple[str, ...]] = set()
+
+
+def task_overrides(job: Sequence[str]) -> tuple[str, ...]:
+    """A job's overrides as Hydra's sweeper lists them: its own, not Hydra's, in any order."""
+    hydra_keys = ("hydra.", "hydra/")
+    return tuple(
+        sorted(o for o in job if not o.split("=", 1)[0].lstrip("+~").startswith(hydra_keys))
+    )
+
+
+def composed(job: Sequence[str]) -> bool:
+    """Whether this process composed and checked the job already (composed_command)."""
+    return task_overrides(job) in _COMPOSED
+
+
+def sweeper_choice(command: Command, argv: list[str]) -> list[str]:
+    """The override that runs a basic sweep without Hydra's second composition of each job
+    (hydra_plugins/sparse_lstm_ad_sweeper): every job was composed here. None where the
+    command chose its sweeper, or a preset did (Optuna), or it is no multirun."""
+    chosen = any(arg.split("=", 1)[0].lstrip("+~") == "hydra/sweeper" for arg in argv)
+    if chosen or command.sweeper != f"{BasicSweeper.__module__}.{BasicSweeper.__name__}":
+        return []
+    return ["hydra/sweeper=checked_basic"]
 
 
 def _refuse_arguments(message: str) -> None:

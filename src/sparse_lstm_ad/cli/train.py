@@ -197,8 +197,9 @@ def _report_crashes() -> None:
 
 
 def _check(argv: list[str]) -> None:
-    """Check the command; a joblib sweep's workers import meanwhile (cli.warm_workers)."""
-    from sparse_lstm_ad.cli.launch_checks import check_inputs, composed_command
+    """Check the command; a joblib sweep's workers import meanwhile (cli.warm_workers). A
+    basic sweep then goes to the sweeper that does not compose its jobs again."""
+    from sparse_lstm_ad.cli.launch_checks import check_inputs, composed_command, sweeper_choice
     from sparse_lstm_ad.cli.warm_workers import start_warmup
 
     if (command := composed_command(argv, CONF)) is None:
@@ -210,6 +211,7 @@ def _check(argv: list[str]) -> None:
         if warmup is not None:
             warmup.cancel()
         raise
+    sys.argv += sweeper_choice(command, argv)  # read by Hydra's main, next
 
 
 def _interrupted(signum: int) -> str:
