@@ -244,6 +244,7 @@ def test_clients_that_hang_up_early_leave_the_daemon_answering(
 def test_a_client_killed_mid_run_ends_its_run_killed(
     daemon_env: dict[str, str], tmp_path: Path
 ) -> None:
+    served_before = served_count(daemon_env)
     command = train_command(tmp_path, *FAST, "train.epochs=2000", "train.patience=2000")
     process = subprocess.Popen(
         command, env=daemon_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -256,7 +257,9 @@ def test_a_client_killed_mid_run_ends_its_run_killed(
         assert time.monotonic() < deadline, "the run was never ended"
         time.sleep(0.2)
     assert status == "KILLED"
-    served_count(daemon_env)  # and the daemon answers
+    while served_count(daemon_env) == served_before:  # the command's end, after its run's
+        assert time.monotonic() < deadline, "the daemon never ended the command"
+        time.sleep(0.2)
 
 
 def test_another_import_time_variable_runs_in_the_clients_process(

@@ -175,16 +175,14 @@ class Daemon:
         except KeyboardInterrupt:  # a signal passed on just as the command ended
             code = 128 + signal.SIGINT
         finally:
-            with self.lock:
-                job.ended = True
+            with self.lock:  # free before the client hears: its next command is taken
+                job.ended, self.busy, self.served = True, False, self.served + 1
             with contextlib.suppress(OSError):
                 job.channel.send({"exit": code})
                 job.channel.connection.shutdown(socket.SHUT_RDWR)  # ends the signal reader
             if job.watcher is not None:
                 job.watcher.join(timeout=5)
             job.channel.close()
-            with self.lock:
-                self.busy, self.served = False, self.served + 1
         print(f"ran {job.request['argv'][1:]}: exit {code} in {time.time() - started:.1f} s")
 
     @contextlib.contextmanager
