@@ -229,7 +229,7 @@ def test_a_signal_before_the_command_runs_ends_it_before_any_run(
 
 
 def test_clients_that_hang_up_early_leave_the_daemon_answering(
-    daemon_env: dict[str, str],
+    daemon_env: dict[str, str], tmp_path: Path
 ) -> None:
     path = daemon_env[daemon_wire.SWITCH]
     for hang_up in ("at once", "after the request"):
@@ -239,6 +239,23 @@ def test_clients_that_hang_up_early_leave_the_daemon_answering(
                 if hang_up == "after the request":
                     daemon_wire.send_request(connection, {"control": "status"}, [])
     served_count(daemon_env)  # it still answers
+    # A command handed over by a client that hangs up at once: ended, and the daemon free.
+    served_before = served_count(daemon_env)
+    read, write = os.pipe()
+    argv = train_command(tmp_path, *FAST)[1:]  # its store in tmp_path, were it to start
+    request = {"argv": argv, "cwd": str(ROOT), "env": daemon_env, "umask": 0o022}
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.connect(path)
+        daemon_wire.send_request(
+            connection, {**request, "code": daemon_wire.code_fingerprint()}, [write, write]
+        )
+    os.close(write)
+    with os.fdopen(read) as output:
+        assert "no run had started" in output.read()  # SIGTERM, as for a client killed
+    deadline = time.monotonic() + 60
+    while served_count(daemon_env) == served_before:
+        assert time.monotonic() < deadline, "the daemon stayed busy"
+        time.sleep(0.1)
 
 
 def test_a_client_killed_mid_run_ends_its_run_killed(

@@ -130,8 +130,10 @@ class Daemon:
             job = Job(channel, request, fds)
             job.watcher = threading.Thread(target=self._pass_signals, args=(job,), daemon=True)
             job.watcher.start()
-            channel.send({"accepted": True, "pid": os.getpid()})
+            # Queued first: a client that is gone by now is seen by its watcher, and its
+            # command ends at once (SIGTERM before it runs), leaving the daemon free.
             self.jobs.put(job)
+            channel.send({"accepted": True, "pid": os.getpid()})
 
     def _refusal(self, request: dict[str, Any], fds: list[int]) -> str | None:
         """Why this daemon cannot run the request as the client would; None: it takes it."""
