@@ -140,6 +140,24 @@ def served_count(env: dict[str, str]) -> int:
     return int(status["served"])
 
 
+def wait_until_served(env: dict[str, str], before: int, deadline: float) -> None:
+    """Until the daemon has ended one more command than `before` (by `deadline`, monotonic)."""
+    while served_count(env) == before:
+        assert time.monotonic() < deadline, "the daemon never ended the command"
+        time.sleep(0.1)
+
+
+def hand_over(
+    env: dict[str, str], tmp_path: Path, connection: socket.socket, output: int
+) -> daemon_wire.Channel:
+    """The fast command handed over on `connection` as a client would, `output` its stdout
+    and stderr (the caller closes its copy)."""
+    request = {"argv": train_command(tmp_path, *FAST)[1:], "cwd": str(ROOT), "env": env}
+    request |= {"umask": 0o022, "code": daemon_wire.code_fingerprint()}
+    connection.connect(env[daemon_wire.SWITCH])
+    return daemon_wire.send_request(connection, request, [output, output])
+
+
 def client(env: dict[str, str], tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     command = train_command(tmp_path, *args)
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
@@ -212,12 +230,8 @@ def test_a_signal_before_the_command_runs_ends_it_before_any_run(
 ) -> None:
     """Ctrl-C as the command is handed over: passed on, and the command ends at once."""
     read, write = os.pipe()
-    command = train_command(tmp_path, *FAST)
-    request = {"argv": command[1:], "cwd": str(ROOT), "env": daemon_env, "umask": 0o022}
-    request["code"] = daemon_wire.code_fingerprint()
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
-        connection.connect(daemon_env[daemon_wire.SWITCH])
-        channel = daemon_wire.send_request(connection, request, [write, write])
+        channel = hand_over(daemon_env, tmp_path, connection, write)
         os.close(write)
         channel.send({"signal": signal.SIGINT})
         assert "accepted" in (channel.receive() or {})
@@ -242,20 +256,12 @@ def test_clients_that_hang_up_early_leave_the_daemon_answering(
     # A command handed over by a client that hangs up at once: ended, and the daemon free.
     served_before = served_count(daemon_env)
     read, write = os.pipe()
-    argv = train_command(tmp_path, *FAST)[1:]  # its store in tmp_path, were it to start
-    request = {"argv": argv, "cwd": str(ROOT), "env": daemon_env, "umask": 0o022}
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
-        connection.connect(path)
-        daemon_wire.send_request(
-            connection, {**request, "code": daemon_wire.code_fingerprint()}, [write, write]
-        )
+        hand_over(daemon_env, tmp_path, connection, write)
     os.close(write)
     with os.fdopen(read) as output:
         assert "no run had started" in output.read()  # SIGTERM, as for a client killed
-    deadline = time.monotonic() + 60
-    while served_count(daemon_env) == served_before:
-        assert time.monotonic() < deadline, "the daemon stayed busy"
-        time.sleep(0.1)
+    wait_until_served(daemon_env, served_before, time.monotonic() + 60)
 
 
 def test_a_client_killed_mid_run_ends_its_run_killed(
@@ -274,9 +280,7 @@ def test_a_client_killed_mid_run_ends_its_run_killed(
         assert time.monotonic() < deadline, "the run was never ended"
         time.sleep(0.2)
     assert status == "KILLED"
-    while served_count(daemon_env) == served_before:  # the command's end, after its run's
-        assert time.monotonic() < deadline, "the daemon never ended the command"
-        time.sleep(0.2)
+    wait_until_served(daemon_env, served_before, deadline)  # the command's end, after its run's
 
 
 def test_another_import_time_variable_runs_in_the_clients_process(

@@ -19,7 +19,6 @@ differs from the daemon's start (cli/daemon_wire.py; the daemon then stops, its 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import queue
 import signal
@@ -229,12 +228,9 @@ def _same_user(connection: socket.socket) -> bool:
 def warm_up() -> None:
     """Load what a run loads: the CLI, MLflow, pandas, scikit-learn, matplotlib and every
     detector family's fitting libraries (TensorFlow, Keras), XLA's cache set as a job sets it."""
-    from sparse_lstm_ad.cli.compile_cache import use_compile_cache
     from sparse_lstm_ad.cli.warm_workers import import_job_modules
     from sparse_lstm_ad.detectors.registry import families
 
-    importlib.import_module("sparse_lstm_ad.cli.train")  # quiets TensorFlow's import
-    use_compile_cache()
     import_job_modules(tuple(sorted({m for f in families().values() for m in f.fit_imports})))
 
 

@@ -37,18 +37,18 @@ def _import_what_a_job_imports(fit_imports: tuple[str, ...]) -> int:
     fits with (detectors.protocol.Family); the worker's pid."""
     from joblib.externals.loky import process_executor
 
-    from sparse_lstm_ad.cli.compile_cache import use_compile_cache
-
     process_executor._MAX_MEMORY_LEAK_SIZE = WORKER_GROWTH_BYTES  # read after each task
-    importlib.import_module("sparse_lstm_ad.cli.train")  # the task; quiets TensorFlow's import
-    use_compile_cache()  # read when TensorFlow starts: set before it, as a job does
     import_job_modules(fit_imports)
     return os.getpid()
 
 
 def import_job_modules(fit_imports: tuple[str, ...]) -> None:
-    """What a job imports beyond the CLI, `fit_imports` those its detector fits with: for a
-    process that runs jobs later (a joblib worker, the train daemon)."""
+    """What a job imports, `fit_imports` those its detector fits with, XLA's cache set as a
+    job sets it: for a process that runs jobs later (a joblib worker, the train daemon)."""
+    from sparse_lstm_ad.cli.compile_cache import use_compile_cache
+
+    importlib.import_module("sparse_lstm_ad.cli.train")  # the task; quiets TensorFlow's import
+    use_compile_cache()  # read when TensorFlow starts: set before it, as a job does
     importlib.import_module("sparse_lstm_ad.pipeline")  # MLflow, pandas
     # What a job loads when it scores and plots, not with the pipeline (metrics, outputs).
     for name in ("sklearn.metrics", "sparse_lstm_ad.plots"):
