@@ -166,10 +166,16 @@ class ProcessOutput:
         raise AssertionError(f"{text!r} never appeared ({why}):\n{''.join(self.seen)[-3000:]}")
 
     def rest(self, timeout: float = 300) -> str:
-        """Wait for the process to end (TimeoutExpired after `timeout` s); the output not yet
-        read by wait_for."""
+        """Wait for the process to end (killed, and the test failed, after `timeout` s); the
+        output not yet read by wait_for."""
         start = len(self.seen)
-        self.process.wait(timeout=timeout)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()  # and what it had printed, for the failure's story
+            raise AssertionError(
+                f"still running after {timeout:.0f} s:\n{''.join(self.seen)[-3000:]}"
+            ) from None
         deadline = time.monotonic() + 10  # a child left behind may hold the pipe open
         try:
             while self._next(deadline) is not None:

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
 import pytest
+import sqlalchemy
 from mlflow.tracking import MlflowClient
 
 from sparse_lstm_ad import tracking
 from sparse_lstm_ad.config import TrackingConfig
 from sparse_lstm_ad.tracking.liveness import close_dead_runs
+from sparse_lstm_ad.tracking.retries import free_interrupted_write
 from tests.conftest import store_runs
 
 
@@ -30,6 +37,61 @@ def test_a_run_on_another_host_is_closed_by_its_heartbeat(
     status = {r.info.run_name: r.info.status for r in store_runs(tmp_path / "mlruns")}
     assert status == {"stale": "KILLED", "fresh": "RUNNING"}
     assert f"run {ids['stale']} was left RUNNING by a dead process: KILLED" in caplog.text
+
+
+@contextmanager
+def ctrl_c_after_the_next_batch_write() -> Iterator[None]:
+    """A KeyboardInterrupt as the next batch INSERT (a run's metrics) returns from SQLite,
+    before its commit: where a Ctrl-C that comes as SQLite writes them is raised (CI saw one
+    there). The batch's statement is left unfinished, and holds SQLite's write lock."""
+    dialect = sqlalchemy.engine.default.DefaultDialect
+    execute_many = dialect.do_executemany
+
+    def interrupted(self: object, cursor: Any, statement: str, *args: Any) -> None:
+        execute_many(self, cursor, statement, *args)
+        if statement.lstrip().upper().startswith("INSERT"):
+            dialect.do_executemany = execute_many  # once
+            raise KeyboardInterrupt
+
+    dialect.do_executemany = interrupted
+    try:
+        yield
+    finally:
+        dialect.do_executemany = execute_many
+
+
+def writable(database: Path) -> bool:
+    """Another connection can take the write lock within half a second."""
+    with contextlib.closing(sqlite3.connect(database, timeout=0.5)) as connection:
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:  # database is locked
+            return False
+        connection.execute("ROLLBACK")
+        return True
+
+
+def test_ctrl_c_inside_a_write_leaves_the_store_writable(tmp_path: Path) -> None:
+    """Without free_interrupted_write the interrupted write keeps SQLite's lock, and the
+    run's KILLED waits it out retry after retry (minutes)."""
+    cfg = TrackingConfig(dir=str(tmp_path / "mlruns"))
+    database = tmp_path / "mlruns" / "mlflow.db"
+    metrics = {"loss": 1.0, "val_loss": 2.0}
+    by_hand = tracking.tracked_run(cfg, "by hand", {})
+    with pytest.raises(KeyboardInterrupt), by_hand, ctrl_c_after_the_next_batch_write():
+        try:
+            tracking.log_metrics(metrics, step=0)
+        except KeyboardInterrupt as interrupt:
+            assert not writable(database)  # the interrupted write holds the lock
+            free_interrupted_write(interrupt)
+            assert writable(database)
+            raise
+    # The same through a run alone: ended KILLED at once, the store free for the next command.
+    alone = tracking.tracked_run(cfg, "interrupted", {})
+    with pytest.raises(KeyboardInterrupt), alone, ctrl_c_after_the_next_batch_write():
+        tracking.log_metrics(metrics, step=0)
+    statuses = {r.info.run_name: r.info.status for r in store_runs(tmp_path / "mlruns")}
+    assert statuses == {"by hand": "KILLED", "interrupted": "KILLED"} and writable(database)
 
 
 def test_parallel_jobs_logging_the_same_datasets_all_link_them(tmp_path: Path) -> None:

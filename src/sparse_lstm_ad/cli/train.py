@@ -179,9 +179,9 @@ def cli() -> None:
             print(f"error: {error}", file=sys.stderr)
             raise SystemExit(2) from None
         main()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         signum = _SIGNALS[0] if _SIGNALS else signal.SIGINT
-        print(_interrupted(signum), file=sys.stderr)
+        print(_interrupted(signum, interrupt), file=sys.stderr)
         for late in (signal.SIGINT, signal.SIGTERM):  # all is closed: keep the exit code
             signal.signal(late, signal.SIG_IGN)
         raise SystemExit(128 + signum) from None
@@ -214,10 +214,12 @@ def _check(argv: list[str]) -> None:
     sys.argv += sweeper_choice(command, argv)  # read by Hydra's main, next
 
 
-def _interrupted(signum: int) -> str:
+def _interrupted(signum: int, interrupt: KeyboardInterrupt) -> str:
     """What the interrupt ended: the job's run and the sweep's parent, both closed KILLED."""
     name = signal.Signals(signum).name
     tracking = sys.modules.get("sparse_lstm_ad.tracking")
+    if tracking:  # it may have landed in a write to the store outside any run (a sweep's)
+        tracking.free_interrupted_write(interrupt)
     runs = list(tracking.INTERRUPTED) if tracking else []
     # Runs of jobs in launcher workers (joblib) are ended by the workers, not listed here.
     ended = [f"run {runs[-1]} ended KILLED"] if runs else []

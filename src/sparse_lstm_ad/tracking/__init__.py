@@ -28,7 +28,7 @@ from sparse_lstm_ad.tracking.logged_model import (
     model_name,
     register_model,
 )
-from sparse_lstm_ad.tracking.retries import retrying
+from sparse_lstm_ad.tracking.retries import free_interrupted_write, retrying
 from sparse_lstm_ad.tracking.store import (
     StoreError,
     check_model_name,
@@ -80,6 +80,7 @@ __all__ = [
     "end_sweep",
     "experiment_names",
     "forget_stores",
+    "free_interrupted_write",
     "git_tags",
     "load_scoring_model",
     "log_best_trial",
@@ -132,7 +133,8 @@ def tracked_run(cfg: TrackingConfig, run_name: str, tags: Mapping[str, str]) -> 
     try:
         with heartbeat(run_id):
             yield run_id
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
+        free_interrupted_write(interrupt)
         INTERRUPTED.append(run_id)
         _end(run_id, "KILLED", "interrupted (Ctrl-C or SIGTERM)")
         raise
@@ -152,12 +154,14 @@ def _end(run_id: str, status: str, error: str | None, quiet: bool = True) -> Non
     so that the error that ended the run is the one reported."""
     client = MlflowClient()
     try:
-        if error is not None:
-            retrying(client.set_tag, run_id, "error", error)
+        # First: MLflow takes the run off its stack before it writes. A run left there would
+        # be ended FINISHED by MLflow's atexit, and the daemon's next command could not start.
         try:
-            mlflow.end_run(status)  # takes the run off MLflow's stack before it writes
+            mlflow.end_run(status)
         except Exception:
             retrying(client.set_terminated, run_id, status=status)
+        if error is not None:
+            retrying(client.set_tag, run_id, "error", error)
     except Exception as failure:
         if not quiet:
             raise

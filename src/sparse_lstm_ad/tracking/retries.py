@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -35,3 +36,15 @@ def retrying(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
                 raise
             time.sleep(min(0.05 * 2**attempt, 10.0) * (1 + random.random()))
     raise AssertionError("unreachable")
+
+
+def free_interrupted_write(interrupt: BaseException) -> None:
+    """Let the store be written again after Ctrl-C or SIGTERM landed inside a write.
+
+    The interrupt can come between SQLite running a statement and its commit. SQLAlchemy then
+    closes that connection, but the statement is still held by the interrupt's traceback, and
+    SQLite keeps a closed connection with a live statement open, its write lock held. Every
+    later write, the run's own KILLED included, then waits out busy_timeout (20 s) on each of
+    its retries: minutes. Clearing the frames frees the statement; the write is rolled back.
+    """
+    traceback.clear_frames(interrupt.__traceback__)
