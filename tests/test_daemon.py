@@ -122,7 +122,7 @@ def test_an_idle_daemon_stops_and_removes_its_socket(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def daemon_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def started_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A daemon started as a user starts one; the environment whose commands go to it."""
     socket = tmp_path_factory.mktemp("daemon") / "d.sock"
     env = {**os.environ, daemon_wire.SWITCH: str(socket)}
@@ -132,6 +132,20 @@ def daemon_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, s
     yield env
     stopped = subprocess.run([*command, "stop"], env=env, capture_output=True, text=True)
     assert stopped.stdout.strip() == "stopped" and not socket.exists(), stopped.stderr
+
+
+@pytest.fixture
+def daemon_env(started_daemon: dict[str, str]) -> dict[str, str]:
+    """The started daemon, once it is free: a test whose command it still runs fails here,
+    with the daemon's log, rather than every test after it finding the daemon busy."""
+    path = Path(started_daemon[daemon_wire.SWITCH])
+    deadline = time.monotonic() + 120
+    while (status := daemon_client.control(path, "status")) is not None and status["busy"]:
+        if time.monotonic() > deadline:
+            log = Path(f"{path}.log").read_text()[-3000:]
+            pytest.fail(f"the daemon is still running an earlier test's command:\n{log}")
+        time.sleep(0.1)
+    return started_daemon
 
 
 def served_count(env: dict[str, str]) -> int:
