@@ -172,17 +172,23 @@ class ProcessOutput:
         try:
             self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.process.kill()  # and what it had printed, for the failure's story
+            self.process.kill()
+            self.process.wait()
+            self._read_all()  # what it had printed, for the failure's story
             raise AssertionError(
                 f"still running after {timeout:.0f} s:\n{''.join(self.seen)[-3000:]}"
             ) from None
-        deadline = time.monotonic() + 10  # a child left behind may hold the pipe open
+        self._read_all()
+        return "".join(self.seen[start:])
+
+    def _read_all(self) -> None:
+        """Read the output to its end (10 s at most: a child left behind may hold the pipe)."""
+        deadline = time.monotonic() + 10
         try:
             while self._next(deadline) is not None:
                 pass
         except queue.Empty:
             pass
-        return "".join(self.seen[start:])
 
 
 @pytest.fixture(scope="session")

@@ -136,8 +136,9 @@ def started_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
 
 @pytest.fixture
 def daemon_env(started_daemon: dict[str, str]) -> dict[str, str]:
-    """The started daemon, once it is free: a test whose command it still runs fails here,
-    with the daemon's log, rather than every test after it finding the daemon busy."""
+    """The started daemon, once it is free. A command an earlier test left running fails the
+    next test's set-up here, after 120 s, with the daemon's log: its cause, where a test that
+    found the daemon busy would fail on something else."""
     path = Path(started_daemon[daemon_wire.SWITCH])
     deadline = time.monotonic() + 120
     while (status := daemon_client.control(path, "status")) is not None and status["busy"]:

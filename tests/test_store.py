@@ -74,7 +74,8 @@ def writable(database: Path) -> bool:
 def test_ctrl_c_inside_a_write_leaves_the_store_writable(tmp_path: Path) -> None:
     """Without free_interrupted_write the interrupted write keeps SQLite's lock, and the
     run's KILLED waits it out retry after retry (minutes)."""
-    cfg = TrackingConfig(dir=str(tmp_path / "mlruns"))
+    # No system-metrics sampler: its batch writes, on its own thread, could take the interrupt.
+    cfg = TrackingConfig(dir=str(tmp_path / "mlruns"), system_metrics=False)
     database = tmp_path / "mlruns" / "mlflow.db"
     metrics = {"loss": 1.0, "val_loss": 2.0}
     by_hand = tracking.tracked_run(cfg, "by hand", {})

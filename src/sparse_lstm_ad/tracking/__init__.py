@@ -152,7 +152,7 @@ def tracked_run(cfg: TrackingConfig, run_name: str, tags: Mapping[str, str]) -> 
 def _end(run_id: str, status: str, error: str | None, quiet: bool = True) -> None:
     """End the active run; with `quiet`, a store that cannot be written is logged, not raised,
     so that the error that ended the run is the one reported."""
-    client = MlflowClient()
+    client, marked = MlflowClient(), False
     try:
         # First: MLflow takes the run off its stack before it writes. A run left there would
         # be ended FINISHED by MLflow's atexit, and the daemon's next command could not start.
@@ -160,18 +160,22 @@ def _end(run_id: str, status: str, error: str | None, quiet: bool = True) -> Non
             mlflow.end_run(status)
         except Exception:
             retrying(client.set_terminated, run_id, status=status)
+        marked = True
         if error is not None:
             retrying(client.set_tag, run_id, "error", error)
     except Exception as failure:
         if not quiet:
             raise
         first_line = (str(failure).strip() or repr(failure)).splitlines()[0]
-        log.error(
-            "run %s could not be marked %s (%s): the next command on this store closes it",
-            run_id,
-            status,
-            first_line,
-        )
+        if marked:
+            log.error("run %s ended %s; its error tag not written (%s)", run_id, status, first_line)
+        else:
+            log.error(
+                "run %s could not be marked %s (%s): the next command on this store closes it",
+                run_id,
+                status,
+                first_line,
+            )
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

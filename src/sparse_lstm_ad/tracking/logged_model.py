@@ -19,7 +19,7 @@ from mlflow.entities import LoggedModelStatus
 from mlflow.tracking import MlflowClient
 
 from sparse_lstm_ad.config import TrackingConfig
-from sparse_lstm_ad.tracking.retries import retrying
+from sparse_lstm_ad.tracking.retries import free_interrupted_write, retrying
 from sparse_lstm_ad.tracking.store import (
     check_model_name,
     check_store,
@@ -129,6 +129,8 @@ def register_model(
             model_id=model_id,
         )
     except BaseException as error:  # Ctrl-C included: the empty name goes as well
+        if isinstance(error, KeyboardInterrupt):  # one inside a write holds SQLite's lock
+            free_interrupted_write(error)
         left = created and not _undo_create(client, name)
         if not isinstance(error, mlflow.exceptions.MlflowException):
             raise
