@@ -46,8 +46,8 @@ gpu: $(STAMP)
 
 # Two pytest workers (pytest-xdist), each taking the next test as it finishes one: the suite
 # is mostly processes waiting on imports and servers, so two share 2 cores well. Measured from a
-# fresh clone of 63fa11b on a 2-core machine just left idle (2026-12-06): 452 tests in 273 s of
-# pytest (5 min 30 s with the venv).
+# fresh clone of a7a7926 on a 2-core machine just left idle (2026-12-06): 452 tests in 274 s of
+# pytest (5 min 29 s with the venv).
 # TEST_WORKERS=0 runs it in this one process.
 TEST_WORKERS ?= 2
 test: $(STAMP)
