@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sparse_lstm_ad.cli.daemon_wire import Channel, code_fingerprint, send_request, socket_path
+from sparse_lstm_ad.cli.override_keys import override_key
 
 # A multirun starts its own launcher and workers; a thread count is fixed once per process.
 _NOT_SERVED_FLAGS = ("-m", "--multirun")
@@ -76,7 +77,7 @@ def _answer(channel: Channel) -> dict[str, Any]:
 
 
 def _servable(args: list[str]) -> bool:
-    keys = {arg.split("=", 1)[0].lstrip("+~") for arg in args if "=" in arg}
+    keys = {override_key(arg) for arg in args if "=" in arg}
     return not (set(args) & set(_NOT_SERVED_FLAGS) or keys & set(_NOT_SERVED_KEYS))
 
 

@@ -20,6 +20,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from sparse_lstm_ad.cli.override_keys import override_key
+
 log = logging.getLogger(__name__)
 
 # What a fit loads into kept graphs (graph_cache.Trainer.load: weights from the seed, learning
@@ -29,7 +31,7 @@ GRAPH_NEUTRAL = ("seed", "model.l1", "train.learning_rate", "rerun", "threads", 
 
 def cell(job: list[str]) -> tuple[str, ...]:
     """A job's overrides less the graph-neutral ones: jobs of one cell share graphs."""
-    return tuple(o for o in job if not o.split("=", 1)[0].lstrip("+~").startswith(GRAPH_NEUTRAL))
+    return tuple(o for o in job if not override_key(o).startswith(GRAPH_NEUTRAL))
 
 
 def batch_size(jobs: list[list[str]], workers: int) -> int:

@@ -22,6 +22,7 @@ from hydra.errors import HydraException, MissingConfigException, OverrideParseEx
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from sparse_lstm_ad.cli.override_keys import override_key
 from sparse_lstm_ad.config import Config
 from sparse_lstm_ad.config_checks import ConfigError, checked_config
 from sparse_lstm_ad.detectors import family
@@ -86,7 +87,7 @@ def task_overrides(job: Sequence[str]) -> tuple[str, ...]:
     """A job's overrides as Hydra's sweeper lists them: its own, not Hydra's, in any order."""
     hydra_keys = ("hydra.", "hydra/")
     return tuple(
-        sorted(o for o in job if not o.split("=", 1)[0].lstrip("+~").startswith(hydra_keys))
+        sorted(o for o in job if not override_key(o).startswith(hydra_keys))
     )
 
 
@@ -99,7 +100,7 @@ def sweeper_choice(command: Command, argv: list[str]) -> list[str]:
     """The override that runs a basic sweep without Hydra's second composition of each job
     (hydra_plugins/sparse_lstm_ad_sweeper): every job was composed here. None where the
     command chose its sweeper, or a preset did (Optuna), or it is no multirun."""
-    chosen = any(arg.split("=", 1)[0].lstrip("+~") == "hydra/sweeper" for arg in argv)
+    chosen = any(override_key(arg) == "hydra/sweeper" for arg in argv)
     if chosen or command.sweeper != f"{BasicSweeper.__module__}.{BasicSweeper.__name__}":
         return []
     return ["hydra/sweeper=checked_basic"]
