@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -110,6 +112,27 @@ def test_an_old_runs_csv_loads_and_gains_the_new_columns(tmp_path: Path) -> None
     assert runs["flagged_share"].isna().all() and runs["alarm_shift"].isna().all()
     markdown = (tmp_path / "out" / "leaderboard.md").read_text()
     assert "### AUC-PR\n\nFriedman χ²" in markdown and "Alarms" not in markdown
+
+
+def test_the_files_are_moved_whole_when_tmp_is_another_file_system(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # /tmp on tmpfs: a rename from the system's temp folder into the sweep's fails (EXDEV).
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("needs /dev/shm on a file system other than the test's temp folder")
+    other = Path(tempfile.mkdtemp(dir=shm))
+    monkeypatch.setattr(tempfile, "tempdir", str(other))
+    try:
+        runs = pd.read_csv(ROOT / "experiments" / "leaderboard" / "runs.csv")
+        csv = tmp_path / "runs.csv"
+        runs[runs["dataset"].isin(["case1", "case2", "asd_omi2"])].to_csv(csv, index=False)
+        leaderboard.write_leaderboard(None, "sweep", tmp_path / "out", csv)  # type: ignore[arg-type]
+        written = {path.name for path in (tmp_path / "out").iterdir()}
+        assert {"leaderboard.md", "runs.csv", "ranks.png"} <= written
+        assert not any(name.startswith(".partial") for name in written)
+    finally:
+        shutil.rmtree(other)
 
 
 def test_the_diagrams_are_logged_to_the_sweep_parent(tmp_path: Path) -> None:

@@ -378,10 +378,8 @@ def write_leaderboard(
     """The leaderboard of the sweep's runs (or of a runs.csv it wrote), with runs.csv, the
     rank plot and the critical-difference diagrams, logged to the sweep's parent and moved
     into `out` (default SWEEP/leaderboard)."""
-    import tempfile
-
     from sparse_lstm_ad import plots
-    from sparse_lstm_ad.report import finished_runs, publish
+    from sparse_lstm_ad.report import finished_runs, publish, staging
 
     if from_csv is not None:
         if not from_csv.is_file():
@@ -391,8 +389,7 @@ def write_leaderboard(
         runs = from_mlflow(finished_runs(cfg, sweep))
     markdown = leaderboard_markdown(runs, f"Leaderboard of `{sweep}`", confirmation)
     out = out or Path(sweep) / "leaderboard"
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
+    with staging(out) as tmp:
         folder = Path(tmp)
         (folder / "leaderboard.md").write_text(markdown)
         runs.to_csv(folder / "runs.csv", index=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -179,11 +180,18 @@ def finished_runs(cfg: TrackingConfig, sweep: str) -> pd.DataFrame:
     return runs
 
 
+def staging(out: Path) -> tempfile.TemporaryDirectory[str]:
+    """A scratch folder inside `out` for files `publish` moves there: on the same file system,
+    where a rename is whole (the system's temp folder is often another: tmpfs)."""
+    out.mkdir(parents=True, exist_ok=True)
+    return tempfile.TemporaryDirectory(dir=out, prefix=".partial-")
+
+
 def publish(
     files: list[Path], out: Path, cfg: TrackingConfig | None, sweep: str, artifact_path: str
 ) -> None:
     """Log `files` to the sweep's parent run (if `cfg` and the parent exist), then move them
-    into `out`: whole files only, written elsewhere first."""
+    into `out`: whole files only, written in `staging(out)` first."""
     from sparse_lstm_ad import tracking
 
     parent = tracking.sweep_parent(cfg, sweep) if cfg is not None else None
@@ -196,15 +204,12 @@ def publish(
 def write_report(cfg: TrackingConfig, sweep: str, metric: str, out: Path | None) -> str:
     """The sweep's table and the plot of `metric` against L1, logged to its parent run and
     moved into `out` (default SWEEP/report); returns the Markdown."""
-    import tempfile
-
     from sparse_lstm_ad import plots
 
     runs = finished_runs(cfg, sweep)
     markdown = f"# Sweep `{sweep}`\n\n{to_markdown(summary_table(runs))}\n"
     out = out or Path(sweep) / "report"
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
+    with staging(out) as tmp:
         draft = Path(tmp) / "report.md"
         draft.write_text(markdown)
         figure = plots.metric_against_l1(
