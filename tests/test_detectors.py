@@ -116,3 +116,21 @@ def test_a_model_logged_before_kinds_were_stored_scores_as_it_did(
     loaded = load_detector(state, artifacts)
     before, after = detector.score(windows["test"]), loaded.score(windows["test"])
     np.testing.assert_array_equal(after[0].scores, before[0].scores)
+
+
+def test_a_diverged_projection_fit_says_so_and_is_not_refitted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Its weights are not finite: read as a closed or collapsed layer they would start refits.
+    from sparse_lstm_ad.fitting import TrainingDiverged
+
+    overrides = ("data=case1", "model=sparse_projection", "model.projection_units=3")
+    cfg = compose_config("+experiment=fast", *overrides)
+    rows = prepare_rows(cfg)
+    train = rows.train.copy()
+    train[0, 0] = np.nan  # the first batch's loss is NaN: the fit stops at epoch 1
+    windows = {"train": Windows(train, cfg.data.window), "val": Windows(rows.val, cfg.data.window)}
+    no_log = lambda step, epoch, figures: None  # noqa: E731 - nothing to log outside a run
+    with pytest.raises(TrainingDiverged, match="epoch 1"):
+        family(cfg.model.kind).fit(cfg, train, windows, no_log)
+    assert "fitting again" not in caplog.text

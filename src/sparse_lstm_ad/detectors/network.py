@@ -109,7 +109,6 @@ def fit(cfg: Config, train: np.ndarray, windows: dict[str, Windows], on_epoch: E
     fresh_tensorflow(cfg.threads)
     make_repeatable(cfg.seed, cfg.train.deterministic)
     model, fitted, cfg = _fit_with_an_open_layer(cfg, train.shape[1], windows, on_epoch)
-    raise_if_diverged(fitted)  # before the error model: NaN errors have no covariance
     detector, errors = with_error_model(model, cfg, windows)
     figures = {"train_reconstruction_mse": errors.train_mse}
     if cfg.model.kind in SPARSE_KINDS:
@@ -126,6 +125,9 @@ def _fit_with_an_open_layer(
     for refit in range(CLOSED_LAYER_REFITS + 1):
         model, fitted = _fit_network(cfg, channels, windows, _steps_after(on_epoch, steps))
         steps += fitted.epochs_run
+        # Before the layer is read: a diverged fit's NaN weights have no rank, and NaN errors
+        # no covariance.
+        raise_if_diverged(fitted)
         defect = _collapse(model, cfg) if cfg.model.kind in SPARSE_KINDS else None
         if defect is None or refit == CLOSED_LAYER_REFITS:
             break
