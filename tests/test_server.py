@@ -6,6 +6,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,17 +27,39 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def tracking_server() -> Iterator[str]:
-    """PostgreSQL + `mlflow server` in a temp dir, both on 127.0.0.1; stopped afterwards."""
+def started_server() -> Iterator[tuple[Path, str]]:
+    """PostgreSQL + `mlflow server` in a temp dir, both on 127.0.0.1; stopped afterwards.
+    Its state folder and URL."""
     # Not pytest's tmp_path: the postgres user must be able to reach the cluster's folder.
     folder = Path(tempfile.mkdtemp(prefix="sparse-lstm-ad-server-"))
     folder.chmod(0o755)
     try:
         url = server.start(folder / "state", _free_port(), "postgres", _free_port())
-        yield url
+        yield folder / "state", url
     finally:
         server.stop(folder / "state")
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def tracking_server(started_server: tuple[Path, str]) -> str:
+    return started_server[1]
+
+
+def test_a_second_start_is_refused_and_the_first_stays_stoppable(
+    started_server: tuple[Path, str], tmp_path: Path
+) -> None:
+    folder, url = started_server
+    port = int(url.rsplit(":", 1)[1])
+    pid = (folder / "mlflow.pid").read_text()
+    with pytest.raises(server.ServerError, match=r"is running .*server stop --dir"):
+        server.start(folder, _free_port(), "sqlite", _free_port())
+    # Another folder, the same port: the running server would have answered for it.
+    with pytest.raises(server.ServerError, match=f"port {port} on 127.0.0.1 is in use"):
+        server.start(tmp_path / "other", port, "sqlite", _free_port())
+    assert not (tmp_path / "other" / "mlflow.pid").exists()
+    assert (folder / "mlflow.pid").read_text() == pid  # `stop` still ends the first
+    urllib.request.urlopen(f"{url}/health", timeout=10).close()
 
 
 def test_everything_listens_on_loopback_only(tracking_server: str) -> None:

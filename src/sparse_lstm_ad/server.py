@@ -15,6 +15,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -124,32 +125,58 @@ def _server_environment() -> dict[str, str]:
 
 
 def start_mlflow(folder: Path, backend_uri: str, port: int, timeout: float = 90) -> str:
-    """`mlflow server` in the background on 127.0.0.1:port; returns its URL once healthy."""
-    log = (folder / "mlflow.log").open("ab")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            HOST,
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            backend_uri,
-            "--artifacts-destination",
-            str((folder / "artifacts").resolve()),
-            "--workers",
-            "2",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        env=_server_environment(),
-    )
-    (folder / "mlflow.pid").write_text(str(process.pid))
-    url = f"http://{HOST}:{port}"
+    """`mlflow server` in the background on 127.0.0.1:port; returns its URL once healthy.
+    A server that does not become healthy is stopped again: nothing is left running."""
+    with (folder / "mlflow.log").open("ab") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--backend-store-uri",
+                backend_uri,
+                "--artifacts-destination",
+                str((folder / "artifacts").resolve()),
+                "--workers",
+                "2",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=_server_environment(),
+        )
+    pid_file = folder / "mlflow.pid"
+    pid_file.write_text(str(process.pid))  # from here `stop` finds it, even mid-start
+    try:
+        return _wait_until_healthy(process, f"http://{HOST}:{port}", folder, timeout)
+    except BaseException:  # not healthy, or interrupted: the half-started server goes too
+        _end_group(process.pid)
+        pid_file.unlink(missing_ok=True)
+        raise
+
+
+def _refuse_a_second_server(folder: Path, port: int) -> None:
+    """A server this folder started, or anything on the port, would answer the health check
+    for the new one, which then dies on the taken port: its pid file would name a dead one."""
+    pid_file = folder / "mlflow.pid"
+    if pid_file.exists():
+        pid = int(pid_file.read_text())
+        if _group_alive(pid):
+            raise ServerError(
+                f"an MLflow server started from {folder} is running (process group {pid}): "
+                f"`sparse-lstm-ad server stop --dir {folder}` first"
+            )
+        pid_file.unlink()  # left by a server that died
+    with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=2):
+        raise ServerError(f"port {port} on {HOST} is in use: choose another with --port")
+
+
+def _wait_until_healthy(process: subprocess.Popen, url: str, folder: Path, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -166,11 +193,16 @@ def start_mlflow(folder: Path, backend_uri: str, port: int, timeout: float = 90)
 
 def start(folder: Path, port: int, backend: str, pg_port: int) -> str:
     folder.mkdir(parents=True, exist_ok=True)
+    _refuse_a_second_server(folder, port)
     if backend == "postgres":
         backend_uri = start_postgres(folder, pg_port)
     else:
         backend_uri = f"sqlite:///{(folder / 'mlflow.db').resolve()}"
-    return start_mlflow(folder, backend_uri, port)
+    try:
+        return start_mlflow(folder, backend_uri, port)
+    except BaseException:
+        stop(folder)  # the cluster started for it, too
+        raise
 
 
 def _end_group(pgid: int, grace: float = 15.0) -> bool:
