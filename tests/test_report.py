@@ -101,6 +101,25 @@ def test_summary_table_orders_swept_numbers_by_value() -> None:
     assert "alarm shift" not in table.columns  # runs from before the tag existed
 
 
+def test_the_l1_plot_places_only_kinds_that_have_an_l1() -> None:
+    from sparse_lstm_ad.report import plot_points
+
+    runs = pd.DataFrame(
+        {
+            "status": ["FINISHED"] * 4,
+            "tags.model": ["sparse", "sparse", "standard", "pca"],
+            "tags.data": ["case1"] * 4,
+            # Every kind logs model.l1 (the config's default, 1.0, where the kind ignores it).
+            "params.model.kind": ["sparse_gate", "sparse_gate", "standard", "pca"],
+            "params.model.l1": ["0.001", "0.1", "1.0", "1.0"],
+            "metrics.auc_pr": [0.5, 0.6, 0.7, 0.4],
+        }
+    )
+    points = plot_points(runs, "auc_pr").set_index("model")
+    assert sorted(points.loc["sparse", "l1"]) == [0.001, 0.1]
+    assert points.loc[["standard", "pca"], "l1"].isna().all()
+
+
 def test_alarm_columns_show_where_runs_have_them() -> None:
     from sparse_lstm_ad.report import summary_table
 

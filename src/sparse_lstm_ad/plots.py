@@ -151,7 +151,8 @@ def sparse_weights_heatmap(
 def metric_against_l1(points: pd.DataFrame, metric: str, path: Path) -> Path:
     """Mean ± std of a metric against the L1 coefficient, one line per model and case.
 
-    The standard model has no L1: it is drawn as a flat band over the L1 range.
+    A model without an L1 (the standard model, a baseline) is drawn as a flat band over the
+    L1 range.
     """
     fig, ax = plt.subplots(figsize=(7, 4))
     l1 = points["l1"].dropna()

@@ -156,10 +156,10 @@ def to_markdown(table: pd.DataFrame) -> str:
 
 
 def plot_points(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Mean and std of `metric` per model, case and L1 (NaN L1 for the standard model)."""
-    runs = runs[runs["status"] == "FINISHED"].copy()
-    standard = runs["params.model.kind"] == "standard"
-    runs["l1"] = pd.to_numeric(runs["params.model.l1"], errors="coerce").where(~standard)
+    """Mean and std of `metric` per model, case and L1 (NaN L1 for a kind that has none: the
+    standard model, the baselines)."""
+    runs = _blank_unused(runs[runs["status"] == "FINISHED"])
+    runs["l1"] = pd.to_numeric(runs["params.model.l1"], errors="coerce")
     grouped = runs.groupby(["tags.model", "tags.data", "l1"], dropna=False)[f"metrics.{metric}"]
     points = grouped.agg(["mean", "std"]).reset_index()
     return points.rename(columns={"tags.model": "model", "tags.data": "case"})
