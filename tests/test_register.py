@@ -124,3 +124,18 @@ def test_a_sweep_registered_by_a_test_metric_is_tagged_an_oracle_choice(
     version = _client(sweep).get_model_version("oracle-pick", "1")
     assert version.tags["chosen_by"] == "auc_pr (oracle: test labels)"
     assert version.run_id == _job_run_id(sweep)
+
+
+@pytest.mark.slow
+def test_a_sweep_whose_jobs_were_all_skipped_registers_the_runs_they_point_to(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The same sweep again, into a new folder: its one job FINISHED before, so it is skipped,
+    # and only the new sweep's parent run names the earlier run (as `report` reads it).
+    command = [sys.executable, str(TRAIN), "-m", "model=mahalanobis", "data=case1"]
+    command += ["+experiment=fast", f"tracking.dir={tmp_path / 'mlruns'}"]
+    for folder in ("first", "again"):
+        result = train_in_process([*command, f"hydra.sweep.dir={tmp_path / folder}"])
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert _register(tmp_path, "--sweep", str(tmp_path / "again"), "--name", "kept") == 0
+    assert f"registered run {_job_run_id(tmp_path)} as models:/kept/1" in capsys.readouterr().out

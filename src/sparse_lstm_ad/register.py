@@ -87,7 +87,8 @@ def register(
     tracking.require_experiment(cfg)
     if selected:
         return _register_selected(cfg, name, str(Path(sweep)), group)
-    run_id = best_run(tracking.sweep_runs(cfg, str(Path(sweep))), metric, lowest)
+    # As `report` and `leaderboard` read a sweep: jobs skipped on a re-run are the earlier runs.
+    run_id = best_run(tracking.sweep_results(cfg, str(Path(sweep))), metric, lowest)
     version = tracking.register_model(cfg, run_id, name, {CHOSEN_BY_TAG: chosen_by(metric, lowest)})
     rule = f"the lowest {metric}" if lowest else metric
     if sees_test_labels(metric):
