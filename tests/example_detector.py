@@ -44,7 +44,7 @@ def fit(cfg, train, windows, on_epoch) -> Fitted:
     if neighbours < 1:
         raise ValueError(f"model.options.neighbours={neighbours} is not allowed: must be >= 1")
     started = time.perf_counter()
-    detector = KnnDetector(flat_windows(train, cfg.data.window), cfg.data.window, neighbours)
+    detector = KnnDetector(flat_windows(windows["train"]), cfg.data.window, neighbours)
     return Fitted(detector, FitResult(seconds=time.perf_counter() - started))
 
 

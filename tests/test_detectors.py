@@ -134,3 +134,18 @@ def test_a_diverged_projection_fit_says_so_and_is_not_refitted(
     with pytest.raises(TrainingDiverged, match="epoch 1"):
         family(cfg.model.kind).fit(cfg, train, windows, no_log)
     assert "fitting again" not in caplog.text
+
+
+def test_the_window_baseline_fits_the_windows_at_the_configured_stride() -> None:
+    from sparse_lstm_ad.detectors.window_gaussian import flat_windows
+
+    cfg = compose_config("+experiment=fast", "data=case1", "model=mahalanobis", "data.stride=4")
+    rows = prepare_rows(cfg)
+    windows = {p: Windows(getattr(rows, p), cfg.data.window, 4) for p in ("train", "val", "test")}
+    no_log = lambda step, epoch, figures: None  # noqa: E731 - nothing to log outside a run
+    detector = family(cfg.model.kind).fit(cfg, rows.train, windows, no_log).detector
+    fitted_mean = detector.gaussian.model.mean
+    strided = flat_windows(windows["train"]).astype(np.float64).mean(axis=0)
+    np.testing.assert_allclose(fitted_mean, strided, rtol=1e-5)
+    every_row = flat_windows(Windows(rows.train, cfg.data.window)).astype(np.float64).mean(axis=0)
+    assert np.abs(fitted_mean - every_row).max() > 1e-3

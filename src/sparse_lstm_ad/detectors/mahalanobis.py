@@ -51,7 +51,7 @@ def zero_reconstruction(n_channels: int) -> pca.LinearReconstruction:
 def fit(cfg: Config, train: np.ndarray, windows: dict[str, Windows], _: EpochHook) -> Fitted:
     started = time.perf_counter()
     if cfg.model.mahalanobis_scope == MahalanobisScope.window:
-        flat = flat_windows(train, cfg.data.window)
+        flat = flat_windows(windows["train"])
         gaussian = fit_window_mahalanobis(
             flat, cfg.data.window, cfg.scoring.inverse, cfg.scoring.shrinkage
         )

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from sparse_lstm_ad.config import CovarianceInverse
-from sparse_lstm_ad.data import Windows, make_windows
+from sparse_lstm_ad.data import Windows
 from sparse_lstm_ad.error_scores import (
     ErrorModel,
     RowScores,
@@ -58,9 +58,9 @@ def fit_window_mahalanobis(
     return WindowMahalanobis(window, fit_error_model(flat, inverse, shrinkage))
 
 
-def flat_windows(rows: np.ndarray, window: int) -> np.ndarray:
-    windows = make_windows(rows, window)
-    return windows.reshape(len(windows), -1)
+def flat_windows(windows: Windows) -> np.ndarray:
+    """(n_windows, length x k): each window's rows in one vector, at the windows' stride."""
+    return windows.view.reshape(len(windows), -1)
 
 
 def score_by_window(
