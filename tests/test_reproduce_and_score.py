@@ -64,6 +64,12 @@ def test_reproduce_matches_and_then_catches_a_tampered_metric(
         experiment_names=["sparse-lstm-ad"], filter_string=f"tags.reproduces = '{run_id}'"
     )
     assert list(runs["status"]) == ["FINISHED"]
+    # The same params: the same config, less what says where the store is.
+    original, again = (
+        {k: v for k, v in _client(store).get_run(i).data.params.items() if "tracking" not in k}
+        for i in (run_id, runs["run_id"].iloc[0])
+    )
+    assert again == original
 
     _client(store).log_metric(run_id, "auc_pr", 0.123)  # a newer value: the tampered one
     assert run(main, ["reproduce", run_id, "--tracking-dir", str(store)]) == 1

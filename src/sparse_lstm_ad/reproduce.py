@@ -15,7 +15,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from sparse_lstm_ad.config import Config, TrackingConfig
+from sparse_lstm_ad.config import Config, TrackingConfig, active_only
 from sparse_lstm_ad.config_checks import validate
 
 log = logging.getLogger("reproduce")
@@ -71,7 +71,7 @@ def reproduce(run_id: str, tracking: TrackingConfig, rtol: float, atol: float) -
         OmegaConf.save(config, config_file)
         job = JobInfo(
             run_name=f"reproduce {original.name}",
-            config=OmegaConf.to_container(config, enum_to_str=True),
+            config=active_only(OmegaConf.to_container(config, enum_to_str=True)),  # as train's
             config_files=[config_file],
             choices={k: original.tags[k] for k in ("model", "data") if k in original.tags},
             tags={"reproduces": run_id},
