@@ -28,9 +28,7 @@ run: $(STAMP)
 # Run again, it resumes: FINISHED jobs are skipped. A part of it: make benchmark BENCH_ARGS=seed=0
 BENCH_ARGS ?=
 benchmark: $(STAMP)
-	$(PY) src/train.py -m +experiment=benchmark $(BENCH_ARGS)
-	$(PY) -m sparse_lstm_ad leaderboard multirun/benchmark --out experiments/leaderboard \
-		--confirmation confirm_mixed,confirm_breaks,confirm_shifts
+	$(PY) -m sparse_lstm_ad benchmark detectors --out experiments/leaderboard $(BENCH_ARGS)
 
 # The sparsity path study (experiments/sparsity_path), its own store in /tmp.
 sparsity-path: $(STAMP)

@@ -210,3 +210,13 @@ def test_a_sweep_without_runs_is_one_line_and_exit_2(tmp_path: Path, capsys) -> 
     code = cli.run(cli.main, ["leaderboard", *argv])
     assert code == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_the_benchmark_command_reads_its_store_and_sweep_folder_from_the_overrides() -> None:
+    from sparse_lstm_ad.cli.benchmark import store_and_sweep
+
+    store, sweep = store_and_sweep(())
+    assert (store.dir, store.experiment, sweep) == ("mlruns", "benchmark", "multirun/benchmark")
+    overrides = ("seed=0,1", "tracking.dir=/x/mlruns", "hydra.sweep.dir=/y/sweep")
+    store, sweep = store_and_sweep(overrides)
+    assert (store.dir, store.experiment, sweep) == ("/x/mlruns", "benchmark", "/y/sweep")
