@@ -1,4 +1,4 @@
-"""The configuration schema: one dataclass per config group, and the value checks.
+"""The configuration schema: one dataclass per config group (config_checks.py checks values).
 
 Plain dataclasses (no Hydra import at module level), so the modules below the CLI take them as
 arguments; `cli.hydra_schema` puts them in Hydra's ConfigStore: a wrong type fails at compose.
@@ -229,7 +229,7 @@ class ScoringConfig:
     shrinkage: float = 0.1
     scope: ScoringScope = ScoringScope.auto  # what one error vector of the error model is
     threshold: Threshold = Threshold.quantile
-    threshold_quantile: float = 0.99  # of the per-step scores of normal validation rows
+    threshold_quantile: float = 0.99  # of the per-row scores of the normal validation rows
     # pot: excesses over this quantile of the validation scores are fitted by a generalised
     # Pareto law; the threshold is where its tail leaves `pot_risk` of the scores above.
     pot_level: float = 0.98

@@ -20,12 +20,6 @@ from sparse_lstm_ad.config_checks import validate
 
 log = logging.getLogger("reproduce")
 
-# Measured: with train.deterministic=true a CPU re-run repeats every metric to the bit on the
-# same machine; the tolerance leaves room only for another CPU's float rounding.
-DEFAULT_RTOL = 1e-6
-DEFAULT_ATOL = 1e-9
-
-
 def config_from_yaml(text: str) -> Config:
     """The logged config, checked against today's schema."""
     merged = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.create(text))

@@ -9,7 +9,7 @@ import click
 
 from sparse_lstm_ad.config import TrackingConfig
 
-DEFAULT_EXPERIMENT = TrackingConfig().experiment
+DEFAULT_EXPERIMENT, DEFAULT_DIR = TrackingConfig().experiment, TrackingConfig().dir
 
 
 def store_options(*, experiment: str | None = None) -> Callable[[Callable], Callable]:
@@ -32,7 +32,7 @@ def store_options(*, experiment: str | None = None) -> Callable[[Callable], Call
             "--tracking-uri", default=None, help="a tracking server or database URI"
         )(command)
         return click.option(
-            "--tracking-dir", default="mlruns", show_default=True, help="local store"
+            "--tracking-dir", default=DEFAULT_DIR, show_default=True, help="local store"
         )(command)
 
     return decorate

@@ -1,9 +1,10 @@
 """One run, from the data config to scores and MLflow metrics, read as the diagram:
 
     rows.py     series -> standardise -> train / validation / test rows (values.Rows)
-    fit.py      windows -> the detector of model.kind, fitted (refits of a closed sparse layer)
-    scores.py   reconstruction errors -> error model (mu, inverse covariance) -> per-row
-                scores (values.Scored) -> threshold -> metrics
+    fit.py      windows -> the detector of model.kind, fitted (detectors/: for a network, its
+                errors' Gaussian too; refits of a closed sparse layer)
+    scores.py   the detector's per-row scores of each part (values.Scored) -> threshold
+                -> metrics
     outputs.py  plots, the scores tables, the scoring model
     run.py      `run_experiment`: the above in order, inside one MLflow run
 

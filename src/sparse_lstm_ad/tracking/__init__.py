@@ -247,11 +247,6 @@ def runs_link(cfg: TrackingConfig) -> str:
     return experiment_link(cfg, prepare_store(cfg))
 
 
-def run_status(cfg: TrackingConfig, run_id: str) -> str:
-    use_store(cfg)
-    return retrying(MlflowClient().get_run, run_id).info.status
-
-
 @dataclass(frozen=True)
 class LoggedRun:
     run_id: str
