@@ -16,11 +16,6 @@ from sparse_lstm_ad.pipeline.values import Rows, Scored
 from sparse_lstm_ad.thresholds import fit_on_validation
 
 
-def has_contributions(scored: Scored) -> bool:
-    """False for a detector that does not split its score by channel (iforest)."""
-    return not np.isnan(scored.test_contributions).all()
-
-
 def log_outputs(
     cfg: Config,
     detector: Detector,
@@ -29,52 +24,75 @@ def log_outputs(
     history: dict[str, list[float]],
     names: tuple[str, str],
 ) -> None:
-    """Plots, the scores table and the scoring model; `names` are the run's model and data."""
-    # matplotlib (0.3 s) loads with the first run that plots, not with the pipeline: a sweep's
-    # parent imports the pipeline to check its inputs and plots nothing.
-    from sparse_lstm_ad import plots
-
+    """Plots, the scores tables and the scoring model; `names` are the run's model and data."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        figures = (
-            [] if not history else [plots.learning_curves(history, folder / "learning_curves.png")]
-        )
-        figures += [
-            plots.score_series(
-                scored.test,
-                rows.test_labels,
-                scored.threshold,
-                folder / "test_scores.png",
-                times=rows.test_times,
-            ),
-            plots.error_histogram(
-                scored.val, scored.test, scored.threshold, folder / "score_histogram.png"
-            ),
-        ]
-        if has_contributions(scored):
-            figures.append(
-                plots.attribution_heatmap(
-                    scored.test_contributions,
-                    rows.channels,
-                    rows.test_channel_labels,
-                    folder / "attribution.png",
-                )
-            )
-        figures += detector.plots(rows.channels, folder)
-        tracking.log_files(figures, "plots")
-        tables = [_scores_table(scored, rows, folder / "test_scores.csv")]
-        # The normal scores the threshold came from: thresholds can be compared afterwards.
-        val_table = folder / "val_scores.csv"
-        pd.DataFrame({"row": np.arange(len(scored.val)), "score": scored.val}).to_csv(
-            val_table, index=False
-        )
-        tracking.log_files([*tables, val_table], "scores")
+        tracking.log_files(_figures(detector, rows, scored, history, folder), "plots")
+        tracking.log_files(_score_tables(rows, scored, folder), "scores")
     if cfg.tracking.log_model:
         log_scoring_model(cfg, detector, rows, scored, tracking.model_name(*names))
         if cfg.tracking.register_as:
             tracking.register_model(
                 cfg.tracking, tracking.active_run_id(), cfg.tracking.register_as
             )
+
+
+def _figures(
+    detector: Detector,
+    rows: Rows,
+    scored: Scored,
+    history: dict[str, list[float]],
+    folder: Path,
+) -> list[Path]:
+    """The run's figures (and the detector's own, with their tables), written in `folder`."""
+    # matplotlib (0.3 s) loads with the first run that plots, not with the pipeline: a sweep's
+    # parent imports the pipeline to check its inputs and plots nothing.
+    from sparse_lstm_ad import plots
+
+    figures = (
+        [] if not history else [plots.learning_curves(history, folder / "learning_curves.png")]
+    )
+    figures += [
+        plots.score_series(
+            scored.test,
+            rows.test_labels,
+            scored.threshold,
+            folder / "test_scores.png",
+            times=rows.test_times,
+        ),
+        plots.error_histogram(
+            scored.val, scored.test, scored.threshold, folder / "score_histogram.png"
+        ),
+    ]
+    if scored.has_contributions:
+        figures.append(
+            plots.attribution_heatmap(
+                scored.test_contributions,
+                rows.channels,
+                rows.test_channel_labels,
+                folder / "attribution.png",
+            )
+        )
+    return figures + detector.plots(rows.channels, folder)
+
+
+def _score_tables(rows: Rows, scored: Scored, folder: Path) -> list[Path]:
+    """Each test row's score, flag (and label); and the normal validation scores the threshold
+    came from, so that thresholds can be compared afterwards."""
+    test = pd.DataFrame(
+        {
+            "row": np.arange(len(scored.test)),
+            "score": scored.test,
+            "flag": (scored.test > scored.threshold).astype(np.int8),
+        }
+    )
+    if rows.test_labels is not None:
+        test["label"] = rows.test_labels
+    val = pd.DataFrame({"row": np.arange(len(scored.val)), "score": scored.val})
+    paths = [folder / "test_scores.csv", folder / "val_scores.csv"]
+    for table, path in zip((test, val), paths, strict=True):
+        table.to_csv(path, index=False)
+    return paths
 
 
 def log_scoring_model(
@@ -123,17 +141,3 @@ def threshold_rule(cfg: ScoringConfig) -> dict[str, Any]:
         "calibrate_rows": cfg.calibrate_rows,
         "calibration": cfg.calibration.value,
     }
-
-
-def _scores_table(scored: Scored, rows: Rows, path: Path) -> Path:
-    table = pd.DataFrame(
-        {
-            "row": np.arange(len(scored.test)),
-            "score": scored.test,
-            "flag": (scored.test > scored.threshold).astype(np.int8),
-        }
-    )
-    if rows.test_labels is not None:
-        table["label"] = rows.test_labels
-    table.to_csv(path, index=False)
-    return path

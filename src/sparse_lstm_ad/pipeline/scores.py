@@ -14,7 +14,6 @@ from sparse_lstm_ad.data import Windows
 from sparse_lstm_ad.detectors import Detector, Fitted
 from sparse_lstm_ad.injection import Injected
 from sparse_lstm_ad.metrics import evaluate, evaluate_ranges
-from sparse_lstm_ad.pipeline.outputs import has_contributions
 from sparse_lstm_ad.pipeline.values import Rows, Scored
 from sparse_lstm_ad.thresholds import best_f1, choose_threshold, flagged_share
 
@@ -64,7 +63,7 @@ def final_metrics(cfg: Config, scored: Scored, rows: Rows, fitted: Fitted) -> di
             scored.test, rows.test_labels, scored.threshold, max_buffer=cfg.scoring.vus_max_buffer
         )
         metrics.update(ranges.as_dict())
-    if rows.test_channel_labels is not None and has_contributions(scored):
+    if rows.test_channel_labels is not None and scored.has_contributions:
         metrics.update(attribution_metrics(scored.test_contributions, rows.test_channel_labels))
     metrics.update(fitted.detector.figures(rows.test_channel_labels))
     return metrics

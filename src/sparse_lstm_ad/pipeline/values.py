@@ -56,3 +56,8 @@ class Scored:
     reconstruction_mse: dict[str, float]  # val, test: of a detector that reconstructs
     injected: np.ndarray | None = None  # per row of the injected validation copies (selection)
     injected_seconds: float = 0.0  # spent scoring them
+
+    @property
+    def has_contributions(self) -> bool:
+        """False for a detector that does not split its score by channel (iforest)."""
+        return not np.isnan(self.test_contributions).all()
