@@ -142,13 +142,10 @@ def per_dataset(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 def to_markdown(table: pd.DataFrame, index: str) -> str:
     """A GitHub Markdown table of `table` with its index as the first column."""
+    from sparse_lstm_ad.report import to_markdown as markdown_table
+
     frame = table.reset_index().rename(columns={table.index.name or "index": index})
-    header = "| " + " | ".join(map(str, frame.columns)) + " |"
-    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    body = [
-        "| " + " | ".join(_text(v) for v in row) + " |" for row in frame.itertuples(index=False)
-    ]
-    return "\n".join([header, rule, *body])
+    return markdown_table(frame.map(_text))
 
 
 def _text(value: object) -> str:
