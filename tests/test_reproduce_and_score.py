@@ -174,6 +174,23 @@ def test_score_bad_inputs_give_one_clear_line(
         assert not output.exists(), name
 
 
+def test_a_channel_of_whole_numbers_scores_as_the_same_values_as_floats(
+    store: Path, new_data: Path, tmp_path: Path
+) -> None:
+    frame = pd.read_csv(new_data)
+    channel = frame.columns[1]
+    frame[channel] = frame[channel].round().astype(int)  # a counter, a status code: int64
+    scores = {}
+    for name, table in (("ints", frame), ("floats", frame.astype({channel: float}))):
+        table.to_csv(tmp_path / f"{name}.csv", index=False)
+        argv = ["score", "--model", f"runs:/{_first_run_id(store)}/model", "--tracking-dir"]
+        argv += [str(store), "--input", str(tmp_path / f"{name}.csv")]
+        assert run(main, [*argv, "--output", str(tmp_path / f"{name}.out.csv")]) == 0, name
+        scores[name] = pd.read_csv(tmp_path / f"{name}.out.csv")
+    assert pd.read_csv(tmp_path / "ints.csv")[channel].dtype == np.int64  # as score reads it
+    pd.testing.assert_frame_equal(scores["ints"], scores["floats"])
+
+
 def test_register_then_score_by_registry_uri(
     store: Path, new_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -57,7 +57,9 @@ def score_csv(
     model = tracking.load_scoring_model(cfg, model_uri)
     channels = model.metadata.get_input_schema().input_names()
     channel_values(frame, channels)  # our own clear errors before MLflow's schema checks
-    scored = model.predict(frame[channels])
+    # Whole numbers (a counter, a status code) read as int64, which MLflow's schema refuses
+    # for its float64 columns ("can not safely convert"): the model scores floats anyway.
+    scored = model.predict(frame[channels].astype(np.float64))
     time_column = time_column or next((c for c in TIME_COLUMNS if c in frame.columns), None)
     if time_column is not None and time_column not in frame.columns:
         raise ValueError(f"{path}: no time column {time_column!r}")
