@@ -56,6 +56,21 @@ def test_two_files(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     assert split.every(2).test_times.tolist() == test["t"].iloc[::2].tolist()
 
 
+def test_a_t_time_or_timestamp_column_is_the_time_unless_the_channels_are_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    train, test = _frames()
+    cfg = dataclasses.replace(_write(tmp_path, train, test), time_column=None)
+    with caplog.at_level(logging.INFO):
+        split = load_csv_split(cfg)
+    # A counter that runs on into the test rows is no channel: it would flag every test row.
+    assert split.channels == ["a", "b"]
+    np.testing.assert_array_equal(split.test_times, test["t"].to_numpy())
+    assert "column 't' taken as the time" in caplog.text
+    named = load_csv_split(dataclasses.replace(cfg, features=["t", "a"]))
+    assert named.channels == ["t", "a"] and named.test_times is None
+
+
 def test_score_plot_axis_is_the_time_column_when_there_is_one() -> None:
     from sparse_lstm_ad.plots import _time_axis
 

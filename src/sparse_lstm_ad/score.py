@@ -16,11 +16,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from sparse_lstm_ad.data.csv_source import time_column_of
+
 if TYPE_CHECKING:
     from sparse_lstm_ad.config import TrackingConfig
-
-TIME_COLUMNS = ("t", "time", "timestamp")
-
 
 def read_input(path: Path) -> pd.DataFrame:
     if not path.is_file():
@@ -60,7 +59,7 @@ def score_csv(
     # Whole numbers (a counter, a status code) read as int64, which MLflow's schema refuses
     # for its float64 columns ("can not safely convert"): the model scores floats anyway.
     scored = model.predict(frame[channels].astype(np.float64))
-    time_column = time_column or next((c for c in TIME_COLUMNS if c in frame.columns), None)
+    time_column = time_column_of(frame.columns, time_column)
     if time_column is not None and time_column not in frame.columns:
         raise ValueError(f"{path}: no time column {time_column!r}")
     threshold = model.unwrap_python_model().state.threshold_for(scored["score"].to_numpy())

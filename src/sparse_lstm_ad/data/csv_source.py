@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,12 @@ from sparse_lstm_ad.data.scaling import constant_channels
 from sparse_lstm_ad.data.series_split import SeriesSplit
 
 log = logging.getLogger(__name__)
+
+# A column of one of these names is the series' clock, not a channel, unless
+# data.csv.time_column or data.csv.features say otherwise; `score` reads the same names. Taken
+# as a channel, a counter or a clock that runs on into the test rows puts every one of them
+# out of the training range: every row flagged.
+TIME_COLUMNS = ("t", "time", "timestamp")
 
 _LABEL_LINE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*:\s*(\d+(?:\s*,\s*\d+)*)\s*$")
 
@@ -41,6 +48,7 @@ def load_csv_split(cfg: CsvDataConfig, every: int = 1) -> SeriesSplit:
     every `every`-th row of each part (before the constant-column check, which must see the
     rows the model will)."""
     train, test = _read_parts(cfg)
+    cfg = _with_time_column(cfg, train, test)
     names = _feature_columns(train, cfg)
     for part in (train, test):
         _require_columns(part, [*names, *_optional(cfg.time_column)], "a feature or time")
@@ -55,6 +63,29 @@ def load_csv_split(cfg: CsvDataConfig, every: int = 1) -> SeriesSplit:
         test_times=None if cfg.time_column is None else test.frame[cfg.time_column],
     ).every(every)
     return _drop_constant(split, train, cfg.constant)
+
+
+def time_column_of(columns: Iterable[str], named: str | None = None) -> str | None:
+    """`named`, else the first of TIME_COLUMNS among `columns`; None if there is none."""
+    columns = set(columns)
+    return named or next((name for name in TIME_COLUMNS if name in columns), None)
+
+
+def _with_time_column(cfg: CsvDataConfig, train: _Part, test: _Part) -> CsvDataConfig:
+    """`cfg` with the time column both files have, where it names no time column and no
+    channels."""
+    if cfg.time_column is not None or cfg.features is not None:
+        return cfg
+    both = set(train.frame.columns) & set(test.frame.columns)
+    if (found := time_column_of(both)) is None:
+        return cfg
+    log.info(
+        "%s: column %r taken as the time, not a channel (data.csv.time_column names the time "
+        "column, data.csv.features the channels)",
+        train.path,
+        found,
+    )
+    return replace(cfg, time_column=found)
 
 
 def _drop_constant(split: SeriesSplit, train: _Part, policy: ConstantPolicy) -> SeriesSplit:
