@@ -43,6 +43,16 @@ def test_sweep_table_names_runs_and_metrics() -> None:
     assert format_table(sweep_table(RUNS.iloc[0:0])) == "(no runs recorded for this sweep)"
 
 
+def test_runs_that_answer_skipped_jobs_are_listed_once_and_marked() -> None:
+    # Jobs skipped for run "a" of this sweep (the same config twice) and, twice, for "x" of an
+    # earlier sweep.
+    earlier = pd.concat([RUNS.iloc[[0]], RUNS.iloc[[1, 1]].assign(run_id="x")])
+    table = sweep_table(RUNS, earlier)
+    assert len(table) == 4
+    assert table["status"].tolist()[-1] == "skipped: FINISHED before"
+    assert table["status"].tolist()[:3] == ["FINISHED", "FINISHED", "FAILED"]
+
+
 @pytest.mark.parametrize(
     ("command", "searches_by_tag"),
     [("report", True), ("register", True), ("reproduce", False), ("score", False)],

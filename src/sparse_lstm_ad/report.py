@@ -28,8 +28,14 @@ COLUMNS = {
 }
 
 
-def sweep_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per run: model, case, detection metrics, reconstruction MSE, epochs, seconds."""
+def sweep_table(runs: pd.DataFrame, earlier: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per run: model, case, detection metrics, reconstruction MSE, epochs, seconds.
+    `earlier`: the runs that answer the sweep's skipped jobs, each once, their status saying
+    so; a job skipped for a run of this sweep (the same config twice) adds no row."""
+    if earlier is not None and not earlier.empty:
+        shown = runs["run_id"] if "run_id" in runs.columns else []
+        earlier = earlier[~earlier["run_id"].isin(shown)].drop_duplicates("run_id")
+        runs = pd.concat([runs, earlier.assign(status="skipped: FINISHED before")])
     present = [column for column in COLUMNS if column in runs.columns]
     table = runs[present].rename(columns=COLUMNS)
     if "tags.mlflow.runName" in runs.columns:

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -93,7 +92,7 @@ class TrackingCallback(Callback):
         counts = report.job_counts(runs, {"failed": len(failed), "skipped": len(skipped)})
         # Skipped jobs are answered by earlier runs: the table shows those too.
         earlier = tracking.runs_by_id(self.tracking, list(skipped.values()))
-        table = report.format_table(report.sweep_table(pd.concat([runs, earlier])))
+        table = report.format_table(report.sweep_table(runs, earlier))
         # The Optuna sweeper leaves its best trial here before this callback runs.
         optuna_results = Path(config.hydra.sweep.dir) / "optimization_results.yaml"
         if optuna_results.exists():
