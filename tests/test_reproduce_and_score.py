@@ -55,11 +55,14 @@ def new_data(store: Path) -> Path:
 
 
 def test_reproduce_matches_and_then_catches_a_tampered_metric(
-    store: Path, capsys: pytest.CaptureFixture[str]
+    store: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run_id = _first_run_id(store)
+    # As in a fresh process: the command itself must hide MLflow's download bars.
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
     assert run(main, ["reproduce", run_id, "--tracking-dir", str(store)]) == 0
-    assert f"run {run_id} reproduced" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert f"run {run_id} reproduced" in out and "Downloading artifacts" not in err
     runs = mlflow.search_runs(
         experiment_names=["sparse-lstm-ad"], filter_string=f"tags.reproduces = '{run_id}'"
     )

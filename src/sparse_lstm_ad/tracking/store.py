@@ -55,6 +55,7 @@ def tracking_uri(cfg: TrackingConfig) -> str:
 def use_store(cfg: TrackingConfig) -> str:
     """Point MLflow at `cfg`'s store: the one place the package sets the tracking URI."""
     uri = tracking_uri(cfg)
+    quiet_mlflow()  # before any transfer: a command that only reads (reproduce) shows no bars
     mlflow.set_tracking_uri(uri)
     return uri
 
