@@ -55,7 +55,8 @@ test: $(STAMP)
 # for the training runs, and a click on "Model training" (top left) is remembered by the browser.
 ui: $(STAMP)
 	@echo "MLflow UI: http://127.0.0.1:$(UI_PORT) (click \"Model training\" at the top left once, or open the link a run or sweep printed)"
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db --host 127.0.0.1 --port $(UI_PORT)
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=$${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false} \
+		$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db --host 127.0.0.1 --port $(UI_PORT)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests experiments
