@@ -139,3 +139,13 @@ def test_a_sweep_whose_jobs_were_all_skipped_registers_the_runs_they_point_to(
         assert result.returncode == 0, result.stderr[-3000:]
     assert _register(tmp_path, "--sweep", str(tmp_path / "again"), "--name", "kept") == 0
     assert f"registered run {_job_run_id(tmp_path)} as models:/kept/1" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_run_registers_its_model_at_training_and_says_which_version(tmp_path: Path) -> None:
+    command = [sys.executable, str(TRAIN), "model=mahalanobis", "data=case1", "+experiment=fast"]
+    command += [f"tracking.dir={tmp_path / 'mlruns'}", f"hydra.run.dir={tmp_path / 'out'}"]
+    result = train_in_process([*command, "tracking.register_as=plant"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "registered as models:/plant/1" in result.stdout + result.stderr
+    assert _versions(tmp_path, "plant") == ["1"]

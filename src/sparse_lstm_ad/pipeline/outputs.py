@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from sparse_lstm_ad.config import Config, ScoringConfig
 from sparse_lstm_ad.detectors import Detector
 from sparse_lstm_ad.pipeline.values import Rows, Scored
 from sparse_lstm_ad.thresholds import fit_on_validation
+
+log = logging.getLogger("sparse_lstm_ad.pipeline")  # the run's log: one stream of lines
 
 
 def log_outputs(
@@ -31,10 +34,9 @@ def log_outputs(
         tracking.log_files(_score_tables(rows, scored, folder), "scores")
     if cfg.tracking.log_model:
         log_scoring_model(cfg, detector, rows, scored, tracking.model_name(*names))
-        if cfg.tracking.register_as:
-            tracking.register_model(
-                cfg.tracking, tracking.active_run_id(), cfg.tracking.register_as
-            )
+        if name := cfg.tracking.register_as:
+            version = tracking.register_model(cfg.tracking, tracking.active_run_id(), name)
+            log.info("registered as models:/%s/%s", name, version)
 
 
 def _figures(
