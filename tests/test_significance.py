@@ -111,6 +111,9 @@ def test_tied_with_best_within_seed_noise() -> None:
     tied = significance.tied_with_best(runs, "auc_pr")
     # x is best; y is 0.4 below on every seed; z - x is +0.02, -0.02, -0.01: noise.
     assert tied.to_dict() == {("a", "x"): True, ("a", "y"): False, ("a", "z"): True}
+    # One seed tests nothing: no detector is called tied with the best on it.
+    one_seed = significance.tied_with_best(runs[runs["seed"] == 0], "auc_pr")
+    assert one_seed.to_dict() == {("a", "x"): False, ("a", "y"): False, ("a", "z"): True}
 
 
 def test_the_critical_difference_diagram_is_written(tmp_path: Path) -> None:

@@ -306,7 +306,7 @@ def leaderboard_markdown(runs: pd.DataFrame, title: str, confirmation: Sequence[
         f"{len(runs)} runs: {runs['detector'].nunique()} detectors x "
         f"{runs['dataset'].nunique()} datasets x {seeds.min()}-{seeds.max()} seeds. "
         "Cells: mean ± std over seeds (runs); bold: the best mean of its row; ≈: within seed "
-        f"noise of it (paired by seed, t test at alpha {ALPHA:g}).",
+        f"noise of it (paired by seed, t test at alpha {ALPHA:g}; with one seed, none is).",
     ]
     if confirmation:
         parts.append(

@@ -54,7 +54,8 @@ def beyond_seed_noise(differences: pd.Series | np.ndarray, alpha: float = ALPHA)
 
 def tied_with_best(runs: pd.DataFrame, metric: str, alpha: float = ALPHA) -> pd.Series:
     """(dataset, detector) -> whether the detector has its dataset's best mean `metric` or is
-    within seed noise of it. `runs`: one row per run with dataset, detector, seed, `metric`."""
+    within seed noise of it. `runs`: one row per run with dataset, detector, seed, `metric`.
+    Fewer than two seeds paired with the best's test nothing: those are not called tied."""
     runs = runs.dropna(subset=[metric])
     means = runs.groupby(["dataset", "detector"])[metric].mean()
     per_seed = runs.pivot_table(index=["dataset", "seed"], columns="detector", values=metric)
@@ -64,7 +65,8 @@ def tied_with_best(runs: pd.DataFrame, metric: str, alpha: float = ALPHA) -> pd.
         best = means.loc[dataset].idxmax()
         for detector in means.loc[dataset].index:
             differences = paired_by_seed(seeds[detector], seeds[best])
-            tied[(dataset, detector)] = not beyond_seed_noise(differences, alpha)
+            testable = len(differences) >= 2 or detector == best
+            tied[(dataset, detector)] = testable and not beyond_seed_noise(differences, alpha)
     return pd.Series(tied, dtype=bool).rename_axis(["dataset", "detector"])
 
 
