@@ -22,6 +22,7 @@ keeps state between batches would see the padding: such a model needs Keras fit
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from typing import Any
@@ -36,6 +37,18 @@ EpochGraph = Callable[[Any, np.ndarray], None]
 Step = Callable[[Any, Any], None]
 
 
+class _NoRetracingWarning(logging.Filter):
+    """TensorFlow warns of "retracing" when many tf.functions defined at one place in the code
+    trace: here every architecture and data shape has its own `run`, traced once and kept
+    (graph_cache), so a sweep over model.hidden would warn on every job after the fifth."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+_NO_RETRACING_WARNING = _NoRetracingWarning()
+
+
 def epoch_graph(
     model: keras.Model, length: int, n_windows: int, batch_size: int, jit: bool, *, training: bool
 ) -> tuple[EpochGraph, Any]:
@@ -46,6 +59,7 @@ def epoch_graph(
     """
     import tensorflow as tf
 
+    logging.getLogger("tensorflow").addFilter(_NO_RETRACING_WARNING)  # added once, however called
     batches, batch_size = batching(n_windows, batch_size, training)
     step = (_train_step if training else _test_step)(model)
     offsets = tf.range(length, dtype=tf.int32)[None, :]
