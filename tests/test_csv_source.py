@@ -167,6 +167,28 @@ def test_constant_column(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> No
     assert "'b'" in caplog.text and "train.csv" in caplog.text
 
 
+def test_a_run_warns_of_a_dropped_column_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sys
+
+    from tests.conftest import TRAIN, train_in_process
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(600, 2)), columns=["a", "b"]).assign(c=1.0)
+    frame.to_csv(tmp_path / "plant.csv", index=False)
+    command = [sys.executable, str(TRAIN), "model=pca", "data=csv", f"data.csv.dir={tmp_path}"]
+    command += ["data.csv.train=plant.csv", "data.csv.test_from=400", "data.csv.constant=drop"]
+    command += [f"tracking.dir={tmp_path / 'mlruns'}", f"hydra.run.dir={tmp_path / 'out'}"]
+    result = train_in_process(command)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # The checks load the data before the run does: only the run says it. (In this process
+    # the checks' lines reach caplog; the run's, under Hydra's logging, its output.)
+    by_checks = [r for r in caplog.records if "dropped columns constant" in r.getMessage()]
+    by_run = (result.stdout + result.stderr).count("dropped columns constant")
+    assert (len(by_checks), by_run) == (0, 1)
+
+
 def test_bad_labels(tmp_path: Path) -> None:
     train, test = _frames()
     test.loc[3, "label"] = 2

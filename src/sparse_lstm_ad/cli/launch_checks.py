@@ -8,8 +8,10 @@ into one line naming the key or the option. TensorFlow is never imported here.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -207,11 +209,23 @@ def check_inputs(command: Command) -> None:
         data = _data_key(config)
         try:
             if data not in seen:
-                prepare_rows(config)  # a data mistake: ValueError naming the file or key
+                with _data_warnings_muted():  # each run logs them, in its own log: not twice
+                    prepare_rows(config)  # a data mistake: ValueError naming the file or key
                 seen.add(data)
             tracking.prepare_store(config.tracking)
         except (ValueError, tracking.StoreError) as error:
             raise UsageError(str(error)) from error
+
+
+@contextlib.contextmanager
+def _data_warnings_muted() -> Iterator[None]:
+    data_log = logging.getLogger("sparse_lstm_ad.data")
+    level = data_log.level
+    data_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        data_log.setLevel(level)
 
 
 def _data_key(config: Config) -> str:
