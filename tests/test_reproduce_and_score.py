@@ -173,7 +173,7 @@ def test_score_bad_inputs_give_one_clear_line(
         )
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2, name
-        assert len(err) == 1 and message in err[0], (name, err)
+        assert len(err) == 1 and message in err[0] and path.name in err[0], (name, err)
         assert not output.exists(), name
 
 

@@ -55,10 +55,13 @@ def score_csv(
     frame = read_input(path)
     model = tracking.load_scoring_model(cfg, model_uri)
     channels = model.metadata.get_input_schema().input_names()
-    channel_values(frame, channels)  # our own clear errors before MLflow's schema checks
-    # Whole numbers (a counter, a status code) read as int64, which MLflow's schema refuses
-    # for its float64 columns ("can not safely convert"): the model scores floats anyway.
-    scored = model.predict(frame[channels].astype(np.float64))
+    try:
+        channel_values(frame, channels)  # our own clear errors before MLflow's schema checks
+        # Whole numbers (a counter, a status code) read as int64, which MLflow's schema
+        # refuses for its float64 columns ("can not safely convert"): floats are scored.
+        scored = model.predict(frame[channels].astype(np.float64))
+    except ValueError as error:  # a bad channel, a series shorter than a window
+        raise ValueError(f"{path}: {error}") from error
     time_column = time_column_of(frame.columns, time_column)
     if time_column is not None and time_column not in frame.columns:
         raise ValueError(f"{path}: no time column {time_column!r}")
