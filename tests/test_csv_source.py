@@ -71,6 +71,22 @@ def test_a_t_time_or_timestamp_column_is_the_time_unless_the_channels_are_named(
     assert named.channels == ["t", "a"] and named.test_times is None
 
 
+def test_a_counter_that_runs_on_into_the_test_rows_is_not_a_channel(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    train, test = _frames()
+    # minutes since the start, in both files; a count that starts again in the test file.
+    train["minutes"], test["minutes"] = np.arange(0, 80, 2), np.arange(80, 120, 2)
+    train["batch"], test["batch"] = np.arange(40), np.arange(20)
+    cfg = _write(tmp_path, train, test)
+    with caplog.at_level(logging.WARNING):
+        split = load_csv_split(cfg)
+    assert split.channels == ["a", "b", "batch"]
+    assert "['minutes'] count up" in caplog.text
+    kept = load_csv_split(dataclasses.replace(cfg, features=["a", "minutes"]))
+    assert kept.channels == ["a", "minutes"]
+
+
 def test_score_plot_axis_is_the_time_column_when_there_is_one() -> None:
     from sparse_lstm_ad.plots import _time_axis
 

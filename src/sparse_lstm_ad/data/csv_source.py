@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 
 # A column of one of these names is the series' clock, not a channel, unless
 # data.csv.time_column or data.csv.features say otherwise; `score` reads the same names. Taken
-# as a channel, a counter or a clock that runs on into the test rows puts every one of them
-# out of the training range: every row flagged.
+# as a channel, a clock that runs on into the test rows lies outside its training range on
+# every one of them, and raises every test row's score.
 TIME_COLUMNS = ("t", "time", "timestamp")
 
 _LABEL_LINE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*:\s*(\d+(?:\s*,\s*\d+)*)\s*$")
@@ -49,7 +49,7 @@ def load_csv_split(cfg: CsvDataConfig, every: int = 1) -> SeriesSplit:
     rows the model will)."""
     train, test = _read_parts(cfg)
     cfg = _with_time_column(cfg, train, test)
-    names = _feature_columns(train, cfg)
+    names = _feature_columns(train, test, cfg)
     for part in (train, test):
         _require_columns(part, [*names, *_optional(cfg.time_column)], "a feature or time")
     labels = _labels(test, cfg.label_column)
@@ -149,7 +149,7 @@ def _is_text(column: pd.Series) -> bool:
     return bool(column.notna().any()) and not pd.to_numeric(column, errors="coerce").notna().any()
 
 
-def _feature_columns(train: _Part, cfg: CsvDataConfig) -> list[str]:
+def _feature_columns(train: _Part, test: _Part, cfg: CsvDataConfig) -> list[str]:
     if cfg.features is not None:
         if not cfg.features:
             raise ValueError("data.csv.features is an empty list: name at least one column")
@@ -160,10 +160,36 @@ def _feature_columns(train: _Part, cfg: CsvDataConfig) -> list[str]:
     text = [name for name in names if _is_text(train.frame[name])]
     if text:
         log.warning("%s: columns %s hold no numbers: not used as channels", train.path, text)
-    features = [name for name in names if name not in text]
+    clocks = [
+        name
+        for name in names
+        if name not in text
+        and name in test.frame.columns
+        and _counts_up(train.frame[name], test.frame[name])
+    ]
+    if clocks:
+        log.warning(
+            "%s: columns %s count up through the training rows and on through the test rows "
+            "(a clock or a counter): not used as channels; data.csv.features keeps them",
+            train.path,
+            clocks,
+        )
+    features = [name for name in names if name not in text and name not in clocks]
     if not features:
         raise ValueError(f"{train.path}: no numeric column to use as a channel")
     return features
+
+
+def _counts_up(train: pd.Series, test: pd.Series) -> bool:
+    """A clock or a counter (an epoch time, `timestamp_(min)`, a row number): strictly
+    increasing through the training rows, then on through the test rows past the last
+    training value. As a channel it lies outside its training range on every test row, and
+    raises every test row's score."""
+    before, after = (pd.to_numeric(part, errors="coerce").to_numpy(float) for part in (train, test))
+    if len(before) < 2 or not len(after) or not np.isfinite([*before, *after]).all():
+        return False
+    increasing = (np.diff(before) > 0).all() and (np.diff(after) > 0).all()
+    return bool(increasing and after[0] > before[-1])
 
 
 def _numeric(part: _Part, names: list[str]) -> np.ndarray:
