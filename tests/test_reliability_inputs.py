@@ -52,8 +52,8 @@ BAD_VALUES = [
     (["data.window=400"], "data.window=400 is longer than the shortest part of the series"),
 ]
 BAD_COMPOSITION = [
-    (["model.hiden=5"], "model.hiden: Key 'hiden' not in 'ModelConfig'"),
-    (["nokey=1"], "nokey: Key 'nokey' not in 'Config'"),
+    (["model.hiden=5"], "Key 'hiden' not in 'ModelConfig' (did you mean model.hidden?)"),
+    (["nokey=1"], "nokey: Key 'nokey' not in 'Config' (its keys: data, model,"),
     (["train.epochs=many"], "train.epochs: Value 'many' of type 'str' could not be converted"),
     (["train.epochs=null"], "train.epochs: field 'train.epochs' is not Optional"),
     (["seed=1.5"], "seed: Value '1.5' of type 'float' could not be converted to Integer"),

@@ -9,6 +9,8 @@ into one line naming the key or the option. TensorFlow is never imported here.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import difflib
 import json
 import logging
 from collections.abc import Iterator, Sequence
@@ -185,10 +187,23 @@ def hydra_error_line(error: HydraException) -> str:
     if isinstance(cause, OmegaConfBaseException):
         line = _omegaconf_line(cause)
         if "not in" in line and "Could not override" in str(error):
-            line += f" (to add a key, +{cause.full_key}=...; the schema must have it)"
+            line += _key_hint(cause)
         return line
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return "; ".join(lines[:2]) if lines else type(error).__name__
+
+
+def _key_hint(error: OmegaConfBaseException) -> str:
+    """For a key the schema lacks: the nearest one it has, or its keys; `+key=` only where
+    the node is no dataclass (a free dict such as model.options), since the schema refuses it."""
+    schema = getattr(error, "object_type", None)
+    if not dataclasses.is_dataclass(schema):
+        return f" (to add a key, +{error.full_key}=...)"
+    keys = [field.name for field in dataclasses.fields(schema)]
+    parent = str(error.full_key).rpartition(".")[0]
+    if close := difflib.get_close_matches(str(error.key), keys, n=1):
+        return f" (did you mean {parent + '.' if parent else ''}{close[0]}?)"
+    return f" (its keys: {', '.join(keys)})"
 
 
 def _omegaconf_line(error: OmegaConfBaseException) -> str:
