@@ -75,16 +75,28 @@ def test_a_counter_that_runs_on_into_the_test_rows_is_not_a_channel(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     train, test = _frames()
-    # minutes since the start, in both files; a count that starts again in the test file.
-    train["minutes"], test["minutes"] = np.arange(0, 80, 2), np.arange(80, 120, 2)
+    # A meter's running total between a and b, in both files; a count that starts again.
+    train.insert(2, "kwh", np.arange(0, 80, 2) // 4)
+    test.insert(2, "kwh", 20 + np.arange(0, 40, 2) // 4)
     train["batch"], test["batch"] = np.arange(40), np.arange(20)
     cfg = _write(tmp_path, train, test)
+    # Channel 3 is b, counted with kwh as the file has it: it stays on b once kwh is out.
+    (tmp_path / "interpretation.txt").write_text("15-19:3")
     with caplog.at_level(logging.WARNING):
-        split = load_csv_split(cfg)
+        split = load_csv_split(dataclasses.replace(cfg, channel_labels="interpretation.txt"))
     assert split.channels == ["a", "b", "batch"]
-    assert "['minutes'] count up" in caplog.text
-    kept = load_csv_split(dataclasses.replace(cfg, features=["a", "minutes"]))
-    assert kept.channels == ["a", "minutes"]
+    assert "['kwh'] count up" in caplog.text
+    assert split.test_channel_labels[15:, 1].all() and split.test_channel_labels.sum() == 5
+    kept = load_csv_split(dataclasses.replace(cfg, features=["a", "kwh"]))
+    assert kept.channels == ["a", "kwh"]
+
+
+def test_a_t_that_is_no_clock_stays_a_channel(tmp_path: Path) -> None:
+    train, test = _frames()
+    rng = np.random.default_rng(1)
+    train["t"], test["t"] = 20 + rng.normal(size=40), 20 + rng.normal(size=20)  # a temperature
+    split = load_csv_split(dataclasses.replace(_write(tmp_path, train, test), time_column=None))
+    assert split.channels == ["t", "a", "b"] and split.test_times is None
 
 
 def test_score_plot_axis_is_the_time_column_when_there_is_one() -> None:

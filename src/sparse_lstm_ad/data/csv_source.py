@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,6 +30,11 @@ log = logging.getLogger(__name__)
 # every one of them, and raises every test row's score.
 TIME_COLUMNS = ("t", "time", "timestamp")
 
+# Which columns of a CSV become channels: raised when that rule changes, so that a sweep run
+# again does not skip jobs that FINISHED under the old one (cli/train_job.run_identity).
+# 2: a clock's t/time/timestamp column is the time, a column counting up past training is out.
+CHANNEL_RULES = 2
+
 _LABEL_LINE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*:\s*(\d+(?:\s*,\s*\d+)*)\s*$")
 
 
@@ -49,7 +55,7 @@ def load_csv_split(cfg: CsvDataConfig, every: int = 1) -> SeriesSplit:
     rows the model will)."""
     train, test = _read_parts(cfg)
     cfg = _with_time_column(cfg, train, test)
-    names = _feature_columns(train, test, cfg)
+    names = _feature_columns(train, cfg)
     for part in (train, test):
         _require_columns(part, [*names, *_optional(cfg.time_column)], "a feature or time")
     labels = _labels(test, cfg.label_column)
@@ -62,6 +68,8 @@ def load_csv_split(cfg: CsvDataConfig, every: int = 1) -> SeriesSplit:
         test_channel_labels=channel_labels,
         test_times=None if cfg.time_column is None else test.frame[cfg.time_column],
     ).every(every)
+    if cfg.features is None:  # a list the user wrote is kept whole
+        split = _drop_counters(split, train.path)
     return _drop_constant(split, train, cfg.constant)
 
 
@@ -73,11 +81,13 @@ def time_column_of(columns: Iterable[str], named: str | None = None) -> str | No
 
 def _with_time_column(cfg: CsvDataConfig, train: _Part, test: _Part) -> CsvDataConfig:
     """`cfg` with the time column both files have, where it names no time column and no
-    channels."""
+    channels: a t, time or timestamp column whose values are a clock's (dates, or numbers
+    that never decrease in either file). A temperature named `t` stays a channel."""
     if cfg.time_column is not None or cfg.features is not None:
         return cfg
     both = set(train.frame.columns) & set(test.frame.columns)
-    if (found := time_column_of(both)) is None:
+    found = time_column_of(both)
+    if found is None or not all(_reads_as_time(part.frame[found]) for part in (train, test)):
         return cfg
     log.info(
         "%s: column %r taken as the time, not a channel (data.csv.time_column names the time "
@@ -88,10 +98,49 @@ def _with_time_column(cfg: CsvDataConfig, train: _Part, test: _Part) -> CsvDataC
     return replace(cfg, time_column=found)
 
 
-def _drop_constant(split: SeriesSplit, train: _Part, policy: ConstantPolicy) -> SeriesSplit:
-    keep = _kept_channels(split.train, train, split.channels, policy)
+def _reads_as_time(column: pd.Series) -> bool:
+    """Dates, or numbers that never decrease."""
+    values = pd.to_numeric(column, errors="coerce").to_numpy(float)
+    if np.isfinite(values).all():
+        return bool((np.diff(values) >= 0).all())
+    with warnings.catch_warnings():  # "could not infer format": then they are no dates
+        warnings.simplefilter("ignore", UserWarning)
+        return bool(pd.to_datetime(column, errors="coerce").notna().all())
+
+
+def _drop_counters(split: SeriesSplit, path: Path) -> SeriesSplit:
+    """Without the channels that count up through the training rows and on past them through
+    the test rows (an epoch time, `timestamp_(min)`, a row number, a meter's running total):
+    as a channel each lies outside its training range on every test row and raises every test
+    row's score."""
+    keep = ~np.array(
+        [_counts_up(split.train[:, i], split.test[:, i]) for i in range(len(split.channels))]
+    )
     if keep.all():
         return split
+    dropped = [name for name, kept in zip(split.channels, keep, strict=True) if not kept]
+    log.warning(
+        "%s: columns %s count up through the training rows and on through the test rows "
+        "(a clock or a counter): not used as channels; data.csv.features keeps them",
+        path,
+        dropped,
+    )
+    return _kept(split, keep)
+
+
+def _counts_up(before: np.ndarray, after: np.ndarray) -> bool:
+    never_down = (np.diff(before) >= 0).all() and (np.diff(after) >= 0).all()
+    return bool(len(before) > 1 and len(after) and never_down and after[0] > before[-1])
+
+
+def _drop_constant(split: SeriesSplit, train: _Part, policy: ConstantPolicy) -> SeriesSplit:
+    keep = _kept_channels(split.train, train, split.channels, policy)
+    return split if keep.all() else _kept(split, keep)
+
+
+def _kept(split: SeriesSplit, keep: np.ndarray) -> SeriesSplit:
+    """The split with only the channels `keep` marks; the per-channel labels read before, so
+    a dropped channel shifts no label onto its neighbour."""
     channel_labels = split.test_channel_labels
     if channel_labels is not None and channel_labels[:, ~keep].any():
         dropped = [name for name, kept in zip(split.channels, keep, strict=True) if not kept]
@@ -149,7 +198,7 @@ def _is_text(column: pd.Series) -> bool:
     return bool(column.notna().any()) and not pd.to_numeric(column, errors="coerce").notna().any()
 
 
-def _feature_columns(train: _Part, test: _Part, cfg: CsvDataConfig) -> list[str]:
+def _feature_columns(train: _Part, cfg: CsvDataConfig) -> list[str]:
     if cfg.features is not None:
         if not cfg.features:
             raise ValueError("data.csv.features is an empty list: name at least one column")
@@ -160,36 +209,10 @@ def _feature_columns(train: _Part, test: _Part, cfg: CsvDataConfig) -> list[str]
     text = [name for name in names if _is_text(train.frame[name])]
     if text:
         log.warning("%s: columns %s hold no numbers: not used as channels", train.path, text)
-    clocks = [
-        name
-        for name in names
-        if name not in text
-        and name in test.frame.columns
-        and _counts_up(train.frame[name], test.frame[name])
-    ]
-    if clocks:
-        log.warning(
-            "%s: columns %s count up through the training rows and on through the test rows "
-            "(a clock or a counter): not used as channels; data.csv.features keeps them",
-            train.path,
-            clocks,
-        )
-    features = [name for name in names if name not in text and name not in clocks]
+    features = [name for name in names if name not in text]
     if not features:
         raise ValueError(f"{train.path}: no numeric column to use as a channel")
     return features
-
-
-def _counts_up(train: pd.Series, test: pd.Series) -> bool:
-    """A clock or a counter (an epoch time, `timestamp_(min)`, a row number): strictly
-    increasing through the training rows, then on through the test rows past the last
-    training value. As a channel it lies outside its training range on every test row, and
-    raises every test row's score."""
-    before, after = (pd.to_numeric(part, errors="coerce").to_numpy(float) for part in (train, test))
-    if len(before) < 2 or not len(after) or not np.isfinite([*before, *after]).all():
-        return False
-    increasing = (np.diff(before) > 0).all() and (np.diff(after) > 0).all()
-    return bool(increasing and after[0] > before[-1])
 
 
 def _numeric(part: _Part, names: list[str]) -> np.ndarray:
