@@ -62,6 +62,18 @@ def test_a_second_start_is_refused_and_the_first_stays_stoppable(
     urllib.request.urlopen(f"{url}/health", timeout=10).close()
 
 
+def test_a_pid_file_whose_number_another_process_took_is_left_alone(tmp_path: Path) -> None:
+    # After a reboot the pid in mlflow.pid may name any process: stop must not end its group.
+    other = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        (tmp_path / "mlflow.pid").write_text(str(other.pid))
+        assert server.stop(tmp_path) == []
+        assert other.poll() is None and not (tmp_path / "mlflow.pid").exists()
+    finally:
+        other.kill()
+        other.wait()
+
+
 def test_everything_listens_on_loopback_only(tracking_server: str) -> None:
     listening = subprocess.run(["ss", "-ltn"], capture_output=True, text=True).stdout
     port = tracking_server.rsplit(":", 1)[1]

@@ -88,7 +88,10 @@ def register(
     if selected:
         return _register_selected(cfg, name, str(Path(sweep)), group)
     # As `report` and `leaderboard` read a sweep: jobs skipped on a re-run are the earlier runs.
-    run_id = best_run(tracking.sweep_results(cfg, str(Path(sweep))), metric, lowest)
+    runs = tracking.sweep_results(cfg, str(Path(sweep)))
+    if runs.empty and not tracking.sweep_runs(cfg, str(Path(sweep))).empty:
+        raise LookupError(f"no FINISHED run of the sweep has {metric!r}")
+    run_id = best_run(runs, metric, lowest)
     version = tracking.register_model(cfg, run_id, name, {CHOSEN_BY_TAG: chosen_by(metric, lowest)})
     rule = f"the lowest {metric}" if lowest else metric
     if sees_test_labels(metric):

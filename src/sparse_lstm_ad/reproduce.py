@@ -20,6 +20,7 @@ from sparse_lstm_ad.config_checks import validate
 
 log = logging.getLogger("reproduce")
 
+
 def config_from_yaml(text: str) -> Config:
     """The logged config, checked against today's schema."""
     merged = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.create(text))

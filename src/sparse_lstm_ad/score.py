@@ -21,6 +21,7 @@ from sparse_lstm_ad.data.csv_source import time_column_of
 if TYPE_CHECKING:
     from sparse_lstm_ad.config import TrackingConfig
 
+
 def read_input(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise ValueError(f"{path}: no such file")

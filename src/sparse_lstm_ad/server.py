@@ -166,7 +166,7 @@ def _refuse_a_second_server(folder: Path, port: int) -> None:
     pid_file = folder / "mlflow.pid"
     if pid_file.exists():
         pid = int(pid_file.read_text())
-        if _group_alive(pid):
+        if _is_mlflow_server(pid):
             raise ServerError(
                 f"an MLflow server started from {folder} is running (process group {pid}): "
                 f"`sparse-lstm-ad server stop --dir {folder}` first"
@@ -194,14 +194,18 @@ def _wait_until_healthy(process: subprocess.Popen, url: str, folder: Path, timeo
 def start(folder: Path, port: int, backend: str, pg_port: int) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     _refuse_a_second_server(folder, port)
-    if backend == "postgres":
-        backend_uri = start_postgres(folder, pg_port)
-    else:
-        backend_uri = f"sqlite:///{(folder / 'mlflow.db').resolve()}"
+    cluster_was_running = (folder / "pg" / "postmaster.pid").exists()
     try:
-        return start_mlflow(folder, backend_uri, port)
+        if backend == "postgres":
+            backend_uri = start_postgres(folder, pg_port)
+        else:
+            backend_uri = f"sqlite:///{(folder / 'mlflow.db').resolve()}"
+        return start_mlflow(folder, backend_uri, port)  # stops its own server if it fails
     except BaseException:
-        stop(folder)  # the cluster started for it, too
+        if backend == "postgres" and not cluster_was_running:
+            # The cluster started for it goes too; the start's own error is the one reported.
+            with contextlib.suppress(Exception):
+                _stop_postgres(folder / "pg")
         raise
 
 
@@ -247,14 +251,30 @@ def stop(folder: Path) -> list[str]:
     stopped = []
     pid_file = folder / "mlflow.pid"
     if pid_file.exists():
-        if _end_group(int(pid_file.read_text())):
+        pid = int(pid_file.read_text())
+        if _is_mlflow_server(pid) and _end_group(pid):  # a reused pid is someone else's
             stopped.append("mlflow server")
         pid_file.unlink()
-    data = folder / "pg"
-    if (data / "postmaster.pid").exists():
-        _run(
-            _as_postgres_user([_pg_binary("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
-            "pg_ctl stop",
-        )
+    if (folder / "pg" / "postmaster.pid").exists():
+        _stop_postgres(folder / "pg")
         stopped.append("postgresql")
     return stopped
+
+
+def _stop_postgres(data: Path) -> None:
+    _run(
+        _as_postgres_user([_pg_binary("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
+        "pg_ctl stop",
+    )
+
+
+def _is_mlflow_server(pid: int) -> bool:
+    """Whether `pid` still runs the `mlflow server` a pid file names, not a process that got
+    its number since (after a reboot); where /proc cannot say, whether its group lives."""
+    if not Path("/proc/self").exists():  # not Linux
+        return _group_alive(pid)
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:  # no such process
+        return False
+    return b"mlflow" in command and b"server" in command

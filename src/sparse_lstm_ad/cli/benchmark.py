@@ -41,14 +41,21 @@ def detectors(overrides: tuple[str, ...], out: Path | None) -> int:
     """`+experiment=benchmark` (6 detectors x 12 datasets x 5 seeds into ./mlruns, resumable:
     FINISHED jobs are skipped), then its leaderboard, the confirmation datasets apart.
     OVERRIDES go to train.py (seed=0,1; tracking.dir=...; hydra.sweep.dir=...)."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from sparse_lstm_ad.config_checks import ConfigError
     from sparse_lstm_ad.leaderboard import from_mlflow, write_leaderboard
     from sparse_lstm_ad.report import finished_runs
 
-    train = _in_checkout("src", "train.py")
-    code = subprocess.call([sys.executable, str(train), "-m", "+experiment=benchmark", *overrides])
+    train = [sys.executable, str(_in_checkout("src", "train.py")), "-m", "+experiment=benchmark"]
+    try:  # before the sweep: a folder named by the time (${now:...}) is the sweep's own
+        store, sweep = store_and_sweep(overrides)
+    except (HydraException, OmegaConfBaseException, ConfigError):
+        return subprocess.call([*train, *overrides])  # train.py says what is wrong, in one line
+    code = subprocess.call([*train, *overrides, f"hydra.sweep.dir={_quoted(sweep)}"])
     if code != 0:
         return code
-    store, sweep = store_and_sweep(overrides)
     datasets = set(from_mlflow(finished_runs(store, sweep))["dataset"])
     confirmation = [name for name in CONFIRMATION if name in datasets]
     click.echo(write_leaderboard(store, sweep, out, None, confirmation))
@@ -68,6 +75,11 @@ def store_and_sweep(overrides: tuple[str, ...]) -> tuple[TrackingConfig, str]:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         config = compose("config", ["+experiment=benchmark", *fixed], return_hydra_config=True)
     return checked_config(config).tracking, str(Path(config.hydra.sweep.dir))
+
+
+def _quoted(value: str) -> str:
+    """`value` as one quoted string of Hydra's override grammar (a comma is no sweep there)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 @subcommand("speed", group=benchmark)

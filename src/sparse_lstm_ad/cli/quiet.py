@@ -22,6 +22,7 @@ def quiet(verbose: bool) -> None:
     before TensorFlow is imported: its C++ logging reads the environment once."""
     if verbose:
         logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s] %(message)s")
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "true")  # kept by the store
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
