@@ -194,7 +194,7 @@ def test_benchmark_at_test_size_gives_the_same_leaderboard_from_mlflow_and_files
     assert (tmp_path / "csv" / "leaderboard.md").read_text() == written
     # Every detector ranked on both datasets; the explanations are there for the data that has
     # per-channel labels (corr_breaks_k5), the sparse layer's only for the sparse form.
-    assert "12 runs: 3 detectors x 2 datasets x 2-2 seeds" in written
+    assert "12 runs: 3 detectors x 2 datasets x 2 seeds" in written
     runs = pd.read_csv(csv)
     assert runs.loc[runs["detector"] == "sparse", "mass_hit_rate_100"].notna().sum() == 2
     assert runs.loc[runs["detector"] != "sparse", "mass_hit_rate_100"].isna().all()

@@ -296,6 +296,12 @@ def _with_set(table: pd.DataFrame, sets: dict[str, pd.DataFrame]) -> pd.DataFram
     return table.sort_values("set", key=lambda s: s == CONFIRMATION, kind="stable")
 
 
+def _count_range(counts: pd.Series) -> str:
+    """'5', or '3-5' where the cells differ."""
+    low, high = counts.min(), counts.max()
+    return f"{low}" if low == high else f"{low}-{high}"
+
+
 def leaderboard_markdown(runs: pd.DataFrame, title: str, confirmation: Sequence[str] = ()) -> str:
     """The whole leaderboard: average ranks and their tests per set of datasets, how the
     networks' runs ended, a table per metric and per explanation, the alarms."""
@@ -304,7 +310,7 @@ def leaderboard_markdown(runs: pd.DataFrame, title: str, confirmation: Sequence[
     parts = [
         f"# {title}",
         f"{len(runs)} runs: {runs['detector'].nunique()} detectors x "
-        f"{runs['dataset'].nunique()} datasets x {seeds.min()}-{seeds.max()} seeds. "
+        f"{runs['dataset'].nunique()} datasets x {_count_range(seeds)} seeds. "
         "Cells: mean ± std over seeds (runs); bold: the best mean of its row; ≈: within seed "
         f"noise of it (paired by seed, t test at alpha {ALPHA:g}; with one seed, none is).",
     ]
