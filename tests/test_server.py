@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -34,7 +35,8 @@ def started_server() -> Iterator[tuple[Path, str]]:
     folder = Path(tempfile.mkdtemp(prefix="sparse-lstm-ad-server-"))
     folder.chmod(0o755)
     try:
-        url = server.start(folder / "state", _free_port(), "postgres", _free_port())
+        with contextlib.chdir(folder):  # --dir as typed: relative (.server by default)
+            url = server.start(Path("state"), _free_port(), "postgres", _free_port())
         yield folder / "state", url
     finally:
         server.stop(folder / "state")

@@ -90,7 +90,7 @@ def start_postgres(folder: Path, port: int) -> str:
                 "start",
             ]
         ),
-        "pg_ctl start",
+        f"pg_ctl start (its log: {data / 'server.log'})",
     )
     exists = subprocess.run(
         [
@@ -192,6 +192,8 @@ def _wait_until_healthy(process: subprocess.Popen, url: str, folder: Path, timeo
 
 
 def start(folder: Path, port: int, backend: str, pg_port: int) -> str:
+    # Absolute: PostgreSQL reads a relative socket folder (-k) from inside its data folder.
+    folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
     _refuse_a_second_server(folder, port)
     cluster_was_running = (folder / "pg" / "postmaster.pid").exists()
@@ -248,6 +250,7 @@ def _group_alive(pgid: int) -> bool:
 
 def stop(folder: Path) -> list[str]:
     """Stop what `start` started in this folder; returns what was stopped."""
+    folder = folder.resolve()
     stopped = []
     pid_file = folder / "mlflow.pid"
     if pid_file.exists():
