@@ -194,6 +194,21 @@ def test_a_channel_of_whole_numbers_scores_as_the_same_values_as_floats(
     pd.testing.assert_frame_equal(scores["ints"], scores["floats"])
 
 
+def test_top_channels_name_only_channels_with_a_contribution() -> None:
+    from sparse_lstm_ad.score import scores_table
+
+    scored = pd.DataFrame(
+        {
+            "score": [1.0, 2.0, np.nan],
+            "flag": [0, 1, 0],
+            "contribution_a": [0.5, np.nan, np.nan],  # a detector without them (iforest, knn)
+            "contribution_b": [0.7, np.nan, np.nan],
+        }
+    )
+    table = scores_table(pd.DataFrame({"x": [1, 2, 3]}), scored, None, top=3)
+    assert table["top_channels"].tolist() == ["b a", "", ""]
+
+
 def test_register_then_score_by_registry_uri(
     store: Path, new_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -37,9 +37,14 @@ def scores_table(
     """score, flag and the `top` channels contributing most, per input row."""
     contributions = scored.filter(like="contribution_")
     channels = np.array([c.removeprefix("contribution_") for c in contributions.columns])
-    order = np.argsort(-np.nan_to_num(contributions.to_numpy(), nan=-np.inf), axis=1)[:, :top]
+    values = contributions.to_numpy()
+    order = np.argsort(-np.nan_to_num(values, nan=-np.inf), axis=1)[:, :top]
+    # A detector that does not split its score by channel (iforest) names none.
+    named = np.take_along_axis(np.isfinite(values), order, axis=1)
     table = pd.DataFrame({"score": scored["score"], "flag": scored["flag"].astype(np.int8)})
-    table["top_channels"] = [" ".join(row) for row in channels[order]]
+    table["top_channels"] = [
+        " ".join(row[keep]) for row, keep in zip(channels[order], named, strict=True)
+    ]
     table.loc[scored["score"].isna(), "top_channels"] = ""
     if time_column is not None:
         table.insert(0, time_column, frame[time_column].to_numpy())
