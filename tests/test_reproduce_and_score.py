@@ -194,6 +194,24 @@ def test_a_channel_of_whole_numbers_scores_as_the_same_values_as_floats(
     pd.testing.assert_frame_equal(scores["ints"], scores["floats"])
 
 
+def test_a_missing_or_broken_store_is_one_line_and_none_is_created(
+    tmp_path: Path, new_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "mlflow.db").write_bytes(b"not a database" * 100)
+    stores = {tmp_path / "typo" / "mlruns": "no MLflow store there", broken: "not a database"}
+    for store, message in stores.items():
+        for argv in (
+            ["score", "--model", "runs:/abc/model", "--input", str(new_data), "--output", "x"],
+            ["reproduce", "abc"],
+        ):
+            assert run(main, [*argv, "--tracking-dir", str(store)]) == 2, argv
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and message in err[0], (argv, err)
+    assert not (tmp_path / "typo").exists()
+
+
 def test_top_channels_name_only_channels_with_a_contribution() -> None:
     from sparse_lstm_ad.score import scores_table
 

@@ -31,6 +31,7 @@ from sparse_lstm_ad.tracking.logged_model import (
 from sparse_lstm_ad.tracking.retries import free_interrupted_write, retrying
 from sparse_lstm_ad.tracking.store import (
     StoreError,
+    check_existing_store,
     check_model_name,
     check_store,
     close_dead,
@@ -73,6 +74,7 @@ __all__ = [
     "Heartbeat",
     "StoreError",
     "abandon_sweep",
+    "check_existing_store",
     "check_model_name",
     "check_store",
     "child_runs",
@@ -259,6 +261,7 @@ class LoggedRun:
 
 def load_run(cfg: TrackingConfig, run_id: str) -> LoggedRun:
     """A run's record and its logged config; a clear error when either is missing."""
+    check_existing_store(cfg)
     use_store(cfg)
     try:
         run = MlflowClient().get_run(run_id)

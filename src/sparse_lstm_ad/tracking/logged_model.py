@@ -21,8 +21,8 @@ from mlflow.tracking import MlflowClient
 from sparse_lstm_ad.config import TrackingConfig
 from sparse_lstm_ad.tracking.retries import free_interrupted_write, retrying
 from sparse_lstm_ad.tracking.store import (
+    check_existing_store,
     check_model_name,
-    check_store,
     experiment_names,
     quiet_mlflow,
     tracking_uri,
@@ -192,7 +192,7 @@ def _first_line(error: mlflow.exceptions.MlflowException) -> str:
 def load_scoring_model(cfg: TrackingConfig, model_uri: str) -> Any:
     """The logged scoring model; LookupError in one line when the URI names none."""
     quiet_mlflow()
-    check_store(cfg)
+    check_existing_store(cfg)
     _use_store(cfg)
     try:
         return mlflow.pyfunc.load_model(resolved(model_uri))

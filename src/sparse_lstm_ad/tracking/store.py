@@ -257,6 +257,24 @@ def _experiment_id(cfg: TrackingConfig) -> str:
     return experiment.experiment_id
 
 
+def check_existing_store(cfg: TrackingConfig) -> None:
+    """For a command that only reads runs or models (score, and reproduce before it runs):
+    one line when the store is not there or is no database, and nothing created; a read-only
+    store is fine."""
+    if cfg.is_server or cfg.uri:
+        check_store(cfg)
+        return
+    database = Path(cfg.dir) / "mlflow.db"
+    if not database.is_file():
+        raise StoreError(f"tracking.dir={cfg.dir}: no MLflow store there (no {database})")
+    try:  # read-only, as the store may be: a file that is no SQLite database fails here
+        uri = f"{database.resolve().as_uri()}?mode=ro"
+        with closing(sqlite3.connect(uri, uri=True)) as db:
+            db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+    except sqlite3.DatabaseError as error:
+        raise store_error(cfg, error) from error
+
+
 def check_store(cfg: TrackingConfig) -> None:
     """Fail fast, in one line, when the store is unreachable or cannot be created."""
     if cfg.is_server:
