@@ -143,7 +143,7 @@ def test_asd_run_logs_range_metrics_and_attribution(run_cli: RunCli, tmp_path: P
     )
     assert result.returncode == 0, result.stderr[-3000:]
     (run,) = _runs(tmp_path)
-    assert run.info.status == "FINISHED" and run.data.tags["data"] == "asd"
+    assert run.info.status == "FINISHED" and run.data.tags["data"] == "asd_omi1"  # as its preset
     for key in (
         "auc_roc",
         "auc_pr",

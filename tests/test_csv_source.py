@@ -276,3 +276,14 @@ def test_asd_decimated_drops_what_decimation_makes_constant() -> None:
     split = load_series(cfg.data)
     assert split.train.shape == (432, 18) and "m02" not in split.channels
     assert split.test_channel_labels is not None and split.test_channel_labels.shape == (216, 18)
+
+
+def test_an_entity_chosen_by_key_names_the_dataset_as_its_preset_does() -> None:
+    from sparse_lstm_ad.data.sources import dataset_name
+
+    def named(*overrides: str) -> str:
+        return dataset_name(compose_config(*overrides).data, overrides[0].split("=")[1])
+
+    # Two entities of one sweep are two datasets in its tables and selection groups.
+    assert named("data=asd", "data.entity=omi-2") == named("data=asd_omi2") == "asd_omi2"
+    assert named("data=asd") == "asd_omi1" and named("data=case1") == "case1"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +17,16 @@ __all__ = ["SeriesSplit", "dataset_name", "dataset_source", "load_series", "spli
 
 
 def dataset_name(cfg: DataConfig, choice: str | None = None) -> str:
-    """What runs, tables and logged models call the data: the preset (`case2`, `asd_omi1`),
-    or for a CSV given on the command line its training file's stem (`plant_train`)."""
+    """What runs, tables and logged models call the data: the preset (`case2`, `asd_omi1`)
+    with the entity a key chose (`data=asd data.entity=omi-2`: `asd_omi2`), or for a CSV
+    given on the command line its training file's stem (`plant_train`)."""
     if cfg.source == DataSource.csv and (choice or cfg.name) == "csv" and cfg.csv.train:
         return Path(cfg.csv.train).name.split(".")[0]
-    return choice or cfg.name
+    name = choice or cfg.name
+    # One part of a data set chosen by key (data=asd data.entity=omi-2): named as its preset
+    # (asd_omi2), so that two entities of one sweep are two datasets in its tables.
+    entity = re.sub(r"\W|_", "", cfg.entity)
+    return f"{name}_{entity}" if entity and not name.endswith(entity) else name
 
 
 def dataset_source(cfg: DataConfig) -> str:
