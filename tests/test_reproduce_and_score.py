@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -200,16 +201,40 @@ def test_a_missing_or_broken_store_is_one_line_and_none_is_created(
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "mlflow.db").write_bytes(b"not a database" * 100)
-    stores = {tmp_path / "typo" / "mlruns": "no MLflow store there", broken: "not a database"}
+    typo = tmp_path / "typo" / "mlruns"
+    stores = {
+        ("--tracking-dir", str(typo)): "no MLflow store there",
+        ("--tracking-uri", f"sqlite:///{typo}/mlflow.db"): "no MLflow store there",
+        ("--tracking-dir", str(broken)): "is no SQLite database",
+        ("--tracking-uri", f"sqlite:///{broken}/mlflow.db"): "is no SQLite database",
+    }
     for store, message in stores.items():
         for argv in (
             ["score", "--model", "runs:/abc/model", "--input", str(new_data), "--output", "x"],
             ["reproduce", "abc"],
         ):
-            assert run(main, [*argv, "--tracking-dir", str(store)]) == 2, argv
+            assert run(main, [*argv, *store]) == 2, (argv, store)
             err = capsys.readouterr().err.strip().splitlines()
             assert len(err) == 1 and message in err[0], (argv, err)
     assert not (tmp_path / "typo").exists()
+
+
+def test_a_store_a_killed_writer_left_mid_transaction_still_scores(
+    store: Path, new_data: Path, tmp_path: Path
+) -> None:
+    # A hot rollback journal: only a connection that may write rolls it back, as MLflow's does.
+    copy = tmp_path / "mlruns"
+    copy.mkdir()
+    shutil.copy(store / "mlflow.db", copy / "mlflow.db")
+    killed_writer = (
+        "import os, sqlite3, sys; db = sqlite3.connect(sys.argv[1]); "
+        "db.execute('PRAGMA cache_size=1'); db.execute('BEGIN'); "
+        "db.execute('UPDATE metrics SET value = value + 1'); os._exit(0)"
+    )
+    subprocess.run([sys.executable, "-c", killed_writer, str(copy / "mlflow.db")], check=True)
+    assert (copy / "mlflow.db-journal").stat().st_size > 0
+    argv = ["score", "--model", f"runs:/{_first_run_id(store)}/model", "--input", str(new_data)]
+    assert run(main, [*argv, "--output", str(tmp_path / "o.csv"), "--tracking-dir", str(copy)]) == 0
 
 
 def test_top_channels_name_only_channels_with_a_contribution() -> None:
@@ -217,14 +242,15 @@ def test_top_channels_name_only_channels_with_a_contribution() -> None:
 
     scored = pd.DataFrame(
         {
-            "score": [1.0, 2.0, np.nan],
-            "flag": [0, 1, 0],
-            "contribution_a": [0.5, np.nan, np.nan],  # a detector without them (iforest, knn)
-            "contribution_b": [0.7, np.nan, np.nan],
+            "score": [1.0, 2.0, np.nan, 3.0],
+            "flag": [0, 1, 0, 1],
+            # NaN: a detector without them (iforest, knn); inf: an overflow, named first.
+            "contribution_a": [0.5, np.nan, np.nan, np.inf],
+            "contribution_b": [0.7, np.nan, np.nan, 0.7],
         }
     )
-    table = scores_table(pd.DataFrame({"x": [1, 2, 3]}), scored, None, top=3)
-    assert table["top_channels"].tolist() == ["b a", "", ""]
+    table = scores_table(pd.DataFrame({"x": [1, 2, 3, 4]}), scored, None, top=3)
+    assert table["top_channels"].tolist() == ["b a", "", "", "a b"]
 
 
 def test_register_then_score_by_registry_uri(

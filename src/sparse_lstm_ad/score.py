@@ -40,7 +40,7 @@ def scores_table(
     values = contributions.to_numpy()
     order = np.argsort(-np.nan_to_num(values, nan=-np.inf), axis=1)[:, :top]
     # A detector that does not split its score by channel (iforest) names none.
-    named = np.take_along_axis(np.isfinite(values), order, axis=1)
+    named = np.take_along_axis(~np.isnan(values), order, axis=1)
     table = pd.DataFrame({"score": scored["score"], "flag": scored["flag"].astype(np.int8)})
     table["top_channels"] = [
         " ".join(row[keep]) for row, keep in zip(channels[order], named, strict=True)

@@ -75,7 +75,9 @@ def start_postgres(folder: Path, port: int) -> str:
             ),
             "initdb",
         )
-    options = f"-h {HOST} -p {port} -k {data}"  # loopback only; the socket stays in the folder
+    # TCP on loopback only, and no Unix socket: nothing here uses one, and its path (107
+    # bytes at most) would limit how deep the folder may lie.
+    options = f"-h {HOST} -p {port} -k ''"
     _run(
         _as_postgres_user(
             [

@@ -25,8 +25,12 @@ def dataset_name(cfg: DataConfig, choice: str | None = None) -> str:
     name = choice or cfg.name
     # One part of a data set chosen by key (data=asd data.entity=omi-2): named as its preset
     # (asd_omi2), so that two entities of one sweep are two datasets in its tables.
-    entity = re.sub(r"\W|_", "", cfg.entity)
-    return f"{name}_{entity}" if entity and not name.endswith(entity) else name
+    entity = _slug(cfg.entity)
+    return f"{name}_{entity}" if entity and not _slug(name).endswith(entity) else name
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"\W|_", "", text)
 
 
 def dataset_source(cfg: DataConfig) -> str:

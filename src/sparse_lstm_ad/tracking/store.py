@@ -259,20 +259,29 @@ def _experiment_id(cfg: TrackingConfig) -> str:
 
 def check_existing_store(cfg: TrackingConfig) -> None:
     """For a command that only reads runs or models (score, and reproduce before it runs):
-    one line when the store is not there or is no database, and nothing created; a read-only
-    store is fine."""
-    if cfg.is_server or cfg.uri:
+    one line when the local store is not there or is no SQLite database, and nothing
+    created; a read-only store is fine. A server or another database: as check_store."""
+    database = _sqlite_file(cfg)
+    if database is None:
         check_store(cfg)
         return
-    database = Path(cfg.dir) / "mlflow.db"
+    named = f"tracking.uri={cfg.uri}" if cfg.uri else f"tracking.dir={cfg.dir}"
     if not database.is_file():
-        raise StoreError(f"tracking.dir={cfg.dir}: no MLflow store there (no {database})")
-    try:  # read-only, as the store may be: a file that is no SQLite database fails here
-        uri = f"{database.resolve().as_uri()}?mode=ro"
-        with closing(sqlite3.connect(uri, uri=True)) as db:
-            db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
-    except sqlite3.DatabaseError as error:
-        raise store_error(cfg, error) from error
+        raise StoreError(f"{named}: no MLflow store there (no {database})")
+    # The header, not a connection: a read-only one could not roll back the journal a killed
+    # writer left, which MLflow's own connection does.
+    with open(database, "rb") as file:
+        if file.read(16) != b"SQLite format 3\x00":
+            raise StoreError(f"{named}: {database} is no SQLite database")
+
+
+def _sqlite_file(cfg: TrackingConfig) -> Path | None:
+    """The SQLite file of a local store (tracking.dir, or a sqlite:/// URI); None for others."""
+    if not cfg.uri:
+        return Path(cfg.dir) / "mlflow.db"
+    if cfg.uri.startswith("sqlite:///") and ":memory:" not in cfg.uri:
+        return Path(cfg.uri.removeprefix("sqlite:///").split("?")[0])
+    return None
 
 
 def check_store(cfg: TrackingConfig) -> None:
