@@ -39,10 +39,14 @@ class KnnDetector(NothingToShow):
         return {"knn": path}
 
 
-def fit(cfg, train, windows, on_epoch) -> Fitted:
+def check(cfg) -> None:  # run by the command's checks, before any run: one line, exit 2
     neighbours = int(cfg.model.options.get("neighbours", 5))
     if neighbours < 1:
         raise ValueError(f"model.options.neighbours={neighbours} is not allowed: must be >= 1")
+
+
+def fit(cfg, train, windows, on_epoch) -> Fitted:
+    neighbours = int(cfg.model.options.get("neighbours", 5))
     started = time.perf_counter()
     detector = KnnDetector(flat_windows(windows["train"]), cfg.data.window, neighbours)
     return Fitted(detector, FitResult(seconds=time.perf_counter() - started))
@@ -53,4 +57,4 @@ def load(artifacts) -> KnnDetector:
         return KnnDetector(saved["train"], int(saved["window"]), int(saved["neighbours"]))
 
 
-FAMILY = Family(kinds={"knn": ("options",)}, fit=fit, load=load)
+FAMILY = Family(kinds={"knn": ("options",)}, fit=fit, load=load, check=check)

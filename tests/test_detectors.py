@@ -82,6 +82,12 @@ def test_a_detector_added_as_one_module_and_one_yaml_runs_and_scores(
     values = np.random.default_rng(0).normal(size=(40, len(channels)))
     frame = pd.DataFrame(values, columns=channels)
     assert np.isfinite(model.predict(frame)["score"][14:]).all()
+    # Its own check runs with the command's: one line, exit 2, and no run (not even FAILED).
+    bad = run_cli("model=knn", "model.options.neighbours=0", "+experiment=fast", search)
+    assert bad.returncode == 2 and bad.stderr.strip() == (
+        "error: model.options.neighbours=0 is not allowed: must be >= 1"
+    )
+    assert len(store_runs(tmp_path / "mlruns")) == 1
 
 
 @pytest.mark.parametrize("model", ["pca", "standard"])

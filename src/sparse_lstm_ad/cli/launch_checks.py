@@ -166,12 +166,17 @@ def _compose(config_name: str, overrides: list[str]) -> DictConfig:
 def _checked(config_name: str, overrides: list[str]) -> Config:
     try:
         config = checked_config(_compose(config_name, overrides))
-        family(config.model.kind)  # a kind the registry knows (detectors/)
-        return config
+        detectors = family(config.model.kind)  # a kind the registry knows (detectors/)
     except ConfigError as error:
         raise UsageError(str(error)) from error
     except OmegaConfBaseException as error:  # a missing value (???) or a bad interpolation
         raise UsageError(_omegaconf_line(error)) from error
+    if detectors.check is not None:
+        try:
+            detectors.check(config)  # the kind's own settings (model.options)
+        except ValueError as error:
+            raise UsageError(str(error)) from error
+    return config
 
 
 def hydra_error_line(error: HydraException) -> str:

@@ -79,3 +79,6 @@ class Family:
     # The heavy modules `fit` imports inside itself: a joblib sweep's workers load them while
     # the command is checked (cli.warm_workers).
     fit_imports: tuple[str, ...] = ()
+    # What the kind's own settings (model.options) must be: a ValueError naming the key, raised
+    # by the command's checks before any run starts (one line, exit 2, no FAILED run).
+    check: Callable[[Config], None] | None = None
