@@ -89,6 +89,9 @@ def test_a_counter_that_runs_on_into_the_test_rows_is_not_a_channel(
     assert split.test_channel_labels[15:, 1].all() and split.test_channel_labels.sum() == 5
     kept = load_csv_split(dataclasses.replace(cfg, features=["a", "kwh"]))
     assert kept.channels == ["a", "kwh"]
+    only_counters = _write(tmp_path, train[["t", "kwh"]], test[["t", "kwh", "label"]])
+    with pytest.raises(ValueError, match=r"train\.csv: every channel counts up.*\['kwh'\]"):
+        load_csv_split(only_counters)
 
 
 def test_a_t_that_is_no_clock_stays_a_channel(tmp_path: Path) -> None:

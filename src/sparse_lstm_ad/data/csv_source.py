@@ -119,6 +119,11 @@ def _drop_counters(split: SeriesSplit, path: Path) -> SeriesSplit:
     if keep.all():
         return split
     dropped = [name for name, kept in zip(split.channels, keep, strict=True) if not kept]
+    if not keep.any():
+        raise ValueError(
+            f"{path}: every channel counts up through the training rows and on through the "
+            f"test rows (a clock or a counter): {dropped}; data.csv.features keeps them"
+        )
     log.warning(
         "%s: columns %s count up through the training rows and on through the test rows "
         "(a clock or a counter): not used as channels; data.csv.features keeps them",
