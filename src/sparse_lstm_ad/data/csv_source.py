@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 # A column of one of these names is the series' clock, not a channel, unless
 # data.csv.time_column or data.csv.features say otherwise; `score` reads the same names. Taken
 # as a channel, a clock that runs on into the test rows lies outside its training range on
-# every one of them, and raises every test row's score.
+# every one of them: a row's score then follows its place in time, not the process.
 TIME_COLUMNS = ("t", "time", "timestamp")
 
 # Which columns of a CSV become channels: raised when that rule changes, so that a sweep run
@@ -111,8 +111,8 @@ def _reads_as_time(column: pd.Series) -> bool:
 def _drop_counters(split: SeriesSplit, path: Path) -> SeriesSplit:
     """Without the channels that count up through the training rows and on past them through
     the test rows (an epoch time, `timestamp_(min)`, a row number, a meter's running total):
-    as a channel each lies outside its training range on every test row and raises every test
-    row's score."""
+    as a channel each lies outside its training range on every test row, and a row's score
+    follows its place in time, not the process."""
     keep = ~np.array(
         [_counts_up(split.train[:, i], split.test[:, i]) for i in range(len(split.channels))]
     )
