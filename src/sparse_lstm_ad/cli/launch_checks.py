@@ -90,9 +90,7 @@ _COMPOSED: set[tuple[str, ...]] = set()
 def task_overrides(job: Sequence[str]) -> tuple[str, ...]:
     """A job's overrides as Hydra's sweeper lists them: its own, not Hydra's, in any order."""
     hydra_keys = ("hydra.", "hydra/")
-    return tuple(
-        sorted(o for o in job if not override_key(o).startswith(hydra_keys))
-    )
+    return tuple(sorted(o for o in job if not override_key(o).startswith(hydra_keys)))
 
 
 def composed(job: Sequence[str]) -> bool:

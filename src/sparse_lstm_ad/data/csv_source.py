@@ -102,7 +102,7 @@ def _reads_as_time(column: pd.Series) -> bool:
     """Dates, or numbers that never decrease."""
     values = pd.to_numeric(column, errors="coerce").to_numpy(float)
     if np.isfinite(values).all():
-        return bool((np.diff(values) >= 0).all())
+        return _never_down(values)
     with warnings.catch_warnings():  # "could not infer format": then they are no dates
         warnings.simplefilter("ignore", UserWarning)
         return bool(pd.to_datetime(column, errors="coerce").notna().all())
@@ -134,8 +134,12 @@ def _drop_counters(split: SeriesSplit, path: Path) -> SeriesSplit:
 
 
 def _counts_up(before: np.ndarray, after: np.ndarray) -> bool:
-    never_down = (np.diff(before) >= 0).all() and (np.diff(after) >= 0).all()
+    never_down = _never_down(before) and _never_down(after)
     return bool(len(before) > 1 and len(after) and never_down and after[0] > before[-1])
+
+
+def _never_down(values: np.ndarray) -> bool:
+    return bool((np.diff(values) >= 0).all())
 
 
 def _drop_constant(split: SeriesSplit, train: _Part, policy: ConstantPolicy) -> SeriesSplit:

@@ -24,7 +24,6 @@ from sparse_lstm_ad.tracking.store import (
     check_existing_store,
     check_model_name,
     experiment_names,
-    quiet_mlflow,
     tracking_uri,
 )
 from sparse_lstm_ad.tracking.store import use_store as _use_store
@@ -191,7 +190,6 @@ def _first_line(error: mlflow.exceptions.MlflowException) -> str:
 
 def load_scoring_model(cfg: TrackingConfig, model_uri: str) -> Any:
     """The logged scoring model; LookupError in one line when the URI names none."""
-    quiet_mlflow()
     check_existing_store(cfg)
     _use_store(cfg)
     try:

@@ -277,11 +277,10 @@ def check_existing_store(cfg: TrackingConfig) -> None:
 
 def _sqlite_file(cfg: TrackingConfig) -> Path | None:
     """The SQLite file of a local store (tracking.dir, or a sqlite:/// URI); None for others."""
-    if not cfg.uri:
-        return Path(cfg.dir) / "mlflow.db"
-    if cfg.uri.startswith("sqlite:///") and ":memory:" not in cfg.uri:
-        return Path(cfg.uri.removeprefix("sqlite:///").split("?")[0])
-    return None
+    uri = tracking_uri(cfg)
+    if not uri.startswith("sqlite:///") or ":memory:" in uri:
+        return None
+    return Path(uri.removeprefix("sqlite:///").split("?")[0])
 
 
 def check_store(cfg: TrackingConfig) -> None:
