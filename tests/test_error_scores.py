@@ -45,7 +45,7 @@ def test_reconstruction_errors_sign_and_shape() -> None:
 
 def test_mahalanobis_matches_scipy() -> None:
     errors = _correlated_errors().reshape(400, 10, 4)
-    model = fit_error_model(errors)
+    model = fit_error_model(errors, "pinv", shrinkage=0.1)
     np.testing.assert_allclose(model.inv_cov, np.linalg.inv(np.cov(errors.reshape(-1, 4).T)))
     scores = mahalanobis_scores(errors, model)
     assert scores.shape == (400, 10)
@@ -61,14 +61,14 @@ def test_shrinkage_zero_is_plain_inverse() -> None:
     with pytest.raises(ValueError, match="shrinkage"):
         fit_error_model(errors, "shrinkage", shrinkage=1.5)
     with pytest.raises(ValueError):
-        fit_error_model(errors, "cholesky")
+        fit_error_model(errors, "cholesky", shrinkage=0.1)
 
 
 @pytest.mark.parametrize("inverse", ["pinv", "shrinkage"])
 def test_duplicate_channel_gives_finite_scores(inverse: str) -> None:
     base = _correlated_errors(k=2)
     errors = np.column_stack([base, base[:, 1], base[:, 1]])  # exact copies: singular cov
-    scores = mahalanobis_scores(errors, fit_error_model(errors, inverse))
+    scores = mahalanobis_scores(errors, fit_error_model(errors, inverse, shrinkage=0.1))
     assert np.isfinite(scores).all()
     assert (scores >= 0).all()
 
@@ -78,14 +78,14 @@ def test_pinv_ignores_exact_copies() -> None:
     # the rank-deficient covariance of duplicated channels.
     base = _correlated_errors(k=2)
     errors = np.column_stack([base, base[:, 1]])
-    duplicated = mahalanobis_scores(errors, fit_error_model(errors, "pinv"))
-    plain = mahalanobis_scores(base, fit_error_model(base, "pinv"))
+    duplicated = mahalanobis_scores(errors, fit_error_model(errors, "pinv", shrinkage=0.1))
+    plain = mahalanobis_scores(base, fit_error_model(base, "pinv", shrinkage=0.1))
     np.testing.assert_allclose(duplicated, plain, atol=1e-8)
 
 
 def test_single_channel() -> None:
     errors = np.random.default_rng(1).normal(3.0, 2.0, size=(1_000, 1))
-    model = fit_error_model(errors)
+    model = fit_error_model(errors, "pinv", shrinkage=0.1)
     assert model.inv_cov.shape == (1, 1)
     expected = np.abs(errors[:, 0] - errors.mean()) / errors.std(ddof=1)
     np.testing.assert_allclose(mahalanobis_scores(errors, model), expected)
@@ -150,7 +150,7 @@ def test_batched_moments_and_rows_equal_the_whole_array_forms() -> None:
 
     rng = np.random.default_rng(3)
     errors = rng.normal(size=(50, 6, 3)) @ np.array([[1, 0.5, 0], [0, 1, 0.3], [0, 0, 1.0]])
-    whole = fit_error_model(errors, "pinv")
+    whole = fit_error_model(errors, "pinv", shrinkage=0.1)
     moments = ErrorMoments()
     for part in np.array_split(errors, 4):
         moments.add(part)

@@ -142,10 +142,10 @@ def test_vus_is_undefined_with_one_class_and_refuses_nan() -> None:
     rng = np.random.default_rng(0)
     labels = (np.arange(2000) % 400 > 370).astype(int)
     scores = rng.random(2000) + labels
-    assert all(np.isnan(vus(scores, np.zeros(2000, dtype=int))))
-    assert all(np.isnan(vus(scores, np.ones(2000, dtype=int))))
+    assert all(np.isnan(vus(scores, np.zeros(2000, dtype=int), max_buffer=100)))
+    assert all(np.isnan(vus(scores, np.ones(2000, dtype=int), max_buffer=100)))
     with pytest.raises(ValueError, match="NaN"):
-        vus(np.r_[scores[:-1], np.nan], labels)
+        vus(np.r_[scores[:-1], np.nan], labels, max_buffer=100)
 
 
 # --- Point-adjusted F1, hit rate ------------------------------------------------------------

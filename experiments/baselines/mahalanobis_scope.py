@@ -11,6 +11,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from sparse_lstm_ad.cli.hydra_schema import register_configs
+from sparse_lstm_ad.config import ScoringConfig
 from sparse_lstm_ad.config_checks import validate
 from sparse_lstm_ad.data import make_windows, window_starts
 from sparse_lstm_ad.error_scores import fit_error_model, mahalanobis_scores, time_step_scores
@@ -31,6 +32,7 @@ DATASETS = {
     ],
 }
 WINDOW = 15
+SCORING = ScoringConfig()  # a run's error model: its inverse and shrinkage
 
 
 def rows_of(overrides: list[str]):
@@ -48,12 +50,16 @@ def to_rows(per_window: np.ndarray, n_rows: int) -> np.ndarray:
     return time_step_scores(steps, window_starts(n_rows, WINDOW, 1), n_rows)
 
 
+def error_model(errors: np.ndarray):
+    return fit_error_model(errors, SCORING.inverse, SCORING.shrinkage)
+
+
 def scores(rows) -> dict[str, np.ndarray]:
-    per_row = mahalanobis_scores(rows.test, fit_error_model(rows.train))
+    per_row = mahalanobis_scores(rows.test, error_model(rows.train))
     steps = make_windows(per_row[:, None], WINDOW)[..., 0]
     averaged = time_step_scores(steps, window_starts(len(per_row), WINDOW, 1), len(per_row))
     flat = lambda part: make_windows(part, WINDOW).reshape(-1, WINDOW * part.shape[1])  # noqa: E731
-    windows = mahalanobis_scores(flat(rows.test), fit_error_model(flat(rows.train)))
+    windows = mahalanobis_scores(flat(rows.test), error_model(flat(rows.train)))
     return {
         "row": per_row,
         "row, window mean": averaged,

@@ -64,10 +64,11 @@ def _shrunk_inverse(cov: np.ndarray, shrinkage: float) -> np.ndarray:
 
 def fit_error_model(
     errors: np.ndarray,
-    inverse: CovarianceInverse | str = "pinv",
-    shrinkage: float = 0.1,
+    inverse: CovarianceInverse | str,
+    shrinkage: float,
 ) -> ErrorModel:
-    """Fit mean and inverse covariance of errors (..., k), all leading axes pooled."""
+    """Fit mean and inverse covariance of errors (..., k), all leading axes pooled; `inverse`
+    and `shrinkage` as in ScoringConfig."""
     flat = _flatten_errors(errors)
     return error_model_of(
         flat.mean(axis=0), np.atleast_2d(np.cov(flat, rowvar=False)), inverse, shrinkage

@@ -263,14 +263,15 @@ def range_auc(
 def vus(
     scores: np.ndarray,
     labels: np.ndarray,
-    max_buffer: int = 100,
+    max_buffer: int,
     n_thresholds: int = VUS_THRESHOLDS,
 ) -> Vus:
     """VUS-ROC and VUS-PR: the range AUCs averaged over buffer lengths 0, 1, ..., max_buffer.
 
-    `max_buffer` is the reference's `windowSize` (TSB-AD sets it from the series' period; 100
-    is our default). Buffer rows are credited when flagged and never counted as missed, so a
-    wider buffer raises the areas of a detector that flags near its anomalies.
+    `max_buffer` is the reference's `windowSize` (TSB-AD sets it from the series' period; a
+    run, from ScoringConfig.vus_max_buffer). Buffer rows are credited when flagged and never
+    counted as missed, so a wider buffer raises the areas of a detector that flags near its
+    anomalies.
     """
     if max_buffer < 0:
         raise ValueError(f"max_buffer must be >= 0, got {max_buffer}")
@@ -300,7 +301,7 @@ def evaluate_ranges(
     scores: np.ndarray,
     labels: np.ndarray,
     threshold: float,
-    max_buffer: int = 100,
+    max_buffer: int,
     n_thresholds: int = VUS_THRESHOLDS,
 ) -> RangeMetrics:
     """VUS-ROC, VUS-PR and point-adjusted F1 on the rows that have a score (as `evaluate`)."""

@@ -33,7 +33,7 @@ class SparseL1(keras.regularizers.Regularizer):
     Not proximal (`model.l1_method=penalty`): the seed's `l1` x sum |w|, a gradient in the loss.
     """
 
-    def __init__(self, l1: float = 1e-3, proximal: bool = True) -> None:
+    def __init__(self, l1: float, proximal: bool) -> None:
         self.l1 = float(l1)
         self.proximal = bool(proximal)
         # A variable, not a constant: a compiled graph then serves any L1 (graph_cache).
@@ -133,9 +133,9 @@ class FeatureGate(keras.layers.Layer):
 
     def __init__(
         self,
-        l1: float = 1e-3,
-        initializer: str = "ones",
-        activation: str = "linear",
+        l1: float,
+        initializer: str,
+        activation: str,
         proximal: bool = False,  # saved before the proximal step existed: the seed's penalty
         **kwargs: object,
     ) -> None:
