@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from hydra.errors import ConfigCompositionException
+from omegaconf import open_dict, read_write
 from omegaconf.errors import ValidationError
 
 from sparse_lstm_ad.cli.launch_checks import check_command, sweep_values
@@ -144,10 +145,32 @@ def test_a_command_line_sweep_replaces_the_presets_own() -> None:
     overrides = ["+experiment=benchmark", "data=case1,case2", "model=sparse,sparse_projection"]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         jobs = sweep_jobs(overrides, True, "config")
-        assert len(jobs) == 2 * 2 * 5 and jobs[0] == [
-            "+experiment=benchmark",
+        assert len(jobs) == 2 * 2 * 5 and jobs[0] == [  # in Hydra's order: params first
             "seed=0",
             "data=case1",
             "model=sparse",
+            "+experiment=benchmark",
         ]
         assert len(sweep_jobs(["+experiment=benchmark"], True, "config")) == 6 * 12 * 5
+
+
+def test_a_command_line_value_replaces_a_swept_preset_key() -> None:
+    """`-m +experiment=benchmark seed=0 data=case1 model=pca` runs one job, as Hydra launches
+    it: the checks compose that one (they composed the preset's 360, loading 12 data sets), and
+    the launched jobs read from the composed config (batches, progress) are the same."""
+    from hydra import compose, initialize_config_dir
+
+    from sparse_lstm_ad.cli.launch_checks import sweep_jobs
+    from sparse_lstm_ad.cli.sweep_jobs import launched_jobs
+
+    overrides = ["+experiment=benchmark", "seed=0", "data=case1", "model=pca"]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        jobs = sweep_jobs(overrides, True, "config")
+        assert jobs == [["seed=0", "data=case1", "model=pca", "+experiment=benchmark"]]
+        composed = compose("config", overrides=overrides, return_hydra_config=True)
+        with open_dict(composed), read_write(composed):
+            composed.hydra.overrides.task = overrides  # as Hydra records a multirun's
+        assert launched_jobs(composed) == jobs
+        tuned = sweep_jobs(["+experiment=tune", "model.layers=2"], True, "config")
+        assert all("model.layers=2" in job for job in tuned)
+        assert not any(o.startswith("model.layers=1") for job in tuned for o in job)

@@ -15,12 +15,11 @@ import math
 import os
 from typing import Any
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, open_dict, read_write
 
 from sparse_lstm_ad.cli.override_keys import override_key
+from sparse_lstm_ad.cli.sweep_jobs import launched_jobs
 
 log = logging.getLogger(__name__)
 
@@ -46,19 +45,6 @@ def batch_size(jobs: list[list[str]], workers: int) -> int:
     return 1
 
 
-def sweep_jobs(config: DictConfig) -> list[list[str]] | None:
-    """The jobs of a basic sweep in launch order (preset params, then the command line's);
-    None for another sweeper, whose jobs are not known up front."""
-    if "BasicSweeper" not in str(config.hydra.sweeper.get("_target_")):
-        return None
-    params = config.hydra.sweeper.get("params") or {}
-    lines = [f"{key}={value}" for key, value in params.items()]
-    lines += list(OmegaConf.to_container(config.hydra.overrides.task, resolve=False))  # type: ignore[arg-type]
-    overrides = OverridesParser.create().parse_overrides(lines)
-    (jobs,) = BasicSweeper.split_arguments(overrides, None)
-    return jobs
-
-
 class JobBatches(Callback):
     """Sets the joblib launcher's batches to whole cells when the user left them to joblib."""
 
@@ -66,7 +52,7 @@ class JobBatches(Callback):
         launcher = config.hydra.launcher
         if "Joblib" not in str(launcher.get("_target_")) or launcher.batch_size != "auto":
             return
-        jobs = sweep_jobs(config)
+        jobs = launched_jobs(config)
         workers = int(launcher.n_jobs) if int(launcher.n_jobs) > 0 else os.cpu_count() or 1
         if jobs is None or workers < 2 or (size := batch_size(jobs, workers)) == 1:
             return

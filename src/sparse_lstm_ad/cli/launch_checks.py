@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from sparse_lstm_ad.cli.override_keys import override_key
+from sparse_lstm_ad.cli.sweep_jobs import basic_sweep, last_of_each_key, preset_first
 from sparse_lstm_ad.config import Config
 from sparse_lstm_ad.config_checks import ConfigError, checked_config
 from sparse_lstm_ad.detectors import family
@@ -100,8 +101,8 @@ def composed(job: Sequence[str]) -> bool:
 
 def sweeper_choice(command: Command, argv: list[str]) -> list[str]:
     """The override that runs a basic sweep without Hydra's second composition of each job
-    (hydra_plugins/sparse_lstm_ad_sweeper): every job was composed here. None where the
-    command chose its sweeper, or a preset did (Optuna), or it is no multirun."""
+    (hydra_plugins/sparse_lstm_ad_sweeper): every job was composed here. No override where
+    the command chose its sweeper, or a preset did (Optuna), or it is no multirun."""
     chosen = any(override_key(arg) == "hydra/sweeper" for arg in argv)
     if chosen or command.sweeper != f"{BasicSweeper.__module__}.{BasicSweeper.__name__}":
         return []
@@ -117,17 +118,17 @@ def sweep_jobs(overrides: list[str], multirun: bool, config_name: str) -> list[l
     parsed = _parse(overrides)
     if not multirun:
         return [overrides]
-    swept = [o for o in parsed if o.is_sweep_override()]
     base = _compose(config_name, [o.input_line for o in parsed if not o.is_sweep_override()])
-    params = OmegaConf.select(base, "hydra.sweeper.params") or {}
-    # The command line's value of a key wins over the preset's, as in Hydra's sweeper.
-    swept = _parse([f"{key}={value}" for key, value in params.items()]) + swept
-    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+    lines = preset_first(OmegaConf.select(base, "hydra.sweeper.params"), overrides)
     if "BasicSweeper" in str(OmegaConf.select(base, "hydra.sweeper._target_")):
-        # The product, as the sweeper will launch it: a bound between keys holds per job.
-        (jobs,) = BasicSweeper.split_arguments([*_parse(fixed), *swept], None) or [[fixed]]
-        return jobs
+        try:
+            return basic_sweep(_parse(lines))  # as the sweeper will launch them
+        except HydraException as error:  # an interval, which only a sampler reads
+            raise UsageError(hydra_error_line(error)) from error
     # Another sweeper (Optuna) samples: each value, or an interval's ends, with the rest fixed.
+    applied = last_of_each_key(_parse(lines))
+    fixed = [o.input_line for o in applied if not o.is_sweep_override()]
+    swept = [o for o in applied if o.is_sweep_override()]
     return [fixed] + [
         [*fixed, f"{o.get_key_element()}={v}"] for o in swept for v in sweep_values(o)
     ]

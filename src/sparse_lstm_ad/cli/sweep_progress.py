@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig, OmegaConf
 
-from sparse_lstm_ad.cli.job_batches import sweep_jobs
+from sparse_lstm_ad.cli.sweep_jobs import launched_jobs
 from sparse_lstm_ad.config import TrackingConfig
 from sparse_lstm_ad.tracking import sweeps
 
@@ -91,7 +91,7 @@ def progress_metrics(progress: Progress) -> dict[str, float]:
 
 def total_jobs(config: DictConfig) -> int | None:
     """How many jobs the multirun launches: the basic sweeper's, or Optuna's trials."""
-    jobs = sweep_jobs(config)
+    jobs = launched_jobs(config)
     if jobs is not None:
         return len(jobs)
     trials = OmegaConf.select(config, "hydra.sweeper.n_trials")
