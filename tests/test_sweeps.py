@@ -10,7 +10,7 @@ import pytest
 from hydra.plugins.sweeper import Sweeper
 
 from sparse_lstm_ad.cli.main import main, run
-from tests.conftest import parent_and_children
+from tests.conftest import CONF, parent_and_children
 
 pytestmark = pytest.mark.slow
 
@@ -79,6 +79,26 @@ def test_joblib_batches_are_whole_cells_that_keep_workers_busy(
 
     (jobs,) = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(sweep), None)
     assert batch_size(jobs, workers) == size
+
+
+@pytest.mark.parametrize("n_jobs", [-2, -1, 2])
+def test_joblib_batches_count_the_workers_as_joblib_does(n_jobs: int) -> None:
+    """n_jobs=-2 is all cores but one (one worker on 2 cores: no batches), not all cores."""
+    from hydra import compose, initialize_config_dir
+    from joblib import effective_n_jobs
+    from omegaconf import open_dict, read_write
+
+    from sparse_lstm_ad.cli.job_batches import JobBatches
+
+    sweep = ["model=standard,sparse", "data=case1,case2", "seed=0,1"]
+    launcher = ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={n_jobs}"]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        config = compose("config", overrides=launcher, return_hydra_config=True)
+    with read_write(config), open_dict(config):
+        config.hydra.overrides.task = sweep  # as Hydra records a multirun's
+    JobBatches().on_multirun_start(config)
+    expected = "2" if effective_n_jobs(n_jobs) >= 2 else "auto"  # a string field: "auto" or N
+    assert config.hydra.launcher.batch_size == expected
 
 
 def test_report_of_a_real_sweep_matches_its_runs(

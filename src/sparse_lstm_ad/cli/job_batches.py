@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from typing import Any
 
 from hydra.experimental.callback import Callback
@@ -49,11 +48,13 @@ class JobBatches(Callback):
     """Sets the joblib launcher's batches to whole cells when the user left them to joblib."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from joblib import effective_n_jobs  # joblib's reading of n_jobs: -2 all cores but one
+
         launcher = config.hydra.launcher
         if "Joblib" not in str(launcher.get("_target_")) or launcher.batch_size != "auto":
             return
         jobs = launched_jobs(config)
-        workers = int(launcher.n_jobs) if int(launcher.n_jobs) > 0 else os.cpu_count() or 1
+        workers = effective_n_jobs(int(launcher.n_jobs))
         if jobs is None or workers < 2 or (size := batch_size(jobs, workers)) == 1:
             return
         with read_write(config.hydra), open_dict(launcher):

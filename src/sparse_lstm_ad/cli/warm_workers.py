@@ -72,11 +72,10 @@ class Warmup:
         self._thread.start()
 
     def _run(self, fit_imports: tuple[str, ...]) -> None:
-        from joblib import cpu_count, delayed
+        from joblib import delayed, effective_n_jobs
 
         task = delayed(_import_what_a_job_imports)
-        n_jobs = self._parallel.n_jobs  # joblib's reading: -1 all cores, -2 all but one...
-        workers = n_jobs if n_jobs > 0 else max(1, cpu_count() + 1 + n_jobs)
+        workers = effective_n_jobs(self._parallel.n_jobs)  # -1 all cores, -2 all but one...
         try:
             self.pids = list(self._parallel(task(fit_imports) for _ in range(workers)))
         except Exception as error:  # the launcher starts its workers afresh: only time is lost
