@@ -155,3 +155,36 @@ def test_the_window_baseline_fits_the_windows_at_the_configured_stride() -> None
     np.testing.assert_allclose(fitted_mean, strided, rtol=1e-5)
     every_row = flat_windows(Windows(rows.train, cfg.data.window)).astype(np.float64).mean(axis=0)
     assert np.abs(fitted_mean - every_row).max() > 1e-3
+
+
+@pytest.mark.parametrize("fit_on", ["train", "val"])
+def test_window_scope_reconstructs_each_window_once_and_its_mse_is_the_plain_one(
+    fit_on: str,
+) -> None:
+    """Scoring by window took the MSE from a second pass of the network over every window."""
+    from sparse_lstm_ad.config import ScoringScope
+    from sparse_lstm_ad.detectors.reconstruction import ReconstructionScores, fit_errors
+    from sparse_lstm_ad.error_scores import error_moments
+
+    cfg = compose_config("+experiment=fast", "data=case1", f"scoring.fit_on={fit_on}")
+    rows = prepare_rows(cfg)
+    windows = {p: Windows(getattr(rows, p), cfg.data.window) for p in ("train", "val", "test")}
+    mixing = np.random.default_rng(0).normal(size=(rows.train.shape[1],) * 2) * 0.3
+    reconstructed: list[int] = []
+
+    def reconstruct(batch: np.ndarray) -> np.ndarray:
+        reconstructed.append(len(batch))
+        return batch @ mixing
+
+    fitted = fit_errors(reconstruct, cfg, windows, ScoringScope.window)
+    fitted_once = {"train": len(windows["train"].view)}
+    fitted_once["val"] = fitted_once["train"] + len(windows["val"].view)
+    assert sum(reconstructed) == fitted_once[fit_on]
+    plain = error_moments(windows["train"].view, reconstruct).mse
+    assert fitted.train_mse == pytest.approx(plain, rel=1e-12)
+
+    reconstructed.clear()
+    rows_scored, mse = ReconstructionScores(reconstruct, fitted.errors).score(windows["test"])
+    assert sum(reconstructed) == len(windows["test"].view)
+    assert mse == pytest.approx(error_moments(windows["test"].view, reconstruct).mse, rel=1e-12)
+    assert np.isfinite(rows_scored.scores).all()

@@ -28,6 +28,7 @@ from sparse_lstm_ad.error_scores import (
     RowScores,
     batch_errors,
     error_moments,
+    reconstruction_errors,
     score_windows,
 )
 
@@ -58,8 +59,9 @@ def fit_errors(
     if scope == ScoringScope.window:
         flat = _window_errors(windows[normal].view, reconstruct)
         errors = fit_window_mahalanobis(flat, cfg.data.window, inverse, shrinkage)
-        train_mse = error_moments(windows["train"].view, reconstruct).mse
-        return FittedErrors(errors, train_mse, scope)
+        if normal == "train":  # the training errors are at hand: no second pass of the network
+            return FittedErrors(errors, float(np.mean(flat**2)), scope)
+        return FittedErrors(errors, error_moments(windows["train"].view, reconstruct).mse, scope)
     moments = {part: error_moments(windows[part].view, reconstruct) for part in {"train", normal}}
     errors = moments[normal].error_model(inverse, shrinkage)
     return FittedErrors(errors, moments["train"].mse, scope)
@@ -81,12 +83,18 @@ class ReconstructionScores:
     def score(self, windows: Windows) -> tuple[RowScores, float]:
         if isinstance(self.errors, ErrorModel):
             return score_windows(windows, self.reconstruct, self.errors)
-        rows = score_by_window(self._window_scores, self.errors.window, windows)
-        return rows, error_moments(windows.view, self.reconstruct).mse
+        squares: list[tuple[float, int]] = []  # per batch: sum of squared errors, values
 
-    def _window_scores(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        errors = np.asarray(self.reconstruct(windows), dtype=np.float64) - windows
-        return self.errors(errors)
+        def window_scores(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            errors = reconstruction_errors(batch, self.reconstruct(batch))
+            squares.append((float(np.sum(errors**2)), errors.size))
+            if not np.isfinite(squares[-1][0]):  # as the step scope's ErrorMoments.add
+                raise ValueError("errors contain NaN or inf")
+            return self.errors(errors)
+
+        rows = score_by_window(window_scores, self.errors.window, windows)
+        total, values = np.sum(squares, axis=0)
+        return rows, float(total / values)  # the MSE from the same pass of the network
 
     def save_errors(self, folder: Path) -> dict[str, Path]:
         if isinstance(self.errors, ErrorModel):
