@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from sparse_lstm_ad import significance
+from sparse_lstm_ad import plots, significance
 from sparse_lstm_ad.significance import ALPHA, RankComparison
 
 if TYPE_CHECKING:
@@ -363,11 +363,19 @@ def critical_difference_diagrams(
     written = []
     for name, subset in dataset_sets(runs, confirmation).items():
         for metric, comparison in rank_comparisons(subset).items():
-            if comparison.not_run:
+            if comparison.nemenyi_p is None:  # the tests did not run (comparison.not_run)
                 continue
             title = f"{TESTED[metric]}: average rank over {_set_title(name, subset)}"
-            path = folder / diagram_name(metric, name)
-            written.append(significance.critical_difference_diagram(comparison, title, path))
+            written.append(
+                plots.critical_difference_diagram(
+                    comparison.average_ranks,
+                    comparison.nemenyi_p,
+                    comparison.critical_difference,
+                    comparison.alpha,
+                    title,
+                    folder / diagram_name(metric, name),
+                )
+            )
     return written
 
 

@@ -236,3 +236,24 @@ def rank_plot(ranks: pd.DataFrame, metric: str, path: Path) -> Path:
         title=f"Ranks over {len(ranks)} datasets",
     )
     return _save(fig, path)
+
+
+def critical_difference_diagram(
+    average_ranks: pd.Series,
+    nemenyi_p: pd.DataFrame,
+    cd: float,
+    alpha: float,
+    title: str,
+    path: Path,
+) -> Path:
+    """Average ranks on an axis (1 = best), detectors the Nemenyi test cannot tell apart at
+    `alpha` joined by a bar, and the critical difference `cd` drawn above: a
+    significance.RankComparison whose tests ran."""
+    import scikit_posthocs  # the leaderboard's alone: not on a run's path
+
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(average_ranks) + 2))
+    scikit_posthocs.critical_difference_diagram(average_ranks, nemenyi_p, ax=ax, alpha=alpha, cd=cd)
+    bottom, _ = ax.get_ylim()
+    ax.set_ylim(bottom, 1.5)  # room for the CD bar above the rank axis's labels
+    ax.set_title(title)
+    return _save(fig, path)

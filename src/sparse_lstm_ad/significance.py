@@ -3,14 +3,14 @@ their ranks (Friedman, then Nemenyi and its critical-difference diagram, Demšar
 pairs (Wilcoxon signed-rank, Holm-corrected).
 
 Scores are "higher is better". The across-dataset tests take one mean score per dataset and
-detector; scikit-posthocs gives the Nemenyi p-values and draws the diagram, statsmodels Holm.
+detector; scikit-posthocs gives the Nemenyi p-values (plots.py draws its diagram), statsmodels
+Holm.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import combinations
-from pathlib import Path
 
 import matplotlib
 
@@ -21,8 +21,6 @@ import pandas as pd
 import scikit_posthocs
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
-
-from sparse_lstm_ad.files import written_whole
 
 ALPHA = 0.05
 MIN_DATASETS = 3
@@ -160,30 +158,3 @@ def _wilcoxon_p(differences: pd.Series) -> float:
     if (differences == 0).all():
         return 1.0
     return float(stats.wilcoxon(differences).pvalue)
-
-
-def critical_difference_diagram(comparison: RankComparison, title: str, path: Path) -> Path:
-    """Average ranks on an axis, detectors the Nemenyi test cannot tell apart joined by a
-    bar, and the CD drawn above; written whole to `path` (PNG)."""
-    import matplotlib.pyplot as plt
-
-    if comparison.nemenyi_p is None:
-        raise ValueError(f"no diagram without the tests: {comparison.not_run}")
-    fig, ax = plt.subplots(figsize=(7, 0.5 * comparison.detectors + 2))
-    try:
-        scikit_posthocs.critical_difference_diagram(
-            comparison.average_ranks,
-            comparison.nemenyi_p,
-            ax=ax,
-            alpha=comparison.alpha,
-            cd=comparison.critical_difference,
-        )
-        bottom, _ = ax.get_ylim()
-        ax.set_ylim(bottom, 1.5)  # room for the CD bar above the rank axis's labels
-        ax.set_title(title)
-        fig.tight_layout()
-        with written_whole(path) as partial:
-            fig.savefig(partial, dpi=110, format="png")
-    finally:
-        plt.close(fig)
-    return path
