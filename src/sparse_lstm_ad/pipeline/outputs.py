@@ -14,7 +14,6 @@ from sparse_lstm_ad import tracking
 from sparse_lstm_ad.config import Config, ScoringConfig
 from sparse_lstm_ad.detectors import Detector
 from sparse_lstm_ad.pipeline.values import Rows, Scored
-from sparse_lstm_ad.thresholds import fit_on_validation
 
 log = logging.getLogger("sparse_lstm_ad.pipeline")  # the run's log: one stream of lines
 
@@ -103,7 +102,6 @@ def log_scoring_model(
     from sparse_lstm_ad.tracking import scoring_model
     from sparse_lstm_ad.tracking.scoring_model import ScoringState, score_frame
 
-    validation = fit_on_validation(scored.val, cfg.scoring)
     state = ScoringState(
         channels=rows.channels,
         mean=rows.standardizer.mean.tolist(),
@@ -113,8 +111,8 @@ def log_scoring_model(
         threshold=scored.threshold,
         kind=cfg.model.kind,
         threshold_rule=threshold_rule(cfg.scoring),
-        validation_threshold=validation.threshold,
-        validation_median=validation.median,
+        validation_threshold=scored.validation.threshold,
+        validation_median=scored.validation.median,
     )
     # An example in raw units: the first validation rows, un-standardised.
     example = pd.DataFrame(

@@ -15,7 +15,12 @@ from sparse_lstm_ad.detectors import Detector, Fitted
 from sparse_lstm_ad.injection import Injected
 from sparse_lstm_ad.metrics import evaluate, evaluate_ranges
 from sparse_lstm_ad.pipeline.values import Rows, Scored
-from sparse_lstm_ad.thresholds import best_f1, choose_threshold, flagged_share
+from sparse_lstm_ad.thresholds import (
+    best_f1,
+    calibrated_threshold,
+    fit_on_validation,
+    flagged_share,
+)
 
 
 def score_parts(
@@ -29,11 +34,13 @@ def score_parts(
     scored = {part: detector.score(windows[part]) for part in ("val", "test")}
     val, test = scored["val"][0], scored["test"][0]
     mse = {part: error for part, (_, error) in scored.items() if not np.isnan(error)}
+    validation = fit_on_validation(val.scores, cfg.scoring)  # no label is read
     result = Scored(
         val=val.scores,
         test=test.scores,
         test_contributions=test.contributions,
-        threshold=choose_threshold(val.scores, test.scores, cfg.scoring),
+        threshold=calibrated_threshold(validation, test.scores, cfg.scoring),
+        validation=validation,
         reconstruction_mse=mse,
     )
     if injected is None:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from sparse_lstm_ad.data import Standardizer
+from sparse_lstm_ad.thresholds import ValidationFit
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class Scored:
     test: np.ndarray  # per test row
     test_contributions: np.ndarray  # (test rows, channels): shares of the squared score
     threshold: float
+    validation: ValidationFit  # what the threshold rule read of the validation scores
     reconstruction_mse: dict[str, float]  # val, test: of a detector that reconstructs
     injected: np.ndarray | None = None  # per row of the injected validation copies (selection)
     injected_seconds: float = 0.0  # spent scoring them
