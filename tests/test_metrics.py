@@ -16,7 +16,6 @@ from sparse_lstm_ad.metrics import (
     evaluate_ranges,
     point_adjusted_f1,
     precision_recall_f1,
-    quantile_threshold,
     range_auc,
     vus,
 )
@@ -77,6 +76,8 @@ def test_precision_recall_f1_by_hand() -> None:
 
 
 def test_quantile_threshold() -> None:
+    from sparse_lstm_ad.thresholds import quantile_threshold
+
     normal = np.array([1.0, 2.0, np.nan, 3.0, 4.0, 5.0])
     assert quantile_threshold(normal, 0.5) == 3.0
     for bad in (0.0, 1.0, -0.1, 1.5):

@@ -70,16 +70,6 @@ def auc_pr(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(average_precision_score(positive, scores))
 
 
-def quantile_threshold(normal_scores: np.ndarray, quantile: float) -> float:
-    """Threshold at a quantile of scores on normal data (never on test labels)."""
-    if not 0.0 < quantile < 1.0:
-        raise ValueError(f"quantile must lie strictly between 0 and 1, got {quantile}")
-    normal_scores = np.asarray(normal_scores, dtype=np.float64)
-    if np.isnan(normal_scores).all():
-        raise ValueError("no non-NaN normal scores to take a quantile of")
-    return float(np.nanquantile(normal_scores, quantile))
-
-
 def precision_recall_f1(
     scores: np.ndarray, labels: np.ndarray, threshold: float
 ) -> tuple[float, float, float]:

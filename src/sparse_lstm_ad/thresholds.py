@@ -1,10 +1,11 @@
-"""Thresholds on anomaly scores: peaks over threshold from normal scores, and the oracle bound.
+"""Thresholds on anomaly scores: a quantile or peaks over threshold of normal scores, and the
+oracle bound.
 
-`pot_threshold` sees only normal scores: validation rows, or with `scoring.calibrate_rows` a
-first stretch of the series being scored, which recentres the validation threshold or refits
-it. `alarm_shift` says when a threshold flags far more (or fewer) rows than it promises.
-`best_f1` sees the test labels: it is an upper bound on what any threshold could reach,
-reported as `f1_best_oracle`, never a result.
+`quantile_threshold` and `pot_threshold` see only normal scores: validation rows, or with
+`scoring.calibrate_rows` a first stretch of the series being scored, which recentres the
+validation threshold or refits it. `alarm_shift` says when a threshold flags far more (or
+fewer) rows than it promises. `best_f1` sees the test labels: it is an upper bound on what any
+threshold could reach, reported as `f1_best_oracle`, never a result.
 """
 
 from __future__ import annotations
@@ -15,10 +16,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from sparse_lstm_ad.config import Calibration, ScoringConfig, Threshold
-from sparse_lstm_ad.metrics import quantile_threshold
 
 # Fewer excesses than this give a generalised Pareto fit that is mostly noise.
 MIN_EXCESSES = 10
+
+
+def quantile_threshold(normal_scores: np.ndarray, quantile: float) -> float:
+    """Threshold at a quantile of scores on normal data (never on test labels)."""
+    if not 0.0 < quantile < 1.0:
+        raise ValueError(f"quantile must lie strictly between 0 and 1, got {quantile}")
+    normal_scores = np.asarray(normal_scores, dtype=np.float64)
+    if np.isnan(normal_scores).all():
+        raise ValueError("no non-NaN normal scores to take a quantile of")
+    return float(np.nanquantile(normal_scores, quantile))
 
 
 def pot_threshold(normal_scores: np.ndarray, level: float, risk: float) -> float:

@@ -4,7 +4,8 @@ windows: what the LSTM forms and `pca` share (EncDec-AD's scoring).
 `scoring.scope` says what one error vector is: `step`, the k errors of one (window, time step),
 or `window`, a window's errors flattened to window x k values (time structure too).
 Per step the errors are never held whole, batch by batch (error_scores.ErrorMoments); by
-window, the normal windows' flattened errors are held once (at most 2,048 values each).
+window, the normal windows' flattened errors are held once (`auto` picks this scope only for
+windows of at most config.WINDOW_SCOPE_MAX_VALUES values; `window` set by hand, for any).
 """
 
 from __future__ import annotations
