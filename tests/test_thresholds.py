@@ -105,6 +105,11 @@ def test_flagged_share_leaves_unscored_rows_out_and_names_both_shifts() -> None:
     assert alarm_shift(0.15, cfg) is None
     assert alarm_shift(0.25, cfg) == "too_many_flagged"
     assert alarm_shift(0.0, cfg) == "none_flagged"
+    # POT keeps its 0.1 % promise on normal rows and finds every anomaly of a series 5 % of
+    # whose rows are anomalous: no shift (a factor of the promise called it one at 2 %).
+    pot = ScoringConfig(threshold=Threshold.pot, pot_risk=1e-3)
+    assert alarm_shift(0.95 * 1e-3 + 0.05, pot) is None
+    assert alarm_shift(0.30, pot) == "too_many_flagged"
 
 
 def _shifted_csv(folder: Path) -> list[str]:

@@ -102,7 +102,7 @@ _CHECKS: list[tuple[str, object, str]] = [
     ("train.eval_batch_size", lambda c: c.train.eval_batch_size >= 1, ">= 1"),
     ("scoring.vus_max_buffer", lambda c: c.scoring.vus_max_buffer >= 0, ">= 0"),
     ("scoring.calibrate_rows", lambda c: c.scoring.calibrate_rows >= 0, ">= 0 (0: validation)"),
-    ("scoring.shift_factor", lambda c: c.scoring.shift_factor > 1, "> 1"),
+    ("scoring.max_anomaly_share", lambda c: 0 < c.scoring.max_anomaly_share < 1, "in (0, 1)"),
     ("threads", lambda c: c.threads >= 0, ">= 0 (0: TensorFlow's choice)"),
     ("selection.anomaly_share", lambda c: 0 < c.selection.anomaly_share < 1, "in (0, 1)"),
     ("selection.anomalies", lambda c: 1 <= c.selection.anomalies <= 1000, "in [1, 1000]"),

@@ -125,8 +125,9 @@ def flagged_share(scores: np.ndarray, threshold: float) -> float:
 
 
 def alarm_shift(share: float, cfg: ScoringConfig) -> str | None:
-    """`too_many_flagged` above `shift_factor` x the promised share, `none_flagged` at 0: the
-    scored series is not distributed as the rows the threshold was fitted on."""
-    if share > cfg.shift_factor * promised_share(cfg):
+    """`too_many_flagged` above the promised share plus `max_anomaly_share` (more than the
+    normal rows' false alarms and every anomaly together), `none_flagged` at 0: the scored
+    series is not distributed as the rows the threshold was fitted on."""
+    if share > promised_share(cfg) + cfg.max_anomaly_share:
         return "too_many_flagged"
     return "none_flagged" if share == 0 else None
