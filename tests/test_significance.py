@@ -74,6 +74,32 @@ def test_friedman_nemenyi_and_holm_wilcoxon_match_the_formulas() -> None:
     assert set(zip(holm["a"], holm["b"], strict=True)) == {("A", "B"), ("A", "C")}
 
 
+def test_nemenyi_pairs_are_read_only_where_friedman_rejects() -> None:
+    """5 datasets x 6 detectors where Friedman does not reject (p = 0.082) yet one Nemenyi p
+    falls below 0.05: the page said "the ranks do not differ", then named a pair that did."""
+    from sparse_lstm_ad.leaderboard import significance_markdown
+
+    means = pd.DataFrame(
+        {
+            "d0": [0.97, 0.11, 0.36, 0.38, 0.89],
+            "d1": [0.92, 0.86, 0.14, 0.82, 0.8],
+            "d2": [0.66, 0.08, 0.51, 0.22, 0.13],
+            "d3": [0.96, 0.98, 0.97, 0.47, 0.92],
+            "d4": [0.87, 0.82, 0.36, 0.32, 0.97],
+            "d5": [0.01, 0.95, 0.88, 0.23, 0.26],
+        }
+    )
+    result = significance.compare_detectors(means)
+    assert result.friedman_p == pytest.approx(0.082, abs=1e-3) and not result.friedman_rejects
+    assert result.pairs is not None and (result.pairs["nemenyi_p"] < 0.05).any()
+    assert result.significant_pairs("nemenyi_p").empty
+    text = significance_markdown(result, "AUC-PR", "cd.png")
+    assert "do not differ" in text and "pairs that differ by more" not in text
+    assert "no pair is read from it, since the Friedman test does not reject" in text
+    rejected = significance.compare_detectors(_means())
+    assert rejected.friedman_rejects and not rejected.significant_pairs("nemenyi_p").empty
+
+
 def test_too_few_datasets_or_detectors_are_not_tested() -> None:
     for means in (_means().iloc[:2], _means()[["A", "B"]]):
         result = significance.compare_detectors(means)
@@ -94,6 +120,9 @@ def test_a_difference_counts_beyond_seed_noise_by_the_paired_t_test() -> None:
     assert significance.beyond_seed_noise(np.array([0.1, 0.2, 0.3, 0.2, 0.2]))
     assert significance.beyond_seed_noise(np.array([0.4, 0.4, 0.4]))  # no spread, not 0
     assert not significance.beyond_seed_noise(np.zeros(3))
+    rounding = np.full(5, 5.55e-17)  # the same sums in another order: no difference
+    assert not significance.beyond_seed_noise(rounding)
+    assert not significance.beyond_seed_noise(rounding * np.array([1, -1, 1, 0, 1]))
     assert not significance.beyond_seed_noise(np.array([0.5]))  # one pair shows nothing
     # Paired on the seeds both have.
     paired = significance.paired_by_seed(

@@ -223,14 +223,19 @@ def significance_markdown(comparison: RankComparison, label: str, diagram: str) 
     c, n = comparison, comparison.datasets
     if c.not_run:
         return f"### {label}\n\nNot tested: {c.not_run}."
-    verdict = "differ" if c.friedman_p < c.alpha else "do not differ"
+    verdict = "differ" if c.friedman_rejects else "do not differ"
+    posthoc = (
+        _pair_list(c, "nemenyi_p", " by more")
+        if c.friedman_rejects
+        else "no pair is read from it, since the Friedman test does not reject."
+    )
     lines = [
         f"### {label}",
         f"Friedman χ² = {c.friedman_statistic:.2f} ({c.detectors - 1} df) over {n} datasets and "
         f"{c.detectors} detectors, p = {c.friedman_p:.3g}: the detectors' ranks {verdict} at "
         f"alpha {c.alpha:g}.",
         f"Nemenyi critical difference: {c.critical_difference:.2f} in average rank "
-        f"(`{diagram}`); " + _pair_list(c, "nemenyi_p", " by more"),
+        f"(`{diagram}`); " + posthoc,
         "Wilcoxon signed-rank between pairs, Holm-corrected over "
         f"{len(c.pairs)} pairs: " + _pair_list(c, "holm_p", "") + _wilcoxon_floor(c),
         to_markdown(_holm_table(c), "Holm p"),

@@ -23,6 +23,8 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 ALPHA = 0.05
+# Metrics lie in [0, 1]: differences below this are floating-point rounding, not results.
+ROUNDING = 1e-12
 MIN_DATASETS = 3
 MIN_DETECTORS = 3
 
@@ -38,14 +40,15 @@ def paired_by_seed(scores: pd.Series, reference: pd.Series) -> pd.Series:
 def beyond_seed_noise(differences: pd.Series | np.ndarray, alpha: float = ALPHA) -> bool:
     """The sparsity study's rule: a paired t test on seed-paired differences, two-sided at
     `alpha`. Fewer than two pairs cannot show a difference; pairs that differ by the same
-    amount every seed (deterministic detectors) differ beyond any noise unless that is 0."""
+    amount every seed (deterministic detectors) differ beyond any noise unless that is 0,
+    both read to `ROUNDING`: sums taken in another order are no difference."""
     d = np.asarray(differences, dtype=float)
     d = d[~np.isnan(d)]
     if len(d) < 2:
         return False
     mean, std = d.mean(), d.std(ddof=1)
-    if std == 0:
-        return bool(mean != 0)
+    if std <= ROUNDING:
+        return bool(abs(mean) > ROUNDING)
     t = mean / (std / np.sqrt(len(d)))
     return bool(abs(t) > stats.t.ppf(1 - alpha / 2, len(d) - 1))
 
@@ -92,9 +95,16 @@ class RankComparison:
     nemenyi_p: pd.DataFrame | None = None
     pairs: pd.DataFrame | None = None
 
+    @property
+    def friedman_rejects(self) -> bool:
+        """Whether the ranks differ at all: Nemenyi's post-hoc pairs are read only then."""
+        return bool(self.friedman_p < self.alpha)
+
     def significant_pairs(self, column: str) -> pd.DataFrame:
-        """The pairs whose `column` p-value ('holm_p' or 'nemenyi_p') is below alpha."""
-        if self.pairs is None:
+        """The pairs whose `column` p-value ('holm_p' or 'nemenyi_p') is below alpha; none of
+        Nemenyi's where Friedman does not reject (Demšar 2006, 3.2.2: the post-hoc test
+        follows a rejection). Holm's Wilcoxon pairs stand alone."""
+        if self.pairs is None or (column == "nemenyi_p" and not self.friedman_rejects):
             return pd.DataFrame()
         return self.pairs[self.pairs[column] < self.alpha]
 
