@@ -26,6 +26,24 @@ def _runs(rows: list[tuple[str, str, int, float]]) -> pd.DataFrame:
     return frame
 
 
+def test_a_detector_run_on_fewer_datasets_is_not_ranked_and_leaves_the_tests_whole() -> None:
+    """w, run on dataset a alone (where it wins), was ranked first over 1 dataset beside the
+    others' 3, and took b and c out of the tests, which then could not run."""
+    rows = [("a", "w", 0, 0.99)]
+    scores = {"x": 0.7, "y": 0.5, "z": 0.3}
+    for dataset, shift in zip("abc", (0.0, 0.1, 0.2), strict=True):
+        rows += [(dataset, d, 0, score + shift) for d, score in scores.items()]
+    runs = _runs(rows)
+    table = leaderboard.average_ranks(runs)
+    assert list(table.index) == ["x", "y", "z"] and table["datasets"].tolist() == [3, 3, 3]
+    assert table.loc["x", "AUC-PR"] == 1.0
+    assert leaderboard.missing_datasets(runs) == (
+        "Not ranked, scored on fewer datasets than the others: w (1 of 3)."
+    )
+    comparison = leaderboard.rank_comparisons(runs)["auc_pr"]
+    assert comparison.not_run is None and comparison.datasets == 3 and comparison.detectors == 3
+
+
 def test_average_rank_is_the_mean_of_per_dataset_ranks_of_seed_means() -> None:
     runs = _runs(
         [

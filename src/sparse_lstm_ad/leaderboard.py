@@ -110,10 +110,29 @@ def ranks(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 
 def average_ranks(runs: pd.DataFrame) -> pd.DataFrame:
-    """Detector -> its mean rank over the datasets, per metric; best AUC-PR rank first."""
-    table = pd.DataFrame({label: ranks(runs, m).mean() for m, label in METRICS.items()})
-    table["datasets"] = ranks(runs, "auc_pr").notna().sum()
+    """Detector -> its mean rank per metric over the AUC-PR tests' block of datasets and
+    detectors (significance.common_block); best AUC-PR rank first. `datasets`: how many
+    were ranked; a detector left out is named by `missing_datasets`."""
+    block = significance.common_block(cell_stats(runs, "auc_pr")["mean"].unstack("detector"))
+    kept = runs[runs["dataset"].isin(block.index) & runs["detector"].isin(block.columns)]
+    table = pd.DataFrame({label: ranks(kept, m).mean() for m, label in METRICS.items()})
+    table["datasets"] = len(block)
     return table.sort_values(["AUC-PR", "VUS-PR"], kind="stable").rename_axis("detector")
+
+
+def missing_datasets(runs: pd.DataFrame) -> str:
+    """A sentence on the detectors `average_ranks` leaves out, or ""."""
+    means = cell_stats(runs, "auc_pr")["mean"].unstack("detector")
+    block = significance.common_block(means)
+    left_out = sorted(set(means.columns) - set(block.columns))
+    dropped = sorted(set(means.index) - set(block.index))
+    if left_out:
+        scored = means[left_out].notna().sum()
+        names = ", ".join(f"{d} ({scored[d]} of {len(means)})" for d in left_out)
+        return f"Not ranked, scored on fewer datasets than the others: {names}."
+    if dropped:
+        return f"Not ranked on {', '.join(dropped)}: some detector was not scored there."
+    return ""
 
 
 def _cell(mean: float, std: float, n: int) -> str:
@@ -350,6 +369,7 @@ def _ranks_and_tests(runs: pd.DataFrame, dataset_set: str) -> list[str]:
     parts = [
         f"## Average rank across {where} (1 = best; by each dataset's mean)",
         to_markdown(average_ranks(runs), "detector"),
+        *filter(None, [missing_datasets(runs)]),
         f"## Significance across {where}",
         "Each detector's mean over seeds per dataset; the Friedman test of their ranks, the "
         "Nemenyi post-hoc test and its critical difference (Demšar 2006), and Wilcoxon "

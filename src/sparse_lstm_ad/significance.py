@@ -121,11 +121,21 @@ def smallest_wilcoxon_p(datasets: int) -> float:
     return 2.0 ** (1 - datasets)
 
 
+def common_block(means: pd.DataFrame) -> pd.DataFrame:
+    """The datasets x detectors block ranks and tests compare, every detector on every
+    dataset: the detectors scored on every dataset, or the datasets every detector was scored
+    on, whichever keeps more scores (the datasets on a tie). A detector run on one easy
+    dataset is then not ranked first, nor does it take the other datasets out of the tests;
+    a detector missing one dataset of many costs that dataset."""
+    whole_detectors = means.loc[:, means.notna().all()]
+    whole_datasets = means.dropna()
+    return whole_detectors if whole_detectors.size > whole_datasets.size else whole_datasets
+
+
 def compare_detectors(means: pd.DataFrame, alpha: float = ALPHA) -> RankComparison:
     """Friedman, Nemenyi and Holm-corrected pairwise Wilcoxon tests of `means` (datasets x
-    detectors, higher is better). Datasets lacking a detector's score are left out: the
-    tests need every detector on every dataset."""
-    complete = means.dropna()
+    detectors, higher is better) on their `common_block`."""
+    complete = common_block(means)
     n, k = complete.shape
     ranks = complete.rank(axis=1, ascending=False).mean().sort_values(kind="stable")
     counts = {"datasets": n, "detectors": k, "average_ranks": ranks, "alpha": alpha}
