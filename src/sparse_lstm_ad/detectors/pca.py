@@ -4,6 +4,7 @@ network's. No TensorFlow."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from sparse_lstm_ad.detectors.reconstruction import (
 from sparse_lstm_ad.error_scores import RowScores
 from sparse_lstm_ad.files import load_fields, save_fields
 from sparse_lstm_ad.fitting import FitResult
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -45,13 +48,29 @@ class LinearReconstruction:
 
 
 def fit_pca(train: np.ndarray, variance_share: float) -> LinearReconstruction:
-    """The leading components of the training rows that explain `variance_share` of them."""
+    """The leading components of the training rows that explain `variance_share` of them,
+    one fewer than the channels at most: the errors of a reconstruction that keeps every
+    component are rounding noise, whose Gaussian scores the rows themselves (the
+    Mahalanobis baseline's scores, under another name)."""
     from sklearn.decomposition import PCA
 
-    # A float in (0, 1) asks PCA for the fewest components reaching that share.
+    # A float in (0, 1) asks PCA for the fewest components reaching that share. In float64:
+    # a float32 basis leaves rounding errors of ~1e-7 along the kept components, which the
+    # error model's inverse then weighs as directions of tiny variance, and they swamp the
+    # residual the detector is meant to score.
     pca = PCA(n_components=None if variance_share >= 1 else variance_share, svd_solver="full")
-    pca.fit(train)
-    return LinearReconstruction(pca.mean_, pca.components_.T)
+    pca.fit(np.asarray(train, dtype=np.float64))
+    kept = min(pca.n_components_, train.shape[1] - 1)
+    if kept < pca.n_components_:
+        log.info(
+            "pca: %d components explain model.pca_variance=%g of %d channels; keeping %d so "
+            "that a residual is left to score",
+            pca.n_components_,
+            variance_share,
+            train.shape[1],
+            kept,
+        )
+    return LinearReconstruction(pca.mean_, pca.components_[:kept].T)
 
 
 @dataclass(frozen=True)
