@@ -188,3 +188,21 @@ def test_window_scope_reconstructs_each_window_once_and_its_mse_is_the_plain_one
     assert sum(reconstructed) == len(windows["test"].view)
     assert mse == pytest.approx(error_moments(windows["test"].view, reconstruct).mse, rel=1e-12)
     assert np.isfinite(rows_scored.scores).all()
+
+
+def test_a_network_that_learned_nothing_with_a_finite_loss_fails_as_diverged() -> None:
+    """train.learning_rate=1e12 ends with a finite loss (MSE ~1e24) by early stopping: the run
+    finished with the Mahalanobis baseline's scores and no word of it."""
+    from sparse_lstm_ad.detectors.network import raise_if_unlearned
+    from sparse_lstm_ad.fitting import TrainingDiverged
+
+    cfg = compose_config("+experiment=fast", "data=case1", "train.learning_rate=1e12")
+    rows = prepare_rows(cfg)
+    windows = {p: Windows(getattr(rows, p), cfg.data.window) for p in ("train", "val", "test")}
+    no_log = lambda step, epoch, figures: None  # noqa: E731 - nothing to log outside a run
+    with pytest.raises(TrainingDiverged, match="learned nothing"):
+        family(cfg.model.kind).fit(cfg, rows.train, windows, no_log)
+    variance = float(np.var(rows.train, axis=0).mean())
+    raise_if_unlearned(50 * variance, rows.train, cfg)  # poor, not absurd: left to the metrics
+    with pytest.raises(TrainingDiverged, match=r"train.learning_rate=1e\+12"):
+        raise_if_unlearned(101 * variance, rows.train, cfg)

@@ -34,11 +34,14 @@ from sparse_lstm_ad.detectors.reconstruction import (
     scoring_scope,
 )
 from sparse_lstm_ad.error_scores import RowScores
-from sparse_lstm_ad.fitting import FitResult, StoppedBy, raise_if_diverged
+from sparse_lstm_ad.fitting import FitResult, StoppedBy, TrainingDiverged, raise_if_diverged
 
 log = logging.getLogger(__name__)
 
 CLOSED_LAYER_REFITS = 2
+# A constant at the rows' mean reconstructs with MSE = their variance; an untrained network's
+# near-zero output about as well. A hundred times worse is no fit at all.
+UNLEARNED_FACTOR = 100.0
 L1_BACKOFF = 0.1
 _LSTM_KEYS = ("hidden", "layers")
 _SPARSE_KEYS = (*_LSTM_KEYS, "l1", "l1_method", "sparsity_tolerance")
@@ -110,6 +113,7 @@ def fit(cfg: Config, train: np.ndarray, windows: dict[str, Windows], on_epoch: E
     make_repeatable(cfg.seed, cfg.train.deterministic)
     model, fitted, cfg = _fit_with_an_open_layer(cfg, train.shape[1], windows, on_epoch)
     detector, errors = with_error_model(model, cfg, windows)
+    raise_if_unlearned(errors.train_mse, train, cfg)
     figures = {"train_reconstruction_mse": errors.train_mse}
     if cfg.model.kind in SPARSE_KINDS:
         figures["l1_effective"] = cfg.model.l1
@@ -152,6 +156,21 @@ def with_error_model(
     errors = fit_errors(reconstruct, cfg, windows, scoring_scope(cfg, windows["train"].channels))
     scores = ReconstructionScores(reconstruct, errors.errors)
     return NetworkDetector(model, cfg.model.kind, scores), errors
+
+
+def raise_if_unlearned(train_mse: float, train: np.ndarray, cfg: Config) -> None:
+    """TrainingDiverged for a network whose reconstruction of its training windows is far
+    worse than a constant at the rows' mean: it learned nothing, its errors are the rows
+    shifted, and its scores the Mahalanobis baseline's under another name. A finite loss
+    hides it from the non-finite check (train.learning_rate=1e12: MSE 4e24, early stopping
+    at epoch 2, a FINISHED run with the baseline's AUC-PR)."""
+    variance = float(np.var(train, axis=0).mean())
+    if train_mse > UNLEARNED_FACTOR * max(variance, np.finfo(np.float32).tiny):
+        raise TrainingDiverged(
+            f"the network reconstructs its training windows with MSE {train_mse:.3g}, over "
+            f"{UNLEARNED_FACTOR:g} times their rows' variance ({variance:.3g}): it learned "
+            f"nothing (train.learning_rate={cfg.train.learning_rate:g})"
+        )
 
 
 def _steps_after(on_epoch: EpochHook, steps: int) -> EpochHook:
