@@ -26,6 +26,15 @@ def _runs(rows: list[tuple[str, str, int, float]]) -> pd.DataFrame:
     return frame
 
 
+def test_runs_repeating_a_seed_are_refused_not_pooled() -> None:
+    """A sweep over model.l1 ran sparse twice per seed: the cells pooled both settings as
+    four seeds, and the tests paired runs of different L1."""
+    runs = _runs([("a", "x", 0, 0.9), ("a", "x", 0, 0.7), ("a", "y", 0, 0.6)])
+    with pytest.raises(ValueError, match=r"x on a seed 0 \(2 runs\): the sweep varies another"):
+        leaderboard.check_one_run_per_seed(runs, "multirun/l1")
+    leaderboard.check_one_run_per_seed(runs.iloc[1:], "multirun/l1")
+
+
 def test_a_detector_run_on_fewer_datasets_is_not_ranked_and_leaves_the_tests_whole() -> None:
     """w, run on dataset a alone (where it wins), was ranked first over 1 dataset beside the
     others' 3, and took b and c out of the tests, which then could not run."""
@@ -63,7 +72,7 @@ def test_average_rank_is_the_mean_of_per_dataset_ranks_of_seed_means() -> None:
     cells = leaderboard.per_dataset(runs, "auc_pr")
     assert (
         cells.loc["a", "x"] == "**0.800 ± 0.141 (2)**"
-        and cells.loc["a", "y"] == "≈ 0.600 ± 0.000 (2)"  # 2 seeds: -0.3, -0.1 is noise
+        and cells.loc["a", "y"] == "0.600 ± 0.000 (2)"  # 2 seeds: too few to call a tie
     )
 
 

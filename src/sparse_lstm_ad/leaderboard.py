@@ -64,6 +64,22 @@ def from_mlflow(runs: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(["dataset", "detector", "seed"], kind="stable").reset_index(drop=True)
 
 
+def check_one_run_per_seed(runs: pd.DataFrame, sweep: str) -> None:
+    """ValueError where runs repeat a (dataset, detector, seed): the sweep varied another key
+    (model.l1, say), whose settings the cells would pool and the seed-paired tests pair."""
+    repeats = runs.groupby(["dataset", "detector", "seed"]).size()
+    repeats = repeats[repeats > 1]
+    if repeats.empty:
+        return
+    (dataset, detector, seed), count = next(iter(repeats.items()))
+    raise ValueError(
+        f"{sweep}: {len(repeats)} (dataset, detector, seed) have more than one run, e.g. "
+        f"{detector} on {dataset} seed {seed} ({count} runs): the sweep varies another key, "
+        "and a leaderboard compares one setting per detector (`report` splits by every swept "
+        "key)"
+    )
+
+
 def with_run_columns(runs: pd.DataFrame) -> pd.DataFrame:
     """`runs` with exactly the leaderboard's columns, metrics as numbers and tags as text or
     NaN: runs logged before a column existed (and their leaderboards' runs.csv) lack it."""
@@ -336,7 +352,8 @@ def leaderboard_markdown(runs: pd.DataFrame, title: str, confirmation: Sequence[
         f"{len(runs)} runs: {runs['detector'].nunique()} detectors x "
         f"{runs['dataset'].nunique()} datasets x {_count_range(seeds)} seeds. "
         "Cells: mean ± std over seeds (runs); bold: the best mean of its row; ≈: within seed "
-        f"noise of it (paired by seed, t test at alpha {ALPHA:g}; with one seed, none is).",
+        f"noise of it (paired by seed, t test at alpha {ALPHA:g}; with fewer than "
+        f"{significance.MIN_TIE_SEEDS} seeds, none is).",
     ]
     if confirmation:
         parts.append(
@@ -423,6 +440,7 @@ def write_leaderboard(
         runs = with_run_columns(pd.read_csv(from_csv))
     else:
         runs = from_mlflow(finished_runs(cfg, sweep))
+    check_one_run_per_seed(runs, sweep)
     markdown = leaderboard_markdown(runs, f"Leaderboard of `{sweep}`", confirmation)
     out = out or Path(sweep) / "leaderboard"
     with staging(out) as tmp:
