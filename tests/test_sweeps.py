@@ -183,3 +183,36 @@ def test_optuna_searches_l1_and_hidden_and_logs_the_best(run_cli: RunCli, tmp_pa
     assert float(parent.data.tags["best.model.l1"]) == pytest.approx(
         float(best.data.params["model.l1"])
     )
+
+
+def test_jobs_of_one_identity_run_one_at_a_time(tmp_path: Path) -> None:
+    """Under joblib a standard model swept over model.l1 (which it ignores) trained twice,
+    side by side, and neither job skipped: the second now waits for the first's lock."""
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from sparse_lstm_ad.cli.train_job import one_at_a_time
+
+    job = SimpleNamespace(sweep=str(tmp_path), identity="abc123")
+    order: list[str] = []
+    first_holds = threading.Event()
+
+    def first() -> None:
+        with one_at_a_time(job):
+            first_holds.set()
+            time.sleep(0.3)
+            order.append("first done")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    first_holds.wait(5)
+    with one_at_a_time(job):
+        order.append("second runs")
+    thread.join()
+    assert order == ["first done", "second runs"]
+    with one_at_a_time(SimpleNamespace(sweep="", identity="abc123")):  # a single run: no lock
+        pass
+    other = SimpleNamespace(sweep=str(tmp_path), identity="def456")
+    with one_at_a_time(job), one_at_a_time(other):  # another identity does not wait
+        pass

@@ -34,6 +34,7 @@ from sparse_lstm_ad.cli.train_job import (
     launcher_threads,
     multirun,
     note_failure,
+    one_at_a_time,
 )
 from sparse_lstm_ad.config_checks import ConfigError, checked_config
 
@@ -93,15 +94,17 @@ def run_job(cfg: DictConfig) -> float:
     if config.threads == 0 and (threads := launcher_threads()):
         config = replace(config, threads=threads)  # jobs run side by side: no oversubscription
     job = job_info(config)
-    done = earlier_run(config, job)
-    if done is not None:
-        return float(done.metrics.get(OBJECTIVE, float("nan")))
-    from sparse_lstm_ad.cli.compile_cache import use_compile_cache
-    from sparse_lstm_ad.pipeline import run_experiment
+    with one_at_a_time(job):
+        done = earlier_run(config, job)
+        if done is not None:
+            return float(done.metrics.get(OBJECTIVE, float("nan")))
+        from sparse_lstm_ad.cli.compile_cache import use_compile_cache
+        from sparse_lstm_ad.pipeline import run_experiment
 
-    use_compile_cache()  # before TensorFlow starts (read only if a network job starts it)
-    # NaN for a detector without a reconstruction (iforest): nothing for a sweeper to minimise.
-    return run_experiment(config, job).metrics.get(OBJECTIVE, float("nan"))
+        use_compile_cache()  # before TensorFlow starts (read only if a network job starts it)
+        # NaN for a detector without a reconstruction (iforest): nothing for a sweeper to
+        # minimise.
+        return run_experiment(config, job).metrics.get(OBJECTIVE, float("nan"))
 
 
 def _label_job(label: str) -> None:

@@ -4,9 +4,12 @@ run of the same config (the job is then skipped), and where a failure is counted
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +111,23 @@ def earlier_run(config: Config, job: Any) -> Any:
         job_num = str(HydraConfig.get().job.num)
         tracking.note_job(config.tracking, job.parent_run_id, "skipped", job_num, done.run_id)
     return done
+
+
+@contextlib.contextmanager
+def one_at_a_time(job: Any) -> Iterator[None]:
+    """In a sweep, one job at a time per config identity: under joblib or Ray two jobs that
+    compute the same thing (a standard model swept over model.l1, which it ignores) trained
+    side by side and neither was skipped. The later one now waits for the first here, then
+    finds its FINISHED run (earlier_run) and skips, as the serial launcher does. A lock file
+    in the sweep's folder: jobs of one machine, or of nodes that share that folder."""
+    if not job.sweep:
+        yield
+        return
+    folder = Path(job.sweep) / ".identity-locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{job.identity}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, or the job dies
+        yield
 
 
 def note_failure(cfg: DictConfig, error: Exception) -> None:
