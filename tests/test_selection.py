@@ -73,6 +73,19 @@ def test_every_kind_is_injected_and_none_overlaps() -> None:
     assert (touched.sum(axis=1) <= 1).all()
 
 
+def test_a_short_part_gets_every_kind_across_its_copies() -> None:
+    """150 validation rows hold one anomaly a copy, and every copy started its kinds at the
+    first: 24 copies of one spike each (labelled share 0.7 %), the same for every detector."""
+    clean = np.random.default_rng(2).standard_normal((150, 6))
+    injected = inject_anomalies(clean, SelectionConfig(), gap=15, seed=0)
+    assert len(injected.copies) == 24  # one anomaly each
+    lengths = [int(labels.sum()) for labels in injected.labels]
+    assert lengths.count(1) == 4  # a spike in one copy of six, the kinds in turn
+    assert set(lengths) == {1, SelectionConfig().length}
+    varied = [copy.std(axis=0).max() for copy in injected.copies]  # a noise burst raises it
+    assert max(varied) > 1.5 * min(varied)
+
+
 @pytest.mark.parametrize("rows", [3, 15, 16, 31, 40])
 def test_a_validation_part_as_short_as_the_window_still_gets_its_anomalies(rows: int) -> None:
     clean = np.random.default_rng(1).standard_normal((rows, 4))

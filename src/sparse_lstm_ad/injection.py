@@ -109,33 +109,39 @@ def inject_anomalies(clean: np.ndarray, cfg: SelectionConfig, gap: int, seed: in
     injected = 0
     if len(clean) < 3:
         raise ValueError(f"{len(clean)} validation rows hold no injected anomaly: at least 3")
+    planned = 0  # anomalies planned so far: the next copy's kinds go on from there
     while injected < cfg.anomalies:
-        values, marked = _one_copy(clean, cfg, gap, rng)
+        values, marked, count = _one_copy(clean, cfg, gap, rng, planned)
         copies.append(values)
         labels.append(marked)
         injected += int((np.diff(np.r_[0, marked]) == 1).sum())
+        planned += count
     return Injected(copies, labels)
 
 
 def _one_copy(
-    clean: np.ndarray, cfg: SelectionConfig, gap: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
+    clean: np.ndarray, cfg: SelectionConfig, gap: int, rng: np.random.Generator, first: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """A copy with its anomalies, kinds in turn from the `first`-th; and how many it has."""
     values = np.array(clean, dtype=np.float64, copy=True)
     labels = np.zeros(len(values), dtype=np.int8)
     k = values.shape[1]
     width = max(1, round(cfg.channel_share * k))
-    for kind, start, length in _plan(len(values), cfg, gap, rng):
+    plan = _plan(len(values), cfg, gap, rng, first)
+    for kind, start, length in plan:
         chans = np.sort(rng.choice(k, width, replace=False))
         segment = _Segment(start + np.arange(length), chans, cfg.size, rng)
         values[np.ix_(segment.rows, chans)] = _INJECTORS[kind](clean, segment)
         labels[segment.rows] = 1
-    return values, labels
+    return values, labels, len(plan)
 
 
 def _plan(
-    n: int, cfg: SelectionConfig, gap: int, rng: np.random.Generator
+    n: int, cfg: SelectionConfig, gap: int, rng: np.random.Generator, first: int
 ) -> list[tuple[str, int, int]]:
-    """(kind, first row, length) of each anomaly: kinds in turn, at random free slots.
+    """(kind, first row, length) of each anomaly: kinds in turn from the `first`-th (a copy
+    goes on where the one before it stopped: a short part holding one anomaly a copy had
+    only ever spikes), at random free slots.
 
     A part shorter than twice the gap keeps a gap of a third of its rows: never no room."""
     gap = min(gap, n // 3)
@@ -144,7 +150,8 @@ def _plan(
     slots = max(1, (n - gap) // slot)
     wanted = max(1, min(slots, round(cfg.anomaly_share * n / length)))
     chosen = np.sort(rng.choice(slots, wanted, replace=False))
-    kinds = [ANOMALY_KINDS[i % len(ANOMALY_KINDS)] for i in rng.permutation(wanted)]
+    turn = first + rng.permutation(wanted)
+    kinds = [ANOMALY_KINDS[i % len(ANOMALY_KINDS)] for i in turn]
     plan = []
     for kind, index in zip(kinds, chosen, strict=True):
         rows = 1 if kind == "spike" else length
