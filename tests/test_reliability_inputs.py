@@ -144,6 +144,20 @@ def test_a_deleted_experiment_is_explained(tmp_path: Path) -> None:
     assert "restore it (mlflow experiments restore --experiment-id" in message
 
 
+def test_an_ambiguous_value_keeps_every_way_out_and_the_quoted_one_works(tmp_path: Path) -> None:
+    """A file name with a comma: Hydra's three ways out stay in the line (the second, quote it,
+    is the fix), its example quoted for a shell, and the value so quoted is read."""
+    csv = ["data=csv", "data.csv.train=plant.csv"]
+    message = _refused(tmp_path, [*csv, "data.csv.test=plant,test.csv"])
+    assert "1. To use it as a list, use key=[value1,value2]" in message
+    assert "2. To use it as string, quote the value: \"key='value1,value2'\"" in message
+    assert "3. To sweep over it, add --multirun" in message
+    # What the shell passes on for "data.csv.test='plant,test.csv'": read, not refused.
+    check_command(
+        [*_argv(tmp_path, [*csv, "data.csv.test='plant,test.csv'"]), "--cfg", "job"], CONF
+    )
+
+
 def _csv_cases(folder: Path) -> dict[str, tuple[list[str], str]]:
     """Bad CSV inputs: (overrides, the text the one line must hold)."""
     rows = np.arange(120, dtype=float)

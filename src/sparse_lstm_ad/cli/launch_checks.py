@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import json
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,7 +195,15 @@ def hydra_error_line(error: HydraException) -> str:
             line += _key_hint(cause)
         return line
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return "; ".join(lines[:2]) if lines else type(error).__name__
+    # Every numbered way out is kept: an ambiguous value's second one (quote it) is the fix.
+    kept = lines[:2] + [line for line in lines[2:] if re.match(r"\d+\. ", line)]
+    return "; ".join(_shell_quoted(line) for line in kept) if kept else type(error).__name__
+
+
+def _shell_quoted(line: str) -> str:
+    """Hydra's example of a quoted value, as typed in a shell: composed here, Hydra shows it
+    as Python would pass it (key='a,b'), whose quotes a shell strips before Hydra sees them."""
+    return line.replace("key='value1,value2'", "\"key='value1,value2'\"")
 
 
 def _key_hint(error: OmegaConfBaseException) -> str:
