@@ -89,6 +89,19 @@ def test_bad_values_name_the_key(override: str, key: str) -> None:
         compose_config(override)
 
 
+def test_a_test_file_and_a_split_row_are_refused_together() -> None:
+    """data.csv.test read its own file and ignored data.csv.test_from without a word."""
+    csv = ["data=csv", "data.csv.train=plant_train.csv", "data.csv.test=plant_test.csv"]
+    with pytest.raises(ConfigError) as refused:
+        compose_config(*csv, "data.csv.test_from=100")
+    assert str(refused.value) == (
+        "data.csv.test_from=100 is not allowed: must be null where data.csv.test names a test "
+        "file: it splits data.csv.train, the only file (or set data.csv.test=null)"
+    )
+    compose_config(*csv[:2], "data.csv.test_from=100")  # one file, split at a row
+    compose_config(*csv)  # two files
+
+
 @pytest.mark.parametrize(
     "override",
     ["model.hiden=5", "train.epochs=many", "model.gate_activation=softmax", "data.extra=1"],

@@ -63,6 +63,12 @@ _DATA_CHECKS: list[tuple[str, object, str]] = [
         lambda c: c.data.csv.test_from is None or c.data.csv.test_from >= 1,
         ">= 1 or null",
     ),
+    (  # a test file of its own was read, and the split row silently ignored
+        "data.csv.test_from",
+        lambda c: c.data.csv.test is None or c.data.csv.test_from is None,
+        "null where data.csv.test names a test file: it splits data.csv.train, the only file "
+        "(or set data.csv.test=null)",
+    ),
 ]
 
 _SEED_RANGE = "an integer in [0, 2**32 - 1] (NumPy's seed range)"
