@@ -67,6 +67,20 @@ def test_chosen_by_names_the_oracle_only_where_the_metric_saw_the_labels() -> No
     )
 
 
+@pytest.mark.parametrize("by_metric", [["--metric", "auc_pr"], ["--lowest"]])
+def test_selected_with_a_metric_is_refused(
+    by_metric: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--metric (or --lowest) beside --selected was ignored: the label-free choice registered."""
+    argv = ["--sweep", str(tmp_path / "multirun"), "--name", "plant", "--selected", *by_metric]
+    assert _register(tmp_path, *argv) == 2
+    assert capsys.readouterr().err == (
+        "error: --selected registers the run the selection sweep chose without the test labels; "
+        "--metric and --lowest pick the best run by a metric instead: give one or the other\n"
+    )
+    assert not (tmp_path / "mlruns").exists()
+
+
 @pytest.mark.slow
 def test_a_register_of_a_missing_run_or_model_leaves_no_registered_model(
     sweep: Path, capsys: pytest.CaptureFixture[str]

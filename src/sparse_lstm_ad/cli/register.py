@@ -63,6 +63,17 @@ def register(
         raise click.UsageError("give one of --run and --sweep")
     if (selected or group) and sweep is None:
         raise click.UsageError("--selected and --group go with --sweep")
+    if selected and (lowest or _given("metric")):  # it was ignored: the choice is the sweep's
+        raise ValueError(
+            "--selected registers the run the selection sweep chose without the test labels; "
+            "--metric and --lowest pick the best run by a metric instead: give one or the other"
+        )
     click.echo(
         register_run(store_config(store), name, run_id, sweep, metric, lowest, group, selected)
     )
+
+
+def _given(option: str) -> bool:
+    """Whether the command line set `option` (not its default)."""
+    source = click.get_current_context().get_parameter_source(option)
+    return source is not click.core.ParameterSource.DEFAULT
