@@ -89,6 +89,7 @@ BAD_SWEEPS = [
         "key itself on the command line: data=case2,case1 (it replaces a preset's list)",
     ),
     (["-m", "hydra.verbose=true,false"], "hydra.verbose=true,false: Hydra's own config cannot"),
+    (["selection.enabled=true"], "selection.enabled=true (+experiment=select) chooses among a"),
 ]
 BAD_STORES = [
     (["tracking.uri=http://127.0.0.1:9"], "tracking.uri=http://127.0.0.1:9 is not reachable"),
@@ -292,6 +293,27 @@ def test_a_sweep_over_hydras_own_config_is_refused_before_any_job(
     assert captured.err == (
         "error: hydra.sweeper.params.data=case2,case1: Hydra's own config cannot be swept; sweep "
         "the key itself on the command line: data=case2,case1 (it replaces a preset's list)\n"
+    )
+    assert not (tmp_path / "mlruns").exists()  # no store opened, no run started
+
+
+def test_a_selection_without_m_is_refused_before_any_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The select preset's candidates are its sweep's: without -m it trained the default model
+    alone, with no selection and no word of it."""
+    sys.path.insert(0, str(ROOT / "src"))
+    import train
+
+    argv = _argv(tmp_path, ["model=pca", "data.every=10"])
+    argv[argv.index(FAST)] = "+experiment=select"
+    monkeypatch.setattr(sys, "argv", ["train.py", *argv])
+    with pytest.raises(SystemExit) as exited:
+        train.cli()
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        "error: selection.enabled=true (+experiment=select) chooses among a sweep's candidates "
+        "(its model values): add -m before the overrides (-m +experiment=select ...)\n"
     )
     assert not (tmp_path / "mlruns").exists()  # no store opened, no run started
 

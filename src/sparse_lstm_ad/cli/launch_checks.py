@@ -80,6 +80,11 @@ def composed_command(argv: list[str], conf_dir: Path) -> Command | None:
     if args.cfg:  # printing the config runs nothing: no data, no store
         return None
     if hydra is None:
+        if configs[0].selection.enabled:  # one run: one candidate, no choice, no note
+            raise UsageError(
+                "selection.enabled=true (+experiment=select) chooses among a sweep's candidates "
+                "(its model values): add -m before the overrides (-m +experiment=select ...)"
+            )
         return Command(configs, None)
     return Command(configs, hydra.launcher, str(hydra.sweeper.get("_target_")))
 
