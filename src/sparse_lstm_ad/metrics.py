@@ -100,10 +100,15 @@ def evaluate(scores: np.ndarray, labels: np.ndarray, threshold: float) -> Detect
 
 
 # --- Range-aware metrics: VUS (Paparrizos et al., VLDB 2022) and point-adjusted F1 ----------
-# VUS is the field's quantity only as its authors compute it: TSB-AD's
-# `basic_metricor().RangeAUC_volume_opt(labels, score, windowSize, thre)`. This is that
-# computation vectorised over rows and thresholds; tests/test_vus_reference.py runs the
-# reference itself and holds the two equal within 1e-6.
+# VUS is the field's quantity only as its authors compute it now: TSB-AD's (Liu & Paparrizos,
+# NeurIPS 2024) `basic_metricor().RangeAUC_volume_opt(labels, score, windowSize, thre)`. This
+# is that computation vectorised over rows and thresholds; tests/test_vus_reference.py runs
+# the reference itself and holds the two equal within 1e-6. It is not the 2022 paper's own
+# package (TheDatumOrg/VUS), which credits a buffer's whole weight, counts a range found only
+# through a labelled row and takes PR by trapezoids: numbers differ between the two. Either
+# way a buffer as long as the gaps between short anomalies credits almost any score (random
+# scores, 3-row anomalies ~250 rows apart, buffer 100: VUS-ROC ~0.92); TSB-AD's get_metrics
+# defaults to 100, its benchmark sets it from each series' period.
 
 # The reference's number of thresholds (`thre`): scores at evenly spaced ranks.
 VUS_THRESHOLDS = 250
