@@ -153,3 +153,17 @@ def test_a_run_on_a_shifted_series_warns_and_is_tagged(tmp_path: Path, run_cli: 
     table, threshold = score_csv(store, uri, tmp_path / "test.csv", None, 1)
     assert threshold == pytest.approx(second.data.metrics["threshold"])
     assert table["flag"].mean() == pytest.approx(second.data.metrics["flagged_share"])
+
+
+def test_a_threshold_resting_on_a_handful_of_validation_rows_says_so() -> None:
+    """150 validation rows hold 1.5 rows above a 0.99 quantile and 0.15 above POT at 0.1 %:
+    their promises are guesses. 900 rows, 9 above the quantile, are enough; POT is not."""
+    from sparse_lstm_ad.thresholds import thin_promise
+
+    quantile, pot = ScoringConfig(), ScoringConfig(threshold=Threshold.pot, pot_risk=1e-3)
+    short = np.r_[np.random.default_rng(0).normal(size=150), np.nan]  # a NaN row is unscored
+    assert thin_promise(short, quantile) == pytest.approx(1.5)
+    assert thin_promise(short, pot) == pytest.approx(0.15)
+    longer = np.random.default_rng(0).normal(size=900)
+    assert thin_promise(longer, quantile) is None
+    assert thin_promise(longer, pot) == pytest.approx(0.9)

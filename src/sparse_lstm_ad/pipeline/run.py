@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
+
 from sparse_lstm_ad import tracking
 from sparse_lstm_ad.config import Config, ScoringConfig
 from sparse_lstm_ad.data import Windows
@@ -21,7 +23,7 @@ from sparse_lstm_ad.pipeline.outputs import log_outputs
 from sparse_lstm_ad.pipeline.rows import injected_validation, prepare_rows
 from sparse_lstm_ad.pipeline.scores import final_metrics, score_parts
 from sparse_lstm_ad.pipeline.values import JobInfo, Rows, RunSummary
-from sparse_lstm_ad.thresholds import alarm_shift, promised_share
+from sparse_lstm_ad.thresholds import alarm_shift, promised_share, thin_promise
 
 log = logging.getLogger("sparse_lstm_ad.pipeline")  # the run's log: one stream of lines
 
@@ -55,6 +57,7 @@ def run_experiment(cfg: Config, job: JobInfo) -> RunSummary:
             metrics["injected_auc_pr"] = auc_pr(scored.injected, injected.all_labels)
             metrics["injected_seconds"] = scored.injected_seconds
         warn_of_shift(cfg.scoring, metrics["flagged_share"])
+        warn_of_a_thin_promise(cfg.scoring, scored.val)
         tracking.log_metrics(metrics)
         history = fitted.fit.history
         log_outputs(cfg, fitted.detector, rows, scored, history, (tags["model"], tags["data"]))
@@ -77,6 +80,20 @@ def _fit(cfg: Config, rows: Rows, windows: dict[str, Windows]) -> Fitted:
     if tags := {**fitted.tags, **({"stopped_by": stopped.value} if stopped else {})}:
         tracking.set_tags(tags)
     return fitted
+
+
+def warn_of_a_thin_promise(cfg: ScoringConfig, val_scores: np.ndarray) -> None:
+    """One warning line when too few validation rows lie above the threshold for its promise
+    to hold (a short CSV's validation part): expect more false alarms than it says."""
+    if (expected := thin_promise(val_scores, cfg)) is None:
+        return
+    log.warning(
+        "the threshold's promise (%.2g %% of normal rows flagged) rests on about %.1f of the "
+        "validation rows above it: expect more false alarms than that; more validation rows "
+        "(train.validation_split, or more training rows) or scoring.calibrate_rows firm it up",
+        100 * promised_share(cfg),
+        expected,
+    )
 
 
 def warn_of_shift(cfg: ScoringConfig, share: float) -> None:
