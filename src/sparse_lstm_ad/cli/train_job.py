@@ -118,14 +118,14 @@ def one_at_a_time(job: Any) -> Iterator[None]:
     """In a sweep, one job at a time per config identity: under joblib or Ray two jobs that
     compute the same thing (a standard model swept over model.l1, which it ignores) trained
     side by side and neither was skipped. The later one now waits for the first here, then
-    finds its FINISHED run (earlier_run) and skips, as the serial launcher does. A lock file
-    in the sweep's folder: jobs of one machine, or of nodes that share that folder."""
+    finds its FINISHED run (earlier_run) and skips, as the serial launcher does. A hidden
+    lock file in the sweep's folder, beside the jobs' folders: jobs of one machine, or of
+    nodes that share that folder."""
     if not job.sweep:
         yield
         return
-    folder = Path(job.sweep) / ".identity-locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / f"{job.identity}.lock", "w") as handle:
+    Path(job.sweep).mkdir(parents=True, exist_ok=True)
+    with open(Path(job.sweep) / f".identity-{job.identity}.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, or the job dies
         yield
 
