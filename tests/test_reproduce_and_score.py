@@ -142,6 +142,7 @@ def _bad_csvs(folder: Path, new_data: Path) -> dict[str, tuple[Path, str]]:
             "channel(s) ['F2'] hold NaN or infinite values",
         ),
         "too short": (good.head(10), "window length 15 is longer than the series (10 rows)"),
+        "header only": (good.head(0), "header_only.csv: no data rows"),
     }
     paths = {}
     for name, (frame, message) in cases.items():

@@ -26,9 +26,12 @@ def read_input(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
     try:
-        return pd.read_csv(path)
+        frame = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise ValueError(f"{path}: not a readable CSV ({error})") from error
+    if frame.empty:  # a header alone reads as columns of no dtype: "not numeric" misleads
+        raise ValueError(f"{path}: no data rows")
+    return frame
 
 
 def scores_table(
