@@ -143,6 +143,10 @@ def _bad_csvs(folder: Path, new_data: Path) -> dict[str, tuple[Path, str]]:
         ),
         "too short": (good.head(10), "window length 15 is longer than the series (10 rows)"),
         "header only": (good.head(0), "header_only.csv: no data rows"),
+        "duplicated column": (
+            good.rename(columns={"label": "F1"}),  # pandas would read the second as F1.1
+            "column name 'F1' appears twice in the header (columns 2 and 7): rename one",
+        ),
     }
     paths = {}
     for name, (frame, message) in cases.items():

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from sparse_lstm_ad.data.csv_files import read_csv_file
 from sparse_lstm_ad.data.csv_source import time_column_of
 
 if TYPE_CHECKING:
@@ -25,13 +26,9 @@ if TYPE_CHECKING:
 def read_input(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: not a readable CSV ({error})") from error
-    if frame.empty:  # a header alone reads as columns of no dtype: "not numeric" misleads
-        raise ValueError(f"{path}: no data rows")
-    return frame
+    # Training's reader: the same refusals (no data rows, a column name twice, a broken
+    # compressed file) in the same words.
+    return read_csv_file(path)
 
 
 def scores_table(
