@@ -154,6 +154,8 @@ def _bad_csvs(folder: Path, new_data: Path) -> dict[str, tuple[Path, str]]:
         frame.to_csv(path, index=False)
         paths[name] = (path, message)
     paths["no file"] = (folder / "absent.csv", "absent.csv: no such file")
+    (folder / "folder.csv").mkdir()
+    paths["a directory"] = (folder / "folder.csv", "folder.csv: is a directory")
     return paths
 
 
@@ -181,6 +183,20 @@ def test_score_bad_inputs_give_one_clear_line(
         assert code == 2, name
         assert len(err) == 1 and message in err[0] and path.name in err[0], (name, err)
         assert not output.exists(), name
+
+
+def test_an_output_or_plot_that_is_a_directory_is_one_line_before_any_scoring(
+    store: Path, new_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # No such run: had scoring begun, that would be the error.
+    argv = ["score", "--model", f"runs:/{'0' * 32}/model", "--input", str(new_data)]
+    argv += ["--tracking-dir", str(store)]
+    for option in ("--output", "--plot"):
+        outputs = {"--output": str(tmp_path / "out.csv"), option: str(tmp_path)}
+        assert run(main, [*argv, *(a for o in outputs.items() for a in o)]) == 2, option
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"error: {option} {tmp_path}: is a directory, not a file to write"]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_channel_of_whole_numbers_scores_as_the_same_values_as_floats(

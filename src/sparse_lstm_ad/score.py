@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 
 def read_input(path: Path) -> pd.DataFrame:
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory, not a CSV file")
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
     # Training's reader: the same refusals (no data rows, a column name twice, a broken

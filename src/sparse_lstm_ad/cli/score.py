@@ -36,6 +36,8 @@ def score(
     from sparse_lstm_ad.files import written_whole
     from sparse_lstm_ad.score import score_csv
 
+    for option, target in (("--output", output), ("--plot", plot)):
+        _refuse_directory(option, target)
     table, threshold = score_csv(store_config(store), model_uri, path, time_column, top)
     with written_whole(output) as partial:
         table.to_csv(partial, index=False)
@@ -45,3 +47,9 @@ def score(
         times = table.iloc[:, 0] if table.columns[0] != "score" else None
         plots.score_series(table["score"].to_numpy(), None, threshold, plot, times=times)
     click.echo(f"scored {len(table)} rows, {int(table['flag'].sum())} flagged: {output}")
+
+
+def _refuse_directory(option: str, path: Path | None) -> None:
+    """Before scoring: else the rename onto a directory fails after all the work, in OS words."""
+    if path is not None and path.is_dir():
+        raise ValueError(f"{option} {path}: is a directory, not a file to write")
