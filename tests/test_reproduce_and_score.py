@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tarfile
+import zipfile
 from pathlib import Path
 
 import mlflow
@@ -197,6 +199,23 @@ def test_an_output_or_plot_that_is_a_directory_is_one_line_before_any_scoring(
         err = capsys.readouterr().err.strip().splitlines()
         assert err == [f"error: {option} {tmp_path}: is a directory, not a file to write"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_output_named_compressed_is_compressed_as_named(
+    store: Path, new_data: Path, tmp_path: Path
+) -> None:
+    argv = ["score", "--model", f"runs:/{_first_run_id(store)}/model", "--input", str(new_data)]
+    argv += ["--tracking-dir", str(store), "--output"]
+    for name in ("scores.csv", "scores.csv.gz", "scores.csv.zip", "scores.csv.tar.gz"):
+        assert run(main, [*argv, str(tmp_path / name)]) == 0, name
+    plain = pd.read_csv(tmp_path / "scores.csv")
+    for name in ("scores.csv.gz", "scores.csv.zip", "scores.csv.tar.gz"):
+        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / name), plain, check_names=False)
+    assert (tmp_path / "scores.csv.gz").read_bytes()[:2] == b"\x1f\x8b"  # gzip's magic
+    with zipfile.ZipFile(tmp_path / "scores.csv.zip") as archive:
+        assert archive.namelist() == ["scores.csv"]
+    with tarfile.open(tmp_path / "scores.csv.tar.gz", "r:gz") as archive:
+        assert archive.getnames() == ["scores.csv"]
 
 
 def test_a_channel_of_whole_numbers_scores_as_the_same_values_as_floats(

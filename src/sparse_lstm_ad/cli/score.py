@@ -14,7 +14,12 @@ from sparse_lstm_ad.cli.subcommand import subcommand
 @subcommand("score")
 @click.option("--model", "model_uri", required=True, help="runs:/RUN_ID/model or models:/NAME/V")
 @click.option("--input", "path", required=True, type=Path, help="the CSV to score")
-@click.option("--output", required=True, type=Path, help="the scores CSV written")
+@click.option(
+    "--output",
+    required=True,
+    type=Path,
+    help="the scores CSV written (compressed if named .gz, .zip, .bz2, .xz)",
+)
 @click.option("--plot", type=Path, default=None, help="also draw the scores to this PNG")
 @click.option("--time-column", default=None, help="[default: the first of t, time, timestamp]")
 @click.option(
@@ -40,7 +45,7 @@ def score(
         _refuse_directory(option, target)
     table, threshold = score_csv(store_config(store), model_uri, path, time_column, top)
     with written_whole(output) as partial:
-        table.to_csv(partial, index=False)
+        table.to_csv(partial, index=False, compression=_compression(output))
     if plot is not None:
         from sparse_lstm_ad import plots
 
@@ -53,3 +58,20 @@ def _refuse_directory(option: str, path: Path | None) -> None:
     """Before scoring: else the rename onto a directory fails after all the work, in OS words."""
     if path is not None and path.is_dir():
         raise ValueError(f"{option} {path}: is a directory, not a file to write")
+
+
+def _compression(path: Path) -> dict[str, str] | None:
+    """pandas' compression for `path`, spelt out: pandas infers it from the name it writes
+    to, and the scratch file written first has a name of its own."""
+    from pandas.io.common import infer_compression
+
+    method = infer_compression(str(path), "infer")
+    if method is None:
+        return None
+    options = {"method": method}
+    if method in ("zip", "tar"):  # its one member, named as pandas names it from `path`
+        member = path.name.removesuffix(path.suffix)
+        options["archive_name"] = member.removesuffix(".tar") if method == "tar" else member
+    if method == "tar" and path.suffix != ".tar":  # .tar.gz: the tar's own compression too
+        options["mode"] = f"w:{path.suffix[1:]}"
+    return options
