@@ -159,3 +159,50 @@ def test_asd_run_logs_range_metrics_and_attribution(run_cli: RunCli, tmp_path: P
     assert {"plots/attribution.png", "plots/sparse_channel_mass.png"} <= plots
     # Only the data source in use is logged.
     assert "data.csv.dir" in run.data.params and "data.seed.n_f2" not in run.data.params
+
+
+@pytest.mark.parametrize(
+    ("argv", "command", "message"),
+    [
+        (
+            ["score", "--top", "0"],
+            "score",
+            "Invalid value for '--top': 0 is not in the range x>=1.",
+        ),
+        (["scor"], "", "No such command 'scor'. Did you mean 'score'?"),
+        (["score", "--input", "x.csv"], "score", "Missing option '--model'."),
+        (["report"], "report", "Missing argument 'SWEEP'."),
+        (
+            ["benchmark", "detectors", "--bogus"],
+            "benchmark detectors",
+            "No such option '--bogus'. (Did you mean one of: '--out', '--verbose'?)",
+        ),
+    ],
+)
+def test_a_usage_mistake_is_one_line_naming_the_help(
+    argv: list[str], command: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sparse_lstm_ad.cli.main import main, run
+
+    assert run(main, argv) == 2
+    help_command = " ".join(["sparse-lstm-ad", command]).strip()
+    assert capsys.readouterr() == ("", f"error: {message} (see {help_command} --help)\n")
+
+
+def test_the_console_script_prints_a_usage_mistake_as_one_line_and_help_whole() -> None:
+    script = Path(sys.executable).with_name("sparse-lstm-ad")
+    mistake = subprocess.run([script, "score", "--top", "0"], capture_output=True, text=True)
+    assert mistake.returncode == 2 and mistake.stdout == ""
+    assert mistake.stderr == (
+        "error: Invalid value for '--top': 0 is not in the range x>=1. "
+        "(see sparse-lstm-ad score --help)\n"
+    )
+    helped = subprocess.run([script, "score", "--help"], capture_output=True, text=True)
+    assert helped.returncode == 0 and helped.stderr == ""
+    assert (
+        helped.stdout.startswith("Usage: sparse-lstm-ad score [OPTIONS]")
+        and "--top" in helped.stdout
+    )
+    # The bare command (or group) still shows the whole help, as click does.
+    bare = subprocess.run([script], capture_output=True, text=True)
+    assert bare.returncode == 2 and "Commands:" in bare.stderr + bare.stdout
