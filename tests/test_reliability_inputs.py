@@ -148,7 +148,9 @@ def test_a_deleted_experiment_is_explained(tmp_path: Path) -> None:
     client.delete_experiment(client.get_experiment_by_name("gone").experiment_id)
     message = _refused(tmp_path, ["tracking.experiment=gone"])
     assert "tracking.experiment=gone was deleted" in message
-    assert "restore it (mlflow experiments restore --experiment-id" in message
+    database = (tmp_path / "mlruns" / "mlflow.db").resolve()
+    restore = f"MLFLOW_TRACKING_URI=sqlite:///{database} mlflow experiments restore"
+    assert f"restore it ({restore} --experiment-id" in message
 
 
 def test_an_ambiguous_value_keeps_every_way_out_and_the_quoted_one_works(tmp_path: Path) -> None:

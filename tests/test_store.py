@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -123,3 +127,27 @@ def test_parallel_jobs_logging_the_same_datasets_all_link_them(tmp_path: Path) -
     for run_id in runs:
         inputs = client.get_run(run_id).inputs.dataset_inputs
         assert sorted(i.dataset.name for i in inputs) == ["case-testing", "case-training"]
+
+
+def test_a_deleted_experiment_names_a_restore_command_that_works_as_printed(
+    tmp_path: Path,
+) -> None:
+    cfg = TrackingConfig(dir=str(tmp_path / "mlruns"), experiment="plantexp")
+    experiment = tracking.prepare_store(cfg)
+    MlflowClient().delete_experiment(experiment)
+    tracking.forget_stores()
+    with pytest.raises(tracking.StoreError) as raised:
+        tracking.prepare_store(cfg)
+    command = re.search(r"restore it \((.+)\) or pick another name", str(raised.value))[1]
+    elsewhere = tmp_path / "elsewhere"  # run from another folder: no ./mlruns, no ./mlflow.db
+    elsewhere.mkdir()
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # the venv's mlflow
+    env = {**os.environ, "PATH": path}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    restored = subprocess.run(
+        command, shell=True, cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert restored.returncode == 0, (command, restored.stderr[-2000:])
+    assert list(elsewhere.iterdir()) == []
+    tracking.forget_stores()
+    assert tracking.prepare_store(cfg)  # the experiment is back

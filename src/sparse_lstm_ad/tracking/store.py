@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import shlex
 import shutil
 import socket
 import sqlite3
@@ -246,10 +247,13 @@ def _experiment_id(cfg: TrackingConfig) -> str:
                 raise
             experiment = retrying(mlflow.get_experiment_by_name, cfg.experiment)
     if experiment.lifecycle_stage == "deleted":
+        # MLflow's CLI takes the store from the environment only: without it, it would look
+        # in the folder it runs in (and make a store there).
+        uri = shlex.quote(tracking_uri(cfg))
+        restore = f"MLFLOW_TRACKING_URI={uri} mlflow experiments restore"
         raise StoreError(
             f"tracking.experiment={cfg.experiment} was deleted in {tracking_uri(cfg)}: restore "
-            f"it (mlflow experiments restore --experiment-id {experiment.experiment_id}) or "
-            "pick another name"
+            f"it ({restore} --experiment-id {experiment.experiment_id}) or pick another name"
         )
     if "mlflow.experimentKind" not in experiment.tags:  # made by an older version
         for key, value in EXPERIMENT_KIND.items():
