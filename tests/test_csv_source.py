@@ -151,12 +151,18 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_missing_column(tmp_path: Path) -> None:
     train, test = _frames()
     cfg = _write(tmp_path, train, test.drop(columns="b"))
-    with pytest.raises(ValueError, match=r"test\.csv: column 'b'.* is missing"):
+    with pytest.raises(
+        ValueError, match=r"test\.csv: column 'b' \(a feature or time column\) is missing"
+    ):
         load_csv_split(cfg)
     cfg = _write(tmp_path, train, test)
-    with pytest.raises(ValueError, match=r"train\.csv: column 'zz'.* is missing"):
+    with pytest.raises(
+        ValueError, match=r"train\.csv: column 'zz' \(a feature or time column\) is missing"
+    ):
         load_csv_split(dataclasses.replace(cfg, features=["a", "zz"]))
-    with pytest.raises(ValueError, match=r"test\.csv: column 'lbl'.* is missing"):
+    with pytest.raises(
+        ValueError, match=r"test\.csv: column 'lbl' \(data\.csv\.label_column\) is missing"
+    ):
         load_csv_split(dataclasses.replace(cfg, label_column="lbl"))
 
 

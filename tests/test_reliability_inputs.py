@@ -200,7 +200,7 @@ def _csv_cases(folder: Path) -> dict[str, tuple[list[str], str]]:
         "no train file": (["data=csv"], "data.csv.train is not set"),
         "missing label column": (
             train("good.csv", "data.csv.label_column=y"),
-            "column 'y' (the label (data.csv.label_column) column) is missing",
+            "column 'y' (data.csv.label_column) is missing",
         ),
         "non-numeric channel": (
             train("text.csv", "data.csv.features=[a,b]"),

@@ -57,7 +57,7 @@ def load_csv_split(cfg: CsvDataConfig, every: int = 1) -> SeriesSplit:
     cfg = _with_time_column(cfg, train, test)
     names = _feature_columns(train, cfg)
     for part in (train, test):
-        _require_columns(part, [*names, *_optional(cfg.time_column)], "a feature or time")
+        _require_columns(part, [*names, *_optional(cfg.time_column)], "a feature or time column")
     labels = _labels(test, cfg.label_column)
     channel_labels = _channel_labels(cfg, len(test.frame), names)
     split = SeriesSplit(
@@ -188,10 +188,11 @@ def _read_parts(cfg: CsvDataConfig) -> tuple[_Part, _Part]:
 
 
 def _require_columns(part: _Part, names: list[str], what: str) -> None:
+    """`what`: the columns' role, as the message's aside ("a feature or time column")."""
     missing = [name for name in names if name not in part.frame.columns]
     if missing:
         raise ValueError(
-            f"{part.path}: column {missing[0]!r} ({what} column) is missing; "
+            f"{part.path}: column {missing[0]!r} ({what}) is missing; "
             f"the file has {list(part.frame.columns)}"
         )
 
@@ -267,7 +268,7 @@ def _plain(value: object) -> object:
 def _labels(test: _Part, column: str | None) -> np.ndarray | None:
     if column is None:
         return None
-    _require_columns(test, [column], "the label (data.csv.label_column)")
+    _require_columns(test, [column], "data.csv.label_column")
     values = pd.to_numeric(test.frame[column], errors="coerce").to_numpy()
     bad = ~np.isin(values, (0, 1))
     if bad.any():
