@@ -277,26 +277,34 @@ def test_the_cli_prints_one_line_and_exits_2(
     assert captured.err.count("\n") == 1 and captured.out == ""
 
 
+def _train_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, experiment: str, overrides: list[str]
+) -> int:
+    """Run train.py's cli in this process with `experiment` for the fast preset; the exit
+    code, once no store was opened and no run started."""
+    sys.path.insert(0, str(ROOT / "src"))
+    import train
+
+    argv = _argv(tmp_path, overrides)
+    argv[argv.index(FAST)] = experiment
+    monkeypatch.setattr(sys, "argv", ["train.py", *argv])
+    with pytest.raises(SystemExit) as exited:
+        train.cli()
+    assert not (tmp_path / "mlruns").exists()  # no store opened, no run started
+    return int(exited.value.code)
+
+
 def test_a_sweep_over_hydras_own_config_is_refused_before_any_job(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The benchmark's docs said to add a data set with hydra.sweeper.params.data=...: Hydra
     refused it only after the checks had composed 360 jobs and loaded 12 data sets (85 s)."""
-    sys.path.insert(0, str(ROOT / "src"))
-    import train
-
-    argv = _argv(tmp_path, ["-m", "hydra.sweeper.params.data=case2,case1"])
-    argv[argv.index(FAST)] = "+experiment=benchmark"
-    monkeypatch.setattr(sys, "argv", ["train.py", *argv])
-    with pytest.raises(SystemExit) as exited:
-        train.cli()
-    assert exited.value.code == 2
-    captured = capsys.readouterr()
-    assert captured.err == (
+    sweep = ["-m", "hydra.sweeper.params.data=case2,case1"]
+    assert _train_refuses(tmp_path, monkeypatch, "+experiment=benchmark", sweep) == 2
+    assert capsys.readouterr().err == (
         "error: hydra.sweeper.params.data=case2,case1: Hydra's own config cannot be swept; sweep "
         "the key itself on the command line: data=case2,case1 (it replaces a preset's list)\n"
     )
-    assert not (tmp_path / "mlruns").exists()  # no store opened, no run started
 
 
 def test_a_selection_without_m_is_refused_before_any_run(
@@ -304,20 +312,12 @@ def test_a_selection_without_m_is_refused_before_any_run(
 ) -> None:
     """The select preset's candidates are its sweep's: without -m it trained the default model
     alone, with no selection and no word of it."""
-    sys.path.insert(0, str(ROOT / "src"))
-    import train
-
-    argv = _argv(tmp_path, ["model=pca", "data.every=10"])
-    argv[argv.index(FAST)] = "+experiment=select"
-    monkeypatch.setattr(sys, "argv", ["train.py", *argv])
-    with pytest.raises(SystemExit) as exited:
-        train.cli()
-    assert exited.value.code == 2
+    single = ["model=pca", "data.every=10"]
+    assert _train_refuses(tmp_path, monkeypatch, "+experiment=select", single) == 2
     assert capsys.readouterr().err == (
         "error: selection.enabled=true (+experiment=select) chooses among a sweep's candidates "
         "(its model values): add -m before the overrides (-m +experiment=select ...)\n"
     )
-    assert not (tmp_path / "mlruns").exists()  # no store opened, no run started
 
 
 def test_a_database_that_answers_but_refuses_is_told_at_once(tmp_path: Path) -> None:
