@@ -83,6 +83,21 @@ def test_reproduce_matches_and_then_catches_a_tampered_metric(
     assert "NOT reproduced: auc_pr differ" in out
 
 
+def test_a_config_logged_with_a_retired_key_still_reads() -> None:
+    """Renaming scoring.shift_factor to max_anomaly_share made every run logged before it fail
+    to reproduce: `Key 'shift_factor' not in 'ScoringConfig'`."""
+    from omegaconf import OmegaConf
+
+    from sparse_lstm_ad.reproduce import config_from_yaml
+    from tests.conftest import compose_config
+
+    today = compose_config("data=case1")
+    logged = OmegaConf.to_container(OmegaConf.structured(today), enum_to_str=True)
+    logged["scoring"]["shift_factor"] = 20.0  # type: ignore[index]
+    del logged["scoring"]["max_anomaly_share"]  # type: ignore[union-attr]
+    assert config_from_yaml(OmegaConf.to_yaml(logged)) == today
+
+
 def test_reproduce_unknown_run_is_one_clear_line(
     store: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -13,17 +13,24 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-from sparse_lstm_ad.config import Config, TrackingConfig, active_only
+from sparse_lstm_ad.config import RETIRED_KEYS, Config, TrackingConfig, active_only
 from sparse_lstm_ad.config_checks import validate
 
 log = logging.getLogger("reproduce")
 
 
 def config_from_yaml(text: str) -> Config:
-    """The logged config, checked against today's schema."""
-    merged = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.create(text))
+    """The logged config, less its retired keys, checked against today's schema."""
+    logged = OmegaConf.create(text)
+    for key in RETIRED_KEYS:
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(logged, parent)
+        if isinstance(node, DictConfig) and leaf in node:
+            log.info("%s: a retired key, not read any more (config.RETIRED_KEYS)", key)
+            node.pop(leaf)
+    merged = OmegaConf.merge(OmegaConf.structured(Config), logged)
     return validate(OmegaConf.to_object(merged))  # type: ignore[arg-type]
 
 
