@@ -52,15 +52,20 @@ def test_pca_leaves_a_residual_and_scores_it_not_the_rows() -> None:
     """From float32 rows PCA kept a float32 basis; its rounding errors along the kept
     components (~1e-7) went to the error model as directions of tiny variance, and they swamp
     the residual: PCA scored as the window Mahalanobis baseline, to the digit, on case 1, case 2
-    and correlation breaks at k = 5. Keeping every component leaves only that noise."""
+    and correlation breaks at k = 5. Keeping every direction the rows vary in (every channel,
+    or every one but a copy) leaves only that noise."""
     cfg = compose_config("data=case2", "model=pca", "data.every=4")
     rows = prepare_rows(cfg)
     assert rows.train.dtype == np.float32
     linear = fit_pca(rows.train, cfg.model.pca_variance)
-    assert linear.basis.dtype == np.float64 and linear.basis.shape == (5, 2)
+    # case 2's rows have rank 2 (four copies of one channel): one component leaves a residual.
+    assert linear.basis.dtype == np.float64 and linear.basis.shape == (5, 1)
     along_kept = (rows.train - linear(rows.train)) @ linear.basis
     assert np.abs(along_kept).max() < 1e-10
-    assert fit_pca(rows.train[:, :2], 0.9999).basis.shape == (2, 1)  # one channel's residual
+    a = np.random.default_rng(0).normal(size=(500, 2))
+    total = np.c_[a, a.sum(axis=1)]  # a channel that is the others' total: rank 2 of 3
+    standardised = ((total - total.mean(axis=0)) / total.std(axis=0)).astype(np.float32)
+    assert fit_pca(standardised, 0.9999).basis.shape == (3, 1)
     windows = {p: Windows(getattr(rows, p), cfg.data.window) for p in ("train", "val", "test")}
     scores = {}
     for kind in ("pca", "mahalanobis"):

@@ -27,6 +27,10 @@ from sparse_lstm_ad.fitting import FitResult
 
 log = logging.getLogger(__name__)
 
+# A direction whose variance is below this share of the largest one's is float32 rounding
+# (amplitude ~1e-7, variance ~1e-14 of the rows'): no direction the rows vary in.
+RANK_FLOOR = 1e-10
+
 
 @dataclass(frozen=True)
 class LinearReconstruction:
@@ -49,28 +53,33 @@ class LinearReconstruction:
 
 def fit_pca(train: np.ndarray, variance_share: float) -> LinearReconstruction:
     """The leading components of the training rows that explain `variance_share` of them,
-    one fewer than the channels at most: the errors of a reconstruction that keeps every
-    component are rounding noise, whose Gaussian scores the rows themselves (the
-    Mahalanobis baseline's scores, under another name)."""
+    one fewer than the rows' rank at most: the errors of a reconstruction that keeps every
+    direction the rows vary in are rounding noise, whose Gaussian scores the rows themselves
+    (the Mahalanobis baseline's scores, under another name)."""
     from sklearn.decomposition import PCA
 
-    # A float in (0, 1) asks PCA for the fewest components reaching that share. In float64:
-    # a float32 basis leaves rounding errors of ~1e-7 along the kept components, which the
-    # error model's inverse then weighs as directions of tiny variance, and they swamp the
-    # residual the detector is meant to score.
-    pca = PCA(n_components=None if variance_share >= 1 else variance_share, svd_solver="full")
-    pca.fit(np.asarray(train, dtype=np.float64))
-    kept = min(pca.n_components_, train.shape[1] - 1)
-    if kept < pca.n_components_:
+    # In float64: a float32 basis leaves rounding errors of ~1e-7 along the kept components,
+    # which the error model's inverse weighs as directions of tiny variance, and they swamp
+    # the residual the detector is meant to score.
+    rows = np.asarray(train, dtype=np.float64)
+    full = PCA(svd_solver="full").fit(rows)
+    # Directions of float32 rounding alone (a copied channel, a total of others) are no rank.
+    rank = int((full.explained_variance_ > RANK_FLOOR * full.explained_variance_[0]).sum())
+    # A float in (0, 1) asks PCA for the fewest components reaching that share.
+    share = None if variance_share >= 1 else variance_share
+    wanted = PCA(n_components=share, svd_solver="full").fit(rows).n_components_
+    kept = min(wanted, rank - 1)
+    if kept < wanted:
         log.info(
-            "pca: %d components explain model.pca_variance=%g of %d channels; keeping %d so "
-            "that a residual is left to score",
-            pca.n_components_,
+            "pca: %d components explain model.pca_variance=%g of rows of rank %d; keeping %d, "
+            "so that a residual is left to score%s",
+            wanted,
             variance_share,
-            train.shape[1],
+            rank,
             kept,
+            " (none: the residual is the rows, scored as the mahalanobis baseline)" * (kept == 0),
         )
-    return LinearReconstruction(pca.mean_, pca.components_[:kept].T)
+    return LinearReconstruction(full.mean_, full.components_[:kept].T)
 
 
 @dataclass(frozen=True)
