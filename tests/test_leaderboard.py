@@ -46,6 +46,7 @@ def test_a_detector_run_on_fewer_datasets_is_not_ranked_and_leaves_the_tests_who
     table = leaderboard.average_ranks(runs)
     assert list(table.index) == ["x", "y", "z"] and table["datasets"].tolist() == [3, 3, 3]
     assert table.loc["x", "AUC-PR"] == 1.0
+    assert set(leaderboard.ranked_runs(runs)["detector"]) == {"x", "y", "z"}  # ranks.png too
     assert leaderboard.missing_datasets(runs) == (
         "Not ranked, scored on fewer datasets than the others: w (1 of 3)."
     )

@@ -93,11 +93,13 @@ def test_nemenyi_pairs_are_read_only_where_friedman_rejects() -> None:
     assert result.friedman_p == pytest.approx(0.082, abs=1e-3) and not result.friedman_rejects
     assert result.pairs is not None and (result.pairs["nemenyi_p"] < 0.05).any()
     assert result.significant_pairs("nemenyi_p").empty
+    assert (result.nemenyi_as_read() == 1.0).all().all()  # the diagram joins every pair
     text = significance_markdown(result, "AUC-PR", "cd.png")
     assert "do not differ" in text and "pairs that differ by more" not in text
     assert "no pair is read from it, since the Friedman test does not reject" in text
     rejected = significance.compare_detectors(_means())
     assert rejected.friedman_rejects and not rejected.significant_pairs("nemenyi_p").empty
+    assert rejected.nemenyi_as_read() is rejected.nemenyi_p
 
 
 def test_too_few_datasets_or_detectors_are_not_tested() -> None:

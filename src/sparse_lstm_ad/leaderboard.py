@@ -74,9 +74,10 @@ def check_one_run_per_seed(runs: pd.DataFrame, sweep: str) -> None:
     (dataset, detector, seed), count = next(iter(repeats.items()))
     raise ValueError(
         f"{sweep}: {len(repeats)} (dataset, detector, seed) have more than one run, e.g. "
-        f"{detector} on {dataset} seed {seed} ({count} runs): the sweep varies another key, "
-        "and a leaderboard compares one setting per detector (`report` splits by every swept "
-        "key)"
+        f"{detector} on {dataset} seed {seed} ({count} runs): the sweep varies another key, or "
+        "it holds runs of an earlier version of their config (a sweep resumed after an upgrade:"
+        " use a new sweep folder); a leaderboard compares one setting per detector (`report` "
+        "splits by every swept key)"
     )
 
 
@@ -125,14 +126,19 @@ def ranks(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
     return means.rank(axis=1, ascending=False, method="average")
 
 
-def average_ranks(runs: pd.DataFrame) -> pd.DataFrame:
-    """Detector -> its mean rank per metric over the AUC-PR tests' block of datasets and
-    detectors (significance.common_block); best AUC-PR rank first. `datasets`: how many
-    were ranked; a detector left out is named by `missing_datasets`."""
+def ranked_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs of the AUC-PR tests' block of datasets and detectors (significance.
+    common_block): what the rank table and the rank plot rank."""
     block = significance.common_block(cell_stats(runs, "auc_pr")["mean"].unstack("detector"))
-    kept = runs[runs["dataset"].isin(block.index) & runs["detector"].isin(block.columns)]
+    return runs[runs["dataset"].isin(block.index) & runs["detector"].isin(block.columns)]
+
+
+def average_ranks(runs: pd.DataFrame) -> pd.DataFrame:
+    """Detector -> its mean rank per metric over `ranked_runs`; best AUC-PR rank first.
+    `datasets`: how many were ranked; a detector left out is named by `missing_datasets`."""
+    kept = ranked_runs(runs)
     table = pd.DataFrame({label: ranks(kept, m).mean() for m, label in METRICS.items()})
-    table["datasets"] = len(block)
+    table["datasets"] = kept["dataset"].nunique()
     return table.sort_values(["AUC-PR", "VUS-PR"], kind="stable").rename_axis("detector")
 
 
@@ -318,9 +324,8 @@ def _holm_table(c: RankComparison) -> pd.DataFrame:
 # ---- The whole leaderboard ----
 
 
-def _set_title(dataset_set: str, runs: pd.DataFrame) -> str:
+def _set_title(dataset_set: str, count: int) -> str:
     """'the 9 datasets', 'the 7 tuning datasets', 'the 1 confirmation dataset'."""
-    count = runs["dataset"].nunique()
     words = ["the", str(count), dataset_set, "dataset" if count == 1 else "datasets"]
     return " ".join(word for word in words if word)
 
@@ -380,7 +385,7 @@ def leaderboard_markdown(runs: pd.DataFrame, title: str, confirmation: Sequence[
 
 
 def _ranks_and_tests(runs: pd.DataFrame, dataset_set: str) -> list[str]:
-    where = _set_title(dataset_set, runs)
+    where = _set_title(dataset_set, runs["dataset"].nunique())
     if runs.empty:
         return [f"## Average rank across {where}", "No runs."]
     parts = [
@@ -407,11 +412,11 @@ def critical_difference_diagrams(
         for metric, comparison in rank_comparisons(subset).items():
             if comparison.nemenyi_p is None:  # the tests did not run (comparison.not_run)
                 continue
-            title = f"{TESTED[metric]}: average rank over {_set_title(name, subset)}"
+            title = f"{TESTED[metric]}: average rank over {_set_title(name, comparison.datasets)}"
             written.append(
                 plots.critical_difference_diagram(
                     comparison.average_ranks,
-                    comparison.nemenyi_p,
+                    comparison.nemenyi_as_read(),
                     comparison.critical_difference,
                     comparison.alpha,
                     title,
@@ -431,7 +436,6 @@ def write_leaderboard(
     """The leaderboard of the sweep's runs (or of a runs.csv it wrote), with runs.csv, the
     rank plot and the critical-difference diagrams, logged to the sweep's parent and moved
     into `out` (default SWEEP/leaderboard)."""
-    from sparse_lstm_ad import plots
     from sparse_lstm_ad.report import finished_runs, publish, staging
 
     if from_csv is not None:
@@ -447,7 +451,7 @@ def write_leaderboard(
         folder = Path(tmp)
         (folder / "leaderboard.md").write_text(markdown)
         runs.to_csv(folder / "runs.csv", index=False)
-        plot = plots.rank_plot(ranks(runs, "auc_pr"), "AUC-PR", folder / "ranks.png")
+        plot = plots.rank_plot(ranks(ranked_runs(runs), "auc_pr"), "AUC-PR", folder / "ranks.png")
         diagrams = critical_difference_diagrams(runs, confirmation, folder)
         files = [folder / "leaderboard.md", folder / "runs.csv", plot, *diagrams]
         publish(files, out, None if from_csv else cfg, sweep, "leaderboard")

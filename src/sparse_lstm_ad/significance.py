@@ -103,6 +103,13 @@ class RankComparison:
         """Whether the ranks differ at all: Nemenyi's post-hoc pairs are read only then."""
         return bool(self.friedman_p < self.alpha)
 
+    def nemenyi_as_read(self) -> pd.DataFrame | None:
+        """Nemenyi's p-values as the diagram draws them: every pair joined (p = 1) where
+        Friedman does not reject, as the text reads no pair then."""
+        if self.nemenyi_p is None or self.friedman_rejects:
+            return self.nemenyi_p
+        return pd.DataFrame(1.0, index=self.nemenyi_p.index, columns=self.nemenyi_p.columns)
+
     def significant_pairs(self, column: str) -> pd.DataFrame:
         """The pairs whose `column` p-value ('holm_p' or 'nemenyi_p') is below alpha; none of
         Nemenyi's where Friedman does not reject (Demšar 2006, 3.2.2: the post-hoc test
