@@ -188,6 +188,9 @@ def test_window_scope_reconstructs_each_window_once_and_its_mse_is_the_plain_one
     assert sum(reconstructed) == len(windows["test"].view)
     assert mse == pytest.approx(error_moments(windows["test"].view, reconstruct).mse, rel=1e-12)
     assert np.isfinite(rows_scored.scores).all()
+    broken = lambda batch: np.full(batch.shape, np.nan)  # noqa: E731 - a diverged network's
+    with pytest.raises(ValueError, match="NaN or inf"):
+        fit_errors(broken, cfg, windows, ScoringScope.window)
 
 
 def test_a_network_that_learned_nothing_with_a_finite_loss_fails_as_diverged() -> None:

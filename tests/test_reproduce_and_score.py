@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -231,6 +232,11 @@ def test_an_output_named_compressed_is_compressed_as_named(
         assert archive.namelist() == ["scores.csv"]
     with tarfile.open(tmp_path / "scores.csv.tar.gz", "r:gz") as archive:
         assert archive.getnames() == ["scores.csv"]
+    # .zst without zstandard (no dependency of ours): one line before scoring, not a traceback
+    # after it.
+    zst = tmp_path / "scores.csv.zst"
+    if importlib.util.find_spec("zstandard") is None:
+        assert run(main, [*argv, str(zst)]) == 2 and not zst.exists()
 
 
 def test_a_channel_of_whole_numbers_scores_as_the_same_values_as_floats(

@@ -167,3 +167,5 @@ def test_a_threshold_resting_on_a_handful_of_validation_rows_says_so() -> None:
     longer = np.random.default_rng(0).normal(size=900)
     assert thin_promise(longer, quantile) is None
     assert thin_promise(longer, pot) == pytest.approx(0.9)
+    following = ScoringConfig(threshold=Threshold.pot, pot_risk=1e-3, calibrate_rows=1000)
+    assert thin_promise(longer, following) is None  # it rests on the scored rows then

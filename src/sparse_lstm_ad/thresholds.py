@@ -132,7 +132,10 @@ MIN_ROWS_ABOVE = 5
 
 def thin_promise(val_scores: np.ndarray, cfg: ScoringConfig) -> float | None:
     """The number of validation rows expected above the threshold, where it is too few
-    (below MIN_ROWS_ABOVE) for the promised share to be more than a guess; else None."""
+    (below MIN_ROWS_ABOVE) for the promised share to be more than a guess; else None. None
+    with `calibrate_rows`: the threshold then follows the scored rows, not these alone."""
+    if cfg.calibrate_rows:
+        return None
     scored = int(np.isfinite(np.asarray(val_scores, dtype=np.float64)).sum())
     expected = scored * promised_share(cfg)
     return expected if expected < MIN_ROWS_ABOVE else None

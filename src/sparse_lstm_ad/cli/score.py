@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +44,10 @@ def score(
 
     for option, target in (("--output", output), ("--plot", plot)):
         _refuse_directory(option, target)
+    compression = _compression(output)  # before scoring: a format pandas cannot write here
     table, threshold = score_csv(store_config(store), model_uri, path, time_column, top)
     with written_whole(output) as partial:
-        table.to_csv(partial, index=False, compression=_compression(output))
+        table.to_csv(partial, index=False, compression=compression)
     if plot is not None:
         from sparse_lstm_ad import plots
 
@@ -68,6 +70,8 @@ def _compression(path: Path) -> dict[str, str] | None:
     method = infer_compression(str(path), "infer")
     if method is None:
         return None
+    if method == "zstd" and importlib.util.find_spec("zstandard") is None:
+        raise ValueError(f"--output {path}: .zst needs the zstandard package, not installed")
     options = {"method": method}
     if method in ("zip", "tar"):  # its one member, named as pandas names it from `path`
         member = path.name.removesuffix(path.suffix)

@@ -165,7 +165,7 @@ def raise_if_unlearned(train_mse: float, train: np.ndarray, cfg: Config) -> None
     hides it from the non-finite check (train.learning_rate=1e12: MSE 4e24, early stopping
     at epoch 2, a FINISHED run with the baseline's AUC-PR)."""
     variance = float(np.var(train, axis=0).mean())
-    if train_mse > UNLEARNED_FACTOR * max(variance, np.finfo(np.float32).tiny):
+    if not train_mse <= UNLEARNED_FACTOR * max(variance, np.finfo(np.float32).tiny):  # NaN too
         raise TrainingDiverged(
             f"the network reconstructs its training windows with MSE {train_mse:.3g}, over "
             f"{UNLEARNED_FACTOR:g} times their rows' variance ({variance:.3g}): it learned "

@@ -90,7 +90,7 @@ def warn_of_a_thin_promise(cfg: ScoringConfig, val_scores: np.ndarray) -> None:
     log.warning(
         "the threshold's promise (%.2g %% of normal rows flagged) rests on about %.1f of the "
         "validation rows above it: expect more false alarms than that; more validation rows "
-        "(train.validation_split, or more training rows) or scoring.calibrate_rows firm it up",
+        "(train.validation_split, or more training rows) firm it up",
         100 * promised_share(cfg),
         expected,
     )
