@@ -166,3 +166,15 @@ def test_the_critical_difference_diagram_is_written(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == [path]  # written whole: no scratch file left
     too_few = significance.compare_detectors(_means().iloc[:2])
     assert too_few.nemenyi_p is None and "at least 3 datasets" in str(too_few.not_run)
+
+
+def test_rounding_splits_no_rank() -> None:
+    """Means equal but for the order of a sum (one ulp apart) share their rank and win
+    nothing over each other, in the tests as in the leaderboard's table."""
+    means = _means()
+    means["D"] = np.nextafter(means["C"], 1.0)  # C's scores, summed in another order
+    result = significance.compare_detectors(means)
+    assert result.average_ranks["C"] == result.average_ranks["D"]
+    assert result.pairs is not None
+    pair = result.pairs[(result.pairs["a"] == "C") & (result.pairs["b"] == "D")].iloc[0]
+    assert pair["a_wins"] == pair["b_wins"] == 0 and pair["wilcoxon_p"] == 1.0

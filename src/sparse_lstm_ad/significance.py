@@ -25,6 +25,7 @@ from statsmodels.stats.multitest import multipletests
 ALPHA = 0.05
 # Metrics lie in [0, 1]: differences below this are floating-point rounding, not results.
 ROUNDING = 1e-12
+ROUNDING_PLACES = 12  # the same, as decimals to round means to before they are ranked
 MIN_DATASETS = 3
 # A paired t test on one or two seeds (one degree of freedom: t > 12.7 at 5 %) calls nearly
 # any difference noise: a detector worse on both seeds by 0.14 AUC-ROC was marked tied.
@@ -145,7 +146,7 @@ def common_block(means: pd.DataFrame) -> pd.DataFrame:
 def compare_detectors(means: pd.DataFrame, alpha: float = ALPHA) -> RankComparison:
     """Friedman, Nemenyi and Holm-corrected pairwise Wilcoxon tests of `means` (datasets x
     detectors, higher is better) on their `common_block`."""
-    complete = common_block(means)
+    complete = common_block(means).round(ROUNDING_PLACES)  # rounding splits no rank or tie
     n, k = complete.shape
     ranks = complete.rank(axis=1, ascending=False).mean().sort_values(kind="stable")
     counts = {"datasets": n, "detectors": k, "average_ranks": ranks, "alpha": alpha}
