@@ -70,9 +70,10 @@ def test_precision_recall_f1_by_hand() -> None:
     assert precision_recall_f1(scores, labels, 0.7) == pytest.approx((0.5, 1 / 3, 0.4))
     # A score equal to the threshold is not flagged: > 0.8 flags 0.9 only: 1, 1/3, 1/2.
     assert precision_recall_f1(scores, labels, 0.8) == pytest.approx((1.0, 1 / 3, 0.5))
-    # Nothing flagged, or no positives: all 0.0.
+    # Nothing flagged: all 0.0. No positives: recall and F1 undefined, NaN.
     assert precision_recall_f1(scores, labels, 1.0) == (0.0, 0.0, 0.0)
-    assert precision_recall_f1(scores, np.zeros(5, dtype=int), 0.5) == (0.0, 0.0, 0.0)
+    no_positive = precision_recall_f1(scores, np.zeros(5, dtype=int), 0.5)
+    assert no_positive[0] == 0.0 and np.isnan(no_positive[1]) and np.isnan(no_positive[2])
 
 
 def test_quantile_threshold() -> None:
@@ -213,3 +214,13 @@ def test_mass_hit_rate_ranks_the_kept_channels_at_every_row() -> None:
     assert mass_attribution_metrics(mass, truth)["mass_hit_rate_100"] == pytest.approx(1.5 / 3)
     # @150%: row 1 looks at top-1 (floor 1.5), row 4 at top-3: both found.
     assert mass_attribution_metrics(mass, truth)["mass_hit_rate_150"] == pytest.approx(2 / 3)
+
+
+def test_a_test_part_without_anomalies_has_no_recall_or_f1() -> None:
+    """Its AUCs were NaN and its recall and F1 0.0: averaged over seeds, zeros pulled a
+    detector's F1 down for anomalies that were not there to find."""
+    scores, labels = np.arange(10.0), np.zeros(10, dtype=int)
+    flagged = evaluate(scores, labels, threshold=5.0)
+    assert flagged.precision == 0.0  # every flag a false alarm: defined
+    assert np.isnan(flagged.recall) and np.isnan(flagged.f1) and np.isnan(flagged.auc_pr)
+    assert np.isnan(evaluate(scores, labels, threshold=50.0).precision)  # nothing flagged

@@ -73,12 +73,17 @@ def auc_pr(scores: np.ndarray, labels: np.ndarray) -> float:
 def precision_recall_f1(
     scores: np.ndarray, labels: np.ndarray, threshold: float
 ) -> tuple[float, float, float]:
-    """Point-wise precision, recall and F1 of ``score > threshold``; 0.0 where undefined."""
+    """Point-wise precision, recall and F1 of ``score > threshold``. Nothing flagged: precision
+    0.0. No positive label: recall and F1 NaN, as the AUCs (nothing was there to find: a 0.0
+    would pull a mean over seeds or data sets down), precision 0.0 if anything is flagged."""
     from sklearn.metrics import precision_recall_fscore_support  # late: see the module's note
 
     scores, positive = _scores_and_labels(scores, labels)
+    flagged = scores > threshold
+    if not positive.any():
+        return (0.0 if flagged.any() else float("nan")), float("nan"), float("nan")
     precision, recall, f1, _ = precision_recall_fscore_support(
-        positive, scores > threshold, average="binary", zero_division=0.0
+        positive, flagged, average="binary", zero_division=0.0
     )
     return float(precision), float(recall), float(f1)
 
