@@ -351,3 +351,28 @@ def test_a_database_that_answers_but_refuses_is_told_at_once(tmp_path: Path) -> 
         hangs_up.join(timeout=10)
     assert message.startswith(f"tracking.uri=postgresql://user@127.0.0.1:{port}/db cannot be")
     assert 2 <= len(accepted) <= 3, accepted
+
+
+def test_optuna_with_no_trial_is_one_line(tmp_path: Path) -> None:
+    """n_trials=0 passed the checks, opened the sweep's parent run, and ended in Optuna's
+    traceback (`No trials are completed yet`), the parent left KILLED."""
+    overrides = ["-m", "model=sparse", "hydra.sweeper.n_trials=0"]
+    argv = _argv(tmp_path, overrides)
+    argv[argv.index(FAST)] = "+experiment=tune"
+    with pytest.raises(UsageError, match=r"^hydra.sweeper.n_trials=0: give at least 1 trial$"):
+        check_command(argv, CONF)
+    assert store_runs(tmp_path / "mlruns") == []
+
+
+def test_a_config_file_that_is_no_yaml_is_one_line_naming_it(tmp_path: Path) -> None:
+    """A syntax error in a conf/ file was a 108-line traceback from the YAML parser."""
+    import shutil
+
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF, conf)
+    (conf / "model" / "broken.yaml").write_text("kind: pca\npca_variance: [5\n")
+    with pytest.raises(UsageError) as refused:
+        check_command(_argv(tmp_path, ["model=broken"]), conf)
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith(f"{conf / 'model' / 'broken.yaml'} line 3")
+    assert message.endswith("(not valid YAML)")

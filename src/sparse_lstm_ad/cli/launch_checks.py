@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra._internal.utils import get_args_parser
@@ -79,6 +80,8 @@ def composed_command(argv: list[str], conf_dir: Path) -> Command | None:
     _COMPOSED.update(task_overrides(job) for job in jobs)
     if args.cfg:  # printing the config runs nothing: no data, no store
         return None
+    if hydra is not None and (trials := hydra.sweeper.get("n_trials")) is not None and trials < 1:
+        raise UsageError(f"hydra.sweeper.n_trials={trials}: give at least 1 trial")
     if hydra is None:
         if configs[0].selection.enabled:  # one run: one candidate, no choice, no note
             raise UsageError(
@@ -187,6 +190,15 @@ def _compose(config_name: str, overrides: list[str]) -> DictConfig:
         raise UsageError(hydra_error_line(error)) from error
     except OmegaConfBaseException as error:
         raise UsageError(_omegaconf_line(error)) from error
+    except yaml.MarkedYAMLError as error:  # a config file of conf/ that is no YAML
+        raise UsageError(_yaml_line(error)) from error
+
+
+def _yaml_line(error: yaml.MarkedYAMLError) -> str:
+    """'conf/model/knn.yaml line 3: expected ',' or ']', but got '<stream end>''."""
+    mark = error.problem_mark or error.context_mark
+    where = f"{mark.name} line {mark.line + 1}" if mark is not None else "a config file"
+    return f"{where}: {error.problem or error.context} (not valid YAML)"
 
 
 def _checked(config_name: str, overrides: list[str]) -> Config:
