@@ -39,16 +39,20 @@ class KnnDetector(NothingToShow):
         return {"knn": path}
 
 
+def neighbours(cfg) -> int:  # model.options.neighbours, read one way by check and fit
+    value = cfg.model.options.get("neighbours", 5)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"model.options.neighbours={value} is not allowed: a whole number >= 1")
+    return value
+
+
 def check(cfg) -> None:  # run by the command's checks, before any run: one line, exit 2
-    neighbours = int(cfg.model.options.get("neighbours", 5))
-    if neighbours < 1:
-        raise ValueError(f"model.options.neighbours={neighbours} is not allowed: must be >= 1")
+    neighbours(cfg)
 
 
 def fit(cfg, train, windows, on_epoch) -> Fitted:
-    neighbours = int(cfg.model.options.get("neighbours", 5))
     started = time.perf_counter()
-    detector = KnnDetector(flat_windows(windows["train"]), cfg.data.window, neighbours)
+    detector = KnnDetector(flat_windows(windows["train"]), cfg.data.window, neighbours(cfg))
     return Fitted(detector, FitResult(seconds=time.perf_counter() - started))
 
 

@@ -83,11 +83,13 @@ def test_a_detector_added_as_one_module_and_one_yaml_runs_and_scores(
     frame = pd.DataFrame(values, columns=channels)
     assert np.isfinite(model.predict(frame)["score"][14:]).all()
     # Its own check runs with the command's: one line, exit 2, and no run (not even FAILED).
-    bad = run_cli("model=knn", "model.options.neighbours=0", "+experiment=fast", search)
-    assert bad.returncode == 2 and bad.stderr.strip() == (
-        "error: model.options.neighbours=0 is not allowed: must be >= 1"
-    )
+    for value in ("0", "abc", "2.7"):  # "abc" said `invalid literal for int()`; 2.7 ran as 2
+        bad = run_cli("model=knn", f"model.options.neighbours={value}", "+experiment=fast", search)
+        assert bad.returncode == 2 and bad.stderr.strip() == (
+            f"error: model.options.neighbours={value} is not allowed: a whole number >= 1"
+        )
     assert len(store_runs(tmp_path / "mlruns")) == 1
+    assert run.data.metrics["fit_seconds"] > 0  # the example times its fit, as README's does
 
 
 @pytest.mark.parametrize("model", ["pca", "standard"])
