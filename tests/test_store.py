@@ -24,7 +24,7 @@ from sparse_lstm_ad import tracking
 from sparse_lstm_ad.config import TrackingConfig
 from sparse_lstm_ad.tracking.liveness import close_dead_runs
 from sparse_lstm_ad.tracking.retries import free_interrupted_write
-from tests.conftest import store_runs
+from tests.conftest import ROOT, store_runs
 
 
 def test_a_run_on_another_host_is_closed_by_its_heartbeat(
@@ -151,3 +151,19 @@ def test_a_deleted_experiment_names_a_restore_command_that_works_as_printed(
     assert list(elsewhere.iterdir()) == []
     tracking.forget_stores()
     assert tracking.prepare_store(cfg)  # the experiment is back
+
+
+def test_the_code_version_is_the_packages_checkout_wherever_the_command_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run from /tmp, a run was tagged git_commit=unknown and reproduce warned that the code
+    differed: git was asked about the current folder, not the package's checkout."""
+    import subprocess
+
+    from sparse_lstm_ad.tracking.liveness import git_tags
+
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=True
+    ).stdout.strip()
+    monkeypatch.chdir(tmp_path)  # no repository here
+    assert git_tags()["git_commit"] == head

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
@@ -33,11 +34,14 @@ STALE_BEATS = 10
 
 
 def git_tags() -> dict[str, str]:
-    """The commit the code ran from, and whether the work tree had uncommitted changes."""
+    """The commit the code ran from, and whether the work tree had uncommitted changes: of
+    the checkout this package is in (installed in place), wherever the command runs from (a
+    run made from /tmp was tagged `unknown`, and reproduce then warned the code differed)."""
+    package = Path(__file__).resolve().parent
 
     def git(*args: str) -> str:
         return subprocess.run(
-            ["git", *args], capture_output=True, text=True, check=True, timeout=10
+            ["git", *args], capture_output=True, text=True, check=True, timeout=10, cwd=package
         ).stdout.strip()
 
     try:
