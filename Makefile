@@ -44,8 +44,8 @@ gpu: $(STAMP)
 
 # Two pytest workers (pytest-xdist), each taking the next test as it finishes one: the suite
 # is mostly processes waiting on imports and servers, so two share 2 cores well. Measured from a
-# fresh clone of 6655692 on a 2-core machine just left idle (2026-12-06): 472 tests in 316 s of
-# pytest (6 min 23 s with the venv; 293 s for e899dce).
+# fresh clone of 2c40f98 on a 2-core machine just left idle (2026-12-06): 510 tests in 308 s of
+# pytest (6 min 9 s with the venv; 331-338 s in other readings; 316 s for 6655692).
 # TEST_WORKERS=0 runs it in this one process.
 TEST_WORKERS ?= 2
 test: $(STAMP)
