@@ -103,6 +103,7 @@ def test_a_sweep_logs_to_the_server(tracking_server: str, tmp_path: Path) -> Non
     # The server is the UI: the sweep ends with its link, on the training-runs view.
     link = f"{tracking_server}/#/experiments/{runs['experiment_id'].iloc[0]}/runs"
     assert f"The runs in the MLflow UI: {link}?workflowType=machine_learning" in result.stdout
+    assert "View run" not in result.stdout  # MLflow's own lines: a run's log says where it is
     assert list(parents["status"]) == ["FINISHED"]
     assert sorted(children["status"]) == ["FINISHED", "FINISHED"]
     # The network's model went through the server's artifact store and loads back by run URI.

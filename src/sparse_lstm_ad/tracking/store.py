@@ -140,6 +140,10 @@ def quiet_mlflow() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     # Progress bars of artifact transfers would fill every job's log and every command's output.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # MLflow prints "View run ... / View experiment ..." to stdout as each run against a
+    # server ends: a run says where it is in its own log line, and a command's output is its
+    # outcome (reproduce printed them).
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 @contextmanager
