@@ -66,6 +66,7 @@ def test_pca_leaves_a_residual_and_scores_it_not_the_rows() -> None:
     total = np.c_[a, a.sum(axis=1)]  # a channel that is the others' total: rank 2 of 3
     standardised = ((total - total.mean(axis=0)) / total.std(axis=0)).astype(np.float32)
     assert fit_pca(standardised, 0.9999).basis.shape == (3, 1)
+    assert fit_pca(np.ones((50, 4), dtype=np.float32), 0.9).basis.shape == (4, 0)  # rank 0
     windows = {p: Windows(getattr(rows, p), cfg.data.window) for p in ("train", "val", "test")}
     scores = {}
     for kind in ("pca", "mahalanobis"):

@@ -376,3 +376,8 @@ def test_a_config_file_that_is_no_yaml_is_one_line_naming_it(tmp_path: Path) -> 
     message = str(refused.value)
     assert "\n" not in message and message.startswith(f"{conf / 'model' / 'broken.yaml'} line 3")
     assert message.endswith("(not valid YAML)")
+    # A Latin-1 byte, a control character: no position, and they escaped as tracebacks.
+    for content in (b"kind: pca\n# caf\xe9\n", b"kind: pca \x07\n"):
+        (conf / "model" / "broken.yaml").write_bytes(content)
+        with pytest.raises(UsageError, match=r"^a config file of conf/ cannot be read: "):
+            check_command(_argv(tmp_path, ["model=broken"]), conf)

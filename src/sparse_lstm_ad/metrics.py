@@ -73,9 +73,9 @@ def auc_pr(scores: np.ndarray, labels: np.ndarray) -> float:
 def precision_recall_f1(
     scores: np.ndarray, labels: np.ndarray, threshold: float
 ) -> tuple[float, float, float]:
-    """Point-wise precision, recall and F1 of ``score > threshold``. Nothing flagged: precision
-    0.0. No positive label: recall and F1 NaN, as the AUCs (nothing was there to find: a 0.0
-    would pull a mean over seeds or data sets down), precision 0.0 if anything is flagged."""
+    """Point-wise precision, recall and F1 of ``score > threshold``. Nothing flagged: all 0.0.
+    No positive label: recall and F1 NaN, as the AUCs (nothing was there to find: a 0.0 would
+    pull a mean over seeds or data sets down), precision 0.0 if anything is flagged, else NaN."""
     from sklearn.metrics import precision_recall_fscore_support  # late: see the module's note
 
     scores, positive = _scores_and_labels(scores, labels)

@@ -24,8 +24,8 @@ from statsmodels.stats.multitest import multipletests
 
 ALPHA = 0.05
 # Metrics lie in [0, 1]: differences below this are floating-point rounding, not results.
-ROUNDING = 1e-12
-ROUNDING_PLACES = 12  # the same, as decimals to round means to before they are ranked
+ROUNDING_PLACES = 12  # decimals means are rounded to before they are ranked
+ROUNDING = 10.0**-ROUNDING_PLACES
 MIN_DATASETS = 3
 # A paired t test on one or two seeds (one degree of freedom: t > 12.7 at 5 %) calls nearly
 # any difference noise: a detector worse on both seeds by 0.14 AUC-ROC was marked tied.
@@ -146,7 +146,8 @@ def common_block(means: pd.DataFrame) -> pd.DataFrame:
 def compare_detectors(means: pd.DataFrame, alpha: float = ALPHA) -> RankComparison:
     """Friedman, Nemenyi and Holm-corrected pairwise Wilcoxon tests of `means` (datasets x
     detectors, higher is better) on their `common_block`."""
-    complete = common_block(means).round(ROUNDING_PLACES)  # rounding splits no rank or tie
+    # Rounded: means apart by a sum's order alone almost never split a rank or a tie.
+    complete = common_block(means).round(ROUNDING_PLACES)
     n, k = complete.shape
     ranks = complete.rank(axis=1, ascending=False).mean().sort_values(kind="stable")
     counts = {"datasets": n, "detectors": k, "average_ranks": ranks, "alpha": alpha}

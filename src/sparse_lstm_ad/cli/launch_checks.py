@@ -190,15 +190,18 @@ def _compose(config_name: str, overrides: list[str]) -> DictConfig:
         raise UsageError(hydra_error_line(error)) from error
     except OmegaConfBaseException as error:
         raise UsageError(_omegaconf_line(error)) from error
-    except yaml.MarkedYAMLError as error:  # a config file of conf/ that is no YAML
+    except (yaml.YAMLError, UnicodeDecodeError) as error:  # a conf/ file that is no YAML
         raise UsageError(_yaml_line(error)) from error
 
 
-def _yaml_line(error: yaml.MarkedYAMLError) -> str:
-    """'conf/model/knn.yaml line 3: expected ',' or ']', but got '<stream end>''."""
-    mark = error.problem_mark or error.context_mark
-    where = f"{mark.name} line {mark.line + 1}" if mark is not None else "a config file"
-    return f"{where}: {error.problem or error.context} (not valid YAML)"
+def _yaml_line(error: yaml.YAMLError | UnicodeDecodeError) -> str:
+    """'conf/model/knn.yaml line 3: expected ',' or ']', but got '<stream end>' (not valid
+    YAML)'; without a position, the error's first line."""
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    what = getattr(error, "problem", None) or getattr(error, "context", None)
+    if mark is None or what is None:
+        return f"a config file of conf/ cannot be read: {str(error).splitlines()[0]}"
+    return f"{mark.name} line {mark.line + 1}: {what} (not valid YAML)"
 
 
 def _checked(config_name: str, overrides: list[str]) -> Config:

@@ -21,7 +21,11 @@ from sparse_lstm_ad.cli.subcommand import subcommand
     help="the servers' state",
 )
 @click.option(
-    "--port", type=click.IntRange(1, 65535), default=5001, show_default=True, help="server port"
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=5001,
+    show_default=True,
+    help="MLflow tracking server port",
 )
 @click.option(
     "--backend", type=click.Choice(["sqlite", "postgres"]), default="postgres", show_default=True

@@ -68,7 +68,7 @@ def fit_pca(train: np.ndarray, variance_share: float) -> LinearReconstruction:
     # A float in (0, 1) asks PCA for the fewest components reaching that share.
     share = None if variance_share >= 1 else variance_share
     wanted = PCA(n_components=share, svd_solver="full").fit(rows).n_components_
-    kept = min(wanted, rank - 1)
+    kept = max(0, min(wanted, rank - 1))  # constant rows (rank 0): no component
     if kept < wanted:
         log.info(
             "pca: %d components explain model.pca_variance=%g of rows of rank %d; keeping %d, "

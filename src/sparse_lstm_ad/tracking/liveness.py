@@ -45,6 +45,8 @@ def git_tags() -> dict[str, str]:
         ).stdout.strip()
 
     try:
+        git("ls-files", "--error-unmatch", "--", Path(__file__).name)  # in a checkout, not a
+        # copy installed into a venv that an outer repository holds
         dirty = bool(git("status", "--porcelain"))
         return {"git_commit": git("rev-parse", "HEAD"), "git_dirty": str(dirty)}
     except (OSError, subprocess.SubprocessError):
