@@ -9,6 +9,8 @@ import click
 
 from sparse_lstm_ad.cli.subcommand import subcommand
 
+PORT = click.IntRange(1, 65535)  # a port the server can bind: else it fails inside its own log
+
 
 @subcommand("server")
 @click.argument("action", type=click.Choice(["start", "stop"]))
@@ -20,23 +22,11 @@ from sparse_lstm_ad.cli.subcommand import subcommand
     show_default=True,
     help="the servers' state",
 )
-@click.option(
-    "--port",
-    type=click.IntRange(1, 65535),
-    default=5001,
-    show_default=True,
-    help="MLflow tracking server port",
-)
+@click.option("--port", type=PORT, default=5001, show_default=True, help="MLflow server port")
 @click.option(
     "--backend", type=click.Choice(["sqlite", "postgres"]), default="postgres", show_default=True
 )
-@click.option(
-    "--pg-port",
-    type=click.IntRange(1, 65535),
-    default=5433,
-    show_default=True,
-    help="PostgreSQL port",
-)
+@click.option("--pg-port", type=PORT, default=5433, show_default=True, help="PostgreSQL port")
 def server(action: str, folder: Path, port: int, backend: str, pg_port: int) -> None:
     """A shared MLflow tracking server on 127.0.0.1, backed by SQLite or a private
     PostgreSQL; jobs log to it with tracking.uri=http://127.0.0.1:PORT."""
