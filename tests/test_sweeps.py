@@ -183,6 +183,9 @@ def test_optuna_searches_l1_and_hidden_and_logs_the_best(run_cli: RunCli, tmp_pa
     assert float(parent.data.tags["best.model.l1"]) == pytest.approx(
         float(best.data.params["model.l1"])
     )
+    # The run that reached it, and the L1 it was fitted at (a closed layer refits at a tenth).
+    assert parent.data.tags["best.run_id"] == best.info.run_id
+    assert float(parent.data.tags["best.l1_effective"]) == best.data.metrics["l1_effective"]
 
 
 def test_jobs_of_one_identity_run_one_at_a_time(tmp_path: Path) -> None:

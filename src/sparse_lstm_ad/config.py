@@ -249,6 +249,9 @@ class ScoringConfig:
     vus_max_buffer: int = 100  # VUS averages range curves over buffers 0..this many rows
 
 
+# What a job returns to its sweeper (Optuna minimises it): a label-free figure, no test label.
+OBJECTIVE = "val_reconstruction_mse"
+
 # The label-free criteria a selection sweep ranks its candidates by (selection.py).
 SELECTION_CRITERIA = ("injected_auc_pr", "centrality")
 

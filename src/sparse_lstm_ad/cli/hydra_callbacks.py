@@ -18,7 +18,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from sparse_lstm_ad.config import TrackingConfig
+from sparse_lstm_ad.config import OBJECTIVE, TrackingConfig
 from sparse_lstm_ad.config_checks import ConfigError, checked_config
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,31 @@ def _prepare(config: DictConfig) -> TrackingConfig:
         log.error("%s", error)
         sys.exit(2)  # a user's mistake: nothing ran, nothing was logged
     return checked.tracking
+
+
+def _tag_best_run(cfg: Any, parent_id: str, runs: Any, best: Any) -> None:
+    """`best.run_id`, the run that reached Optuna's best value (this sweep's or a skipped
+    job's earlier one), and for a sparse form its `best.l1_effective`, the L1 it was fitted
+    at: smaller than the trial's `best.model.l1` where a closed layer made it refit, and the
+    objective Optuna saw is that L1's."""
+    import pandas as pd
+
+    from sparse_lstm_ad import tracking
+
+    frames = [frame for frame in runs if not frame.empty]
+    column = f"metrics.{OBJECTIVE}"
+    runs = pd.concat(frames) if frames else pd.DataFrame()
+    if column not in runs:
+        return
+    reached = runs[runs[column] == float(best.best_value)]
+    if reached.empty:
+        return
+    run = reached.iloc[0]
+    tags = {"best.run_id": str(run["run_id"])}
+    effective = run.get("metrics.l1_effective")
+    if effective is not None and not pd.isna(effective):
+        tags["best.l1_effective"] = str(effective)
+    tracking.tag_run(cfg, parent_id, tags)
 
 
 class TrackingCallback(Callback):
@@ -100,6 +125,7 @@ class TrackingCallback(Callback):
             tracking.log_best_trial(
                 self.tracking, self.parent_id, float(best.best_value), dict(best.best_params)
             )
+            _tag_best_run(self.tracking, self.parent_id, [runs, earlier], best)
         files = [optuna_results] if optuna_results.exists() else []
         selection = _select(config, self.tracking, self.parent_id)
         status = tracking.end_sweep(self.tracking, self.parent_id, counts, files)

@@ -36,6 +36,7 @@ from sparse_lstm_ad.cli.train_job import (
     note_failure,
     one_at_a_time,
 )
+from sparse_lstm_ad.config import OBJECTIVE
 from sparse_lstm_ad.config_checks import ConfigError, checked_config
 
 # The repository's conf/ (the package is installed in place, `pip install -e .`): an absolute
@@ -51,8 +52,6 @@ quiet_tensorflow_import()
 log = logging.getLogger("train")
 
 register_configs()
-
-OBJECTIVE = "val_reconstruction_mse"
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
