@@ -61,13 +61,13 @@ def fit_pca(train: np.ndarray, variance_share: float) -> LinearReconstruction:
     # In float64: a float32 basis leaves rounding errors of ~1e-7 along the kept components,
     # which the error model's inverse weighs as directions of tiny variance, and they swamp
     # the residual the detector is meant to score.
-    rows = np.asarray(train, dtype=np.float64)
-    full = PCA(svd_solver="full").fit(rows)
+    full = PCA(svd_solver="full").fit(np.asarray(train, dtype=np.float64))
     # Directions of float32 rounding alone (a copied channel, a total of others) are no rank.
     rank = int((full.explained_variance_ > RANK_FLOOR * full.explained_variance_[0]).sum())
-    # A float in (0, 1) asks PCA for the fewest components reaching that share.
-    share = None if variance_share >= 1 else variance_share
-    wanted = PCA(n_components=share, svd_solver="full").fit(rows).n_components_
+    wanted = len(full.explained_variance_ratio_)
+    if variance_share < 1:  # the fewest components reaching the share, by PCA's own rule
+        reached = np.cumsum(full.explained_variance_ratio_)
+        wanted = int(np.searchsorted(reached, variance_share, side="right") + 1)
     kept = max(0, min(wanted, rank - 1))  # constant rows (rank 0): no component
     if kept < wanted:
         log.info(

@@ -59,8 +59,7 @@ def fit_errors(
     inverse, shrinkage = cfg.scoring.inverse, cfg.scoring.shrinkage
     if scope == ScoringScope.window:
         flat = _window_errors(windows[normal].view, reconstruct)
-        if not np.isfinite(flat).all():  # as the step scope's ErrorMoments.add
-            raise ValueError("errors contain NaN or inf")
+        # fit_error_model refuses non-finite errors, as the step scope's ErrorMoments does.
         errors = fit_window_mahalanobis(flat, cfg.data.window, inverse, shrinkage)
         if normal == "train":  # the training errors are at hand: no second pass of the network
             return FittedErrors(errors, float(np.mean(flat**2)), scope)

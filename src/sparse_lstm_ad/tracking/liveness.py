@@ -45,8 +45,8 @@ def git_tags() -> dict[str, str]:
         ).stdout.strip()
 
     try:
-        git("ls-files", "--error-unmatch", "--", Path(__file__).name)  # in a checkout, not a
-        # copy installed into a venv that an outer repository holds
+        # This file is in the checkout, not a copy installed in a venv an outer repo holds.
+        git("ls-files", "--error-unmatch", "--", Path(__file__).name)
         dirty = bool(git("status", "--porcelain"))
         return {"git_commit": git("rev-parse", "HEAD"), "git_dirty": str(dirty)}
     except (OSError, subprocess.SubprocessError):
