@@ -7,7 +7,8 @@ import pytest
 
 from sparse_lstm_ad.config import L1Method, ModelConfig, TrainConfig
 from sparse_lstm_ad.fitting import StoppedBy
-from sparse_lstm_ad.models import build_model, sparse_weights, weight_sparsity
+from sparse_lstm_ad.models import build_model
+from sparse_lstm_ad.sparse_fronts import sparse_weights, weight_sparsity
 from sparse_lstm_ad.training import fit_autoencoder
 from tests.conftest import as_windows
 
@@ -105,13 +106,13 @@ def test_a_closed_sparse_layer_is_fitted_again_with_a_smaller_l1(
 def test_a_projection_collapsed_to_one_direction_is_a_defect_seen_without_labels() -> None:
     """A kernel of rank 1 passes one mix of the channels (the LSTM sees a single signal); an
     open kernel of full rank, or one with a weak second direction, is left alone."""
-    from sparse_lstm_ad.detectors.network import _collapse
-    from sparse_lstm_ad.models import PROJECTION_LAYER, layer_rank
+    from sparse_lstm_ad.sparse_fronts import FRONTS, layer_rank, sparse_weights
     from tests.conftest import compose_config
 
     cfg = compose_config("model=sparse_projection", "model.projection_units=3")
     model = build_model(cfg.model, WINDOW, CHANNELS)
-    kernel = model.get_layer(PROJECTION_LAYER).kernel
+    front = FRONTS["sparse_projection"]
+    kernel = model.get_layer(front.kind).kernel
     rng = np.random.default_rng(0)
     direction = np.outer(rng.normal(size=CHANNELS), [1.0, -0.5, 0.0])
     for weights, defect in (
@@ -121,6 +122,6 @@ def test_a_projection_collapsed_to_one_direction_is_a_defect_seen_without_labels
         (np.zeros((CHANNELS, 3)), "closed (every weight 0"),
     ):
         kernel.assign(weights.astype("float32"))
-        found = _collapse(model, cfg)
+        found = front.defect(sparse_weights(model))
         assert (found is None) if defect is None else found.startswith(defect), found
     assert layer_rank(direction) == 1

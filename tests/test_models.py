@@ -10,14 +10,9 @@ import pytest
 
 from sparse_lstm_ad.config import L1Method, ModelConfig, TrainConfig
 from sparse_lstm_ad.fitting import StoppedBy, TrainingDiverged, raise_if_diverged
-from sparse_lstm_ad.models import (
-    FeatureGate,
-    build_model,
-    channel_mass,
-    projection_width,
-    sparse_weights,
-    weight_sparsity,
-)
+from sparse_lstm_ad.models import build_model
+from sparse_lstm_ad.sparse_fronts import FRONTS, projection_width, sparse_weights, weight_sparsity
+from sparse_lstm_ad.sparse_layers import FeatureGate
 from sparse_lstm_ad.training import fit_autoencoder
 from tests.conftest import as_windows
 
@@ -89,9 +84,9 @@ def test_weight_sparsity_on_a_hand_made_gate() -> None:
 
 def test_channel_mass_per_layer_kind() -> None:
     gate = np.array([[1.0, -2.0], [3.0, 0.0]])  # (time step, channel)
-    np.testing.assert_allclose(channel_mass(gate, "sparse_gate"), [4.0, 2.0])
+    np.testing.assert_allclose(FRONTS["sparse_gate"].channel_mass(gate), [4.0, 2.0])
     kernel = np.array([[1.0, -2.0, 0.5], [0.0, 0.0, 3.0]])  # (channel, unit)
-    np.testing.assert_allclose(channel_mass(kernel, "sparse_projection"), [3.5, 3.0])
+    np.testing.assert_allclose(FRONTS["sparse_projection"].channel_mass(kernel), [3.5, 3.0])
 
 
 def test_gate_config_round_trips() -> None:

@@ -10,7 +10,8 @@ from sparse_lstm_ad import graph_cache
 from sparse_lstm_ad.config import ModelConfig, TrainConfig
 from sparse_lstm_ad.data import Windows
 from sparse_lstm_ad.epoch_graph import batching
-from sparse_lstm_ad.models import build_model, sparse_weights
+from sparse_lstm_ad.models import build_model
+from sparse_lstm_ad.sparse_fronts import sparse_weights
 from sparse_lstm_ad.training import fit_autoencoder, make_repeatable, use_xla
 
 WINDOW, CHANNELS = 5, 3

@@ -181,7 +181,7 @@ class ModelConfig:
     kind: str = "standard"
     hidden: int | None = None  # LSTM units; null: models.hidden_units(channels), see there
     layers: int = 1  # stacked LSTM layers on each side
-    # L1 coefficient of the sparse layer (see models.SparseL1); unused by the other kinds.
+    # L1 coefficient of the sparse layer (see sparse_layers.SparseL1); unused by the other kinds.
     l1: float = 1.0
     l1_method: L1Method = L1Method.proximal
     gate_init: GateInit = GateInit.ones

@@ -1,59 +1,18 @@
 """The LSTM autoencoders: standard, sparse gate (the seed's form), sparse projection (the paper's).
 
 All three reconstruct a window of shape (length, channels) from a code of `hidden` units. The
-sparse forms put an L1-penalised layer between the input and the LSTM encoder; the decoder
-still reconstructs every input channel.
-
-Sparsity that engages (`model.l1_method=proximal`, the default): the penalty is `l1` times
-the *mean* magnitude of the layer's weights (scaled by the layer's size, so one L1 range
-serves 5 channels and 500), applied as a soft-threshold step after each Adam step
-(`ProximalAdam`) rather than as a gradient: Adam on an L1 gradient makes weights hover
-around zero, the threshold makes them exactly zero. `penalty` is the seed's L1 unchanged.
+sparse forms (sparse_fronts.py) put an L1-penalised layer between the input and the LSTM
+encoder; the decoder still reconstructs every input channel. With `model.l1_method=proximal`
+(the default) the optimizer is `ProximalAdam`: Adam, then the L1's soft-threshold step.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import keras
-import numpy as np
 
-from sparse_lstm_ad.config import L1Method, ModelConfig
-
-# A sparse form's layer is named as its `model.kind`.
-GATE_LAYER = "sparse_gate"
-PROJECTION_LAYER = "sparse_projection"
-
-
-@keras.saving.register_keras_serializable(package="sparse_lstm_ad")
-class SparseL1(keras.regularizers.Regularizer):
-    """Proximal: `l1` x mean |w|, its value in the loss and its step the optimizer's.
-
-    Not proximal (`model.l1_method=penalty`): the seed's `l1` x sum |w|, a gradient in the loss.
-    """
-
-    def __init__(self, l1: float, proximal: bool) -> None:
-        self.l1 = float(l1)
-        self.proximal = bool(proximal)
-        # A variable, not a constant: a compiled graph then serves any L1 (graph_cache).
-        self.coefficient = keras.Variable(self.l1, trainable=False, name="l1")
-
-    def set_l1(self, l1: float) -> None:
-        self.l1 = float(l1)
-        self.coefficient.assign(self.l1)
-
-    def __call__(self, weights: keras.KerasTensor) -> keras.KerasTensor:
-        if not self.proximal:
-            return self.coefficient * keras.ops.sum(keras.ops.abs(weights))
-        return keras.ops.stop_gradient(self.coefficient * keras.ops.mean(keras.ops.abs(weights)))
-
-    def per_weight(self, weights: keras.Variable) -> float:
-        """The coefficient on each |w| in the loss: l1 over the number of weights."""
-        return self.l1 / max(1, int(np.prod(weights.shape)))
-
-    def get_config(self) -> dict[str, object]:
-        return {"l1": self.l1, "proximal": self.proximal}
+from sparse_lstm_ad.config import ModelConfig
+from sparse_lstm_ad.sparse_fronts import network_front, sparse_front
+from sparse_lstm_ad.sparse_layers import SparseL1
 
 
 @keras.saving.register_keras_serializable(package="sparse_lstm_ad")
@@ -124,75 +83,12 @@ def hidden_units(cfg: ModelConfig, n_channels: int) -> int:
     return cfg.hidden or min(64, max(16, 2 * n_channels))
 
 
-@keras.saving.register_keras_serializable(package="sparse_lstm_ad")
-class FeatureGate(keras.layers.Layer):
-    """Multiplies each (time step, channel) input by its own trainable, L1-penalised weight.
-
-    Equivalent to the seed's flatten -> element-wise gate -> reshape, without the reshapes.
-    """
-
-    def __init__(
-        self,
-        l1: float,
-        initializer: str,
-        activation: str,
-        proximal: bool = False,  # saved before the proximal step existed: the seed's penalty
-        **kwargs: object,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.l1 = l1
-        self.proximal = proximal
-        self.initializer = initializer
-        self.activation_name = activation
-        self.activation = keras.activations.get(activation)
-
-    def build(self, input_shape: tuple[int | None, ...]) -> None:
-        self.gate = self.add_weight(
-            name="gate",
-            shape=tuple(input_shape[1:]),
-            initializer=self.initializer,
-            regularizer=SparseL1(self.l1, self.proximal),
-        )
-
-    def call(self, inputs: keras.KerasTensor) -> keras.KerasTensor:
-        return self.activation(inputs * self.gate)
-
-    def get_config(self) -> dict[str, object]:
-        config = super().get_config()
-        config.update(
-            l1=self.l1,
-            initializer=self.initializer,
-            activation=self.activation_name,
-            proximal=self.proximal,
-        )
-        return config
-
-
-def projection_width(cfg: ModelConfig, n_channels: int) -> int:
-    return cfg.projection_units or max(1, math.ceil(n_channels / 2))
-
-
 def build_model(cfg: ModelConfig, window: int, n_channels: int) -> keras.Model:
     """The autoencoder for windows of shape (window, n_channels)."""
     inputs = keras.Input(shape=(window, n_channels), name="window")
     x = inputs
-    proximal = cfg.l1_method == L1Method.proximal
-    if cfg.kind == GATE_LAYER:
-        x = FeatureGate(
-            l1=cfg.l1,
-            initializer=cfg.gate_init.value,
-            activation=cfg.gate_activation.value,
-            proximal=proximal,
-            name=GATE_LAYER,
-        )(x)
-    elif cfg.kind == PROJECTION_LAYER:
-        # Dense on a 3-D tensor acts per time step: each reduced unit mixes a few channels.
-        x = keras.layers.Dense(
-            projection_width(cfg, n_channels),
-            use_bias=False,
-            kernel_regularizer=SparseL1(cfg.l1, proximal),
-            name=PROJECTION_LAYER,
-        )(x)
+    if (front := sparse_front(cfg.kind)) is not None:
+        x = front.layer(cfg, n_channels)(x)
     hidden = hidden_units(cfg, n_channels)
     for i in range(cfg.layers):
         last = i == cfg.layers - 1
@@ -206,50 +102,8 @@ def build_model(cfg: ModelConfig, window: int, n_channels: int) -> keras.Model:
 
 def network_kind(model: keras.Model) -> str:
     """The `model.kind` of a built or loaded network: its sparse layer says."""
-    names = {layer.name for layer in model.layers}
-    return next((kind for kind in (GATE_LAYER, PROJECTION_LAYER) if kind in names), "standard")
-
-
-def sparse_weights(model: keras.Model) -> np.ndarray | None:
-    """The sparse layer's weights: the gate (window, channels) or the kernel (channels, units)."""
-    names = {layer.name for layer in model.layers}
-    if GATE_LAYER in names:
-        return keras.ops.convert_to_numpy(model.get_layer(GATE_LAYER).gate)
-    if PROJECTION_LAYER in names:
-        return keras.ops.convert_to_numpy(model.get_layer(PROJECTION_LAYER).kernel)
-    return None
-
-
-@dataclass(frozen=True)
-class Sparsity:
-    zero_share: float  # share of weights whose magnitude is below the tolerance
-    l1_norm: float
-    exact_zero_share: float = 0.0  # share of weights that are exactly 0.0
-
-
-def weight_sparsity(weights: np.ndarray, tolerance: float) -> Sparsity:
-    magnitudes = np.abs(weights)
-    return Sparsity(
-        zero_share=float(np.mean(magnitudes < tolerance)),
-        l1_norm=float(magnitudes.sum()),
-        exact_zero_share=float(np.mean(magnitudes == 0.0)),
-    )
-
-
-def channel_mass(weights: np.ndarray, kind: str) -> np.ndarray:
-    """How much of each input channel the sparse layer lets through (L1 mass per channel)."""
-    # A gate is (time step, channel); a projection kernel is (channel, unit).
-    axis = 0 if kind == GATE_LAYER else 1
-    return np.abs(weights).sum(axis=axis)
-
-
-# A direction passing less than this share of the strongest one's gain carries nothing.
-RANK_TOLERANCE = 1e-3
-
-
-def layer_rank(weights: np.ndarray) -> int:
-    """How many independent directions of the input the sparse layer passes."""
-    return int(np.linalg.matrix_rank(weights, rtol=RANK_TOLERANCE))
+    front = network_front(model)
+    return "standard" if front is None else front.kind
 
 
 def copy_l1(source: keras.Model, target: keras.Model) -> None:

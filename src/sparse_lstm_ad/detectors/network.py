@@ -35,6 +35,7 @@ from sparse_lstm_ad.detectors.reconstruction import (
 )
 from sparse_lstm_ad.error_scores import RowScores
 from sparse_lstm_ad.fitting import FitResult, StoppedBy, TrainingDiverged, raise_if_diverged
+from sparse_lstm_ad.sparse_fronts import FRONTS, sparse_front, sparse_weights, weight_sparsity
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,6 @@ UNLEARNED_FACTOR = 100.0
 L1_BACKOFF = 0.1
 _LSTM_KEYS = ("hidden", "layers")
 _SPARSE_KEYS = (*_LSTM_KEYS, "l1", "l1_method", "sparsity_tolerance")
-SPARSE_KINDS = ("sparse_gate", "sparse_projection")
 
 
 @dataclass(frozen=True)
@@ -66,15 +66,11 @@ class NetworkDetector:
         """Whether the sparse layer closed (every weight zero: the reconstruction is a
         constant, the detector the Mahalanobis baseline's), and how well its channel mass
         names the labelled channels; {} for the standard model."""
-        if self.kind not in SPARSE_KINDS:
+        if (front := sparse_front(self.kind)) is None:
             return {}
-        from sparse_lstm_ad.models import channel_mass, layer_rank, sparse_weights
-
         weights = sparse_weights(self.model)
-        mass = channel_mass(weights, self.kind)
-        figures = {"sparse_layer_closed": float(not mass.any())}
-        if self.kind == "sparse_projection":
-            figures["sparse_rank"] = float(layer_rank(weights))
+        mass = front.channel_mass(weights)
+        figures = {"sparse_layer_closed": float(not mass.any()), **front.figures(weights)}
         if not mass.any():
             log.warning("the sparse layer closed: every weight is 0; a smaller model.l1 keeps some")
         if channel_labels is not None:
@@ -83,23 +79,20 @@ class NetworkDetector:
 
     def plots(self, channels: list[str], folder: Path) -> list[Path]:
         """The sparse layer's weights, and which input channels it keeps."""
-        if self.kind not in SPARSE_KINDS:
+        if (front := sparse_front(self.kind)) is None:
             return []
         import pandas as pd
 
         from sparse_lstm_ad import plots  # matplotlib: only a run that plots loads it
-        from sparse_lstm_ad.models import channel_mass, sparse_weights
 
         weights = sparse_weights(self.model)
-        gate = self.kind == "sparse_gate"
-        rows_label, cols_label = ("time step", "channel") if gate else ("channel", "unit")
-        mass = channel_mass(weights, self.kind)
+        mass = front.channel_mass(weights)
         table = folder / "sparse_channel_mass.csv"  # the figures of the bar plot, for studies
         pd.DataFrame({"channel": channels, "mass": mass}).to_csv(table, index=False)
         return [
             table,
             plots.sparse_weights_heatmap(
-                weights, rows_label, cols_label, channels, folder / "sparse_weights.png"
+                weights, *front.axes, channels, folder / "sparse_weights.png"
             ),
             plots.channel_mass_bars(mass, channels, folder / "sparse_channel_mass.png"),
         ]
@@ -115,7 +108,7 @@ def fit(cfg: Config, train: np.ndarray, windows: dict[str, Windows], on_epoch: E
     detector, errors = with_error_model(model, cfg, windows)
     raise_if_unlearned(errors.train_mse, train, cfg)
     figures = {"train_reconstruction_mse": errors.train_mse}
-    if cfg.model.kind in SPARSE_KINDS:
+    if sparse_front(cfg.model.kind) is not None:
         figures["l1_effective"] = cfg.model.l1
     return Fitted(detector, fitted, figures, {"scoring_scope": errors.scope.value})
 
@@ -132,7 +125,8 @@ def _fit_with_an_open_layer(
         # Before the layer is read: a diverged fit's NaN weights have no rank, and NaN errors
         # no covariance.
         raise_if_diverged(fitted)
-        defect = _collapse(model, cfg) if cfg.model.kind in SPARSE_KINDS else None
+        front = sparse_front(cfg.model.kind)
+        defect = None if front is None else front.defect(sparse_weights(model))
         if defect is None or refit == CLOSED_LAYER_REFITS:
             break
         smaller = cfg.model.l1 * L1_BACKOFF
@@ -177,19 +171,6 @@ def _steps_after(on_epoch: EpochHook, steps: int) -> EpochHook:
     return lambda step, epoch, figures: on_epoch(steps + step, epoch, figures)
 
 
-def _collapse(model: Any, cfg: Config) -> str | None:
-    """What is wrong with the sparse layer, seen without labels; None when nothing is."""
-    from sparse_lstm_ad.models import channel_mass, layer_rank, sparse_weights
-
-    weights = sparse_weights(model)
-    if not channel_mass(weights, cfg.model.kind).any():
-        return "closed (every weight 0, no channel selected)"
-    projects = cfg.model.kind == "sparse_projection" and min(weights.shape) >= 2
-    if projects and (rank := layer_rank(weights)) < 2:
-        return f"collapsed to rank {rank} (one direction of the channels passes)"
-    return None
-
-
 def _fit_network(
     cfg: Config, channels: int, windows: dict[str, Windows], on_epoch: EpochHook
 ) -> tuple[Any, FitResult]:
@@ -217,7 +198,6 @@ def _fit_network(
 
 def _with_sparsity(cfg: Config, on_epoch: EpochHook):
     """The epoch's figures, with the sparse layer's sparsity for a sparse form."""
-    from sparse_lstm_ad.models import sparse_weights, weight_sparsity
 
     def hook(epoch: int, figures: dict[str, float], model: Any) -> None:
         weights = sparse_weights(model)
@@ -275,8 +255,7 @@ def network_detector(model: Any, errors: ErrorGaussian) -> NetworkDetector:
 FAMILY = Family(
     kinds={
         "standard": _LSTM_KEYS,
-        "sparse_gate": (*_SPARSE_KEYS, "gate_init", "gate_activation"),
-        "sparse_projection": (*_SPARSE_KEYS, "projection_units"),
+        **{kind: (*_SPARSE_KEYS, *front.keys) for kind, front in FRONTS.items()},
     },
     fit=fit,
     load=load,
