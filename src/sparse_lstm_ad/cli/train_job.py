@@ -80,16 +80,11 @@ def run_identity(config: Config, container: dict) -> str:
     """
     from importlib.metadata import version
 
-    from sparse_lstm_ad.config import DataSource
-    from sparse_lstm_ad.data.csv_files import input_fingerprint
-    from sparse_lstm_ad.data.csv_source import CHANNEL_RULES
+    from sparse_lstm_ad.data.sources import input_files
     from sparse_lstm_ad.detectors import unused_model_keys
 
-    inputs: dict[str, str] = {}
-    if config.data.source == DataSource.csv:
-        inputs = {**input_fingerprint(config.data.csv), "channel_rules": str(CHANNEL_RULES)}
     identity = config_identity(container, unused_model_keys(config.model.kind))
-    parts = [identity, inputs, version("sparse-lstm-ad")]
+    parts = [identity, input_files(config.data), version("sparse-lstm-ad")]
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 

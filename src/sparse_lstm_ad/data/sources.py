@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from sparse_lstm_ad.config import DataConfig, DataSource
 from sparse_lstm_ad.data.correlated import correlated_series
-from sparse_lstm_ad.data.csv_source import load_csv_split
+from sparse_lstm_ad.data.csv_files import input_fingerprint
+from sparse_lstm_ad.data.csv_source import CHANNEL_RULES, load_csv_split
 from sparse_lstm_ad.data.seed import SEED_TRAIN_ROWS, seed_labels, seed_series
 from sparse_lstm_ad.data.series_split import SeriesSplit
 
-__all__ = ["SeriesSplit", "dataset_name", "dataset_source", "load_series", "split_validation"]
+__all__ = [
+    "SeriesSplit",
+    "dataset_name",
+    "dataset_source",
+    "input_files",
+    "load_series",
+    "split_validation",
+]
 
 
 def dataset_name(cfg: DataConfig, choice: str | None = None) -> str:
@@ -33,25 +43,51 @@ def _slug(text: str) -> str:
     return re.sub(r"\W|_", "", text)
 
 
+@dataclass(frozen=True)
+class Source:
+    """One `data.source`: its rows, where they come from, and what of its inputs a run's
+    identity must include (the files' contents: a changed CSV is a new run)."""
+
+    split: Callable[[DataConfig], SeriesSplit]  # train and test rows, every `cfg.every`-th
+    origin: Callable[[DataConfig], str]
+    inputs: Callable[[DataConfig], dict[str, str]] = lambda cfg: {}
+
+
+def _csv_inputs(cfg: DataConfig) -> dict[str, str]:
+    return {**input_fingerprint(cfg.csv), "channel_rules": str(CHANNEL_RULES)}
+
+
+# Decimated after splitting, so the split point and the anomaly onsets stay where they were.
+SOURCES = {
+    DataSource.seed: Source(
+        split=lambda cfg: _seed_split(cfg).every(cfg.every),
+        origin=lambda cfg: "generated:seed_notebook",
+    ),
+    DataSource.correlated: Source(
+        split=lambda cfg: _correlated_split(cfg).every(cfg.every),
+        origin=lambda cfg: f"generated:correlated(seed={cfg.correlated.seed})",
+    ),
+    DataSource.csv: Source(
+        split=lambda cfg: load_csv_split(cfg.csv, cfg.every),
+        origin=lambda cfg: str((Path(cfg.csv.dir) / cfg.csv.train).resolve()),
+        inputs=_csv_inputs,
+    ),
+}
+
+
 def dataset_source(cfg: DataConfig) -> str:
     """Where the rows come from: the training file, or the generator and its seed."""
-    if cfg.source == DataSource.csv:
-        return str((Path(cfg.csv.dir) / cfg.csv.train).resolve())
-    if cfg.source == DataSource.correlated:
-        return f"generated:correlated(seed={cfg.correlated.seed})"
-    return "generated:seed_notebook"
+    return SOURCES[cfg.source].origin(cfg)
 
 
 def load_series(cfg: DataConfig) -> SeriesSplit:
     """The train and test rows of `cfg.source`, then every `cfg.every`-th row of each."""
-    # Decimate after splitting so the split point and the anomaly onsets stay where they were.
-    if cfg.source == DataSource.seed:
-        return _seed_split(cfg).every(cfg.every)
-    if cfg.source == DataSource.correlated:
-        return _correlated_split(cfg).every(cfg.every)
-    if cfg.source == DataSource.csv:
-        return load_csv_split(cfg.csv, cfg.every)
-    raise ValueError(f"data.source={cfg.source}: no loader for it")
+    return SOURCES[cfg.source].split(cfg)
+
+
+def input_files(cfg: DataConfig) -> dict[str, str]:
+    """What of the data's inputs a run's identity includes: {} for generated data."""
+    return SOURCES[cfg.source].inputs(cfg)
 
 
 def _seed_split(cfg: DataConfig) -> SeriesSplit:
