@@ -64,6 +64,16 @@ def test_shrinkage_zero_is_plain_inverse() -> None:
         fit_error_model(errors, "cholesky", shrinkage=0.1)
 
 
+def test_shrinkage_zero_on_a_singular_covariance_names_the_key() -> None:
+    """Copied channels leave the covariance singular: the plain inverse is refused with the key
+    and the ways out, where numpy said "Singular matrix" (or returned rounding noise)."""
+    one = np.random.default_rng(0).normal(size=(200, 1))
+    copies = np.hstack([one, one, one + 1e-17])  # the third differs by less than rounding
+    with pytest.raises(ValueError, match=r"scoring\.shrinkage=0: .* rank 1 of 3 .*inverse=pinv"):
+        fit_error_model(copies, CovarianceInverse.shrinkage, shrinkage=0.0)
+    assert np.isfinite(fit_error_model(copies, "shrinkage", shrinkage=0.1).inv_cov).all()
+
+
 @pytest.mark.parametrize("inverse", ["pinv", "shrinkage"])
 def test_duplicate_channel_gives_finite_scores(inverse: str) -> None:
     base = _correlated_errors(k=2)

@@ -59,7 +59,15 @@ def _shrunk_inverse(cov: np.ndarray, shrinkage: float) -> np.ndarray:
     # Pulling towards a scaled identity keeps the eigenvalues away from 0 while
     # preserving the overall error scale (trace).
     target = (np.trace(cov) / k) * np.eye(k)
-    return np.linalg.inv((1.0 - shrinkage) * cov + shrinkage * target)
+    shrunk = (1.0 - shrinkage) * cov + shrinkage * target
+    # np.linalg.inv says "Singular matrix" at best; near-singular, it returns rounding noise.
+    if (rank := np.linalg.matrix_rank(shrunk, hermitian=True)) < k:
+        raise ValueError(
+            f"scoring.shrinkage={shrinkage:g}: the errors' covariance has rank {rank} of {k} "
+            "(channels that copy others, or are constant) and cannot be inverted; set "
+            "scoring.shrinkage > 0, or scoring.inverse=pinv"
+        )
+    return np.linalg.inv(shrunk)
 
 
 def fit_error_model(
