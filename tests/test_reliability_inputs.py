@@ -89,6 +89,12 @@ BAD_SWEEPS = [
         "key itself on the command line: data=case2,case1 (it replaces a preset's list)",
     ),
     (["-m", "hydra.verbose=true,false"], "hydra.verbose=true,false: Hydra's own config cannot"),
+    (  # no preset sweeps: hydra.sweeper.params is null, and OmegaConf asserted
+        ["-m", "hydra.sweeper.params.data=case1"],
+        "hydra.sweeper.params.data=case1: no preset sweeps here (hydra.sweeper.params is "
+        "empty); give the key itself on the command line: data=case1",
+    ),
+    (["hydra.sweeper.params.seed=3"], "give the key itself on the command line: seed=3"),
     (["selection.enabled=true"], "selection.enabled=true (+experiment=select) chooses among a"),
 ]
 BAD_STORES = [

@@ -192,6 +192,23 @@ def _compose(config_name: str, overrides: list[str]) -> DictConfig:
         raise UsageError(_omegaconf_line(error)) from error
     except (yaml.YAMLError, UnicodeDecodeError) as error:  # a conf/ file that is no YAML
         raise UsageError(_yaml_line(error)) from error
+    except AssertionError as error:  # OmegaConf's, setting a key under a null node
+        if (line := _null_params_line(overrides)) is None:
+            raise
+        raise UsageError(line) from error
+
+
+def _null_params_line(overrides: list[str]) -> str | None:
+    """A key set under hydra.sweeper.params where no preset sweeps (it is null there):
+    OmegaConf's AssertionError. The key itself on the command line says the same."""
+    given = [o for o in overrides if o.startswith(_SWEEPER_PARAMS)]
+    if not given:
+        return None
+    key, _, value = given[0].partition("=")
+    return (
+        f"{given[0]}: no preset sweeps here (hydra.sweeper.params is empty); give the key "
+        f"itself on the command line: {key.removeprefix(_SWEEPER_PARAMS)}={value}"
+    )
 
 
 def _yaml_line(error: yaml.YAMLError | UnicodeDecodeError) -> str:
