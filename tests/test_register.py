@@ -4,6 +4,7 @@ test metric is said to be an oracle choice, in the help, the output and the vers
 from __future__ import annotations
 
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from sparse_lstm_ad.cli.main import main, run
-from sparse_lstm_ad.register import chosen_by
+from sparse_lstm_ad.metrics import DetectionMetrics, RangeMetrics
+from sparse_lstm_ad.register import chosen_by, sees_test_labels
 from tests.conftest import TRAIN, store_runs, train_in_process
 
 ORACLE = "chosen by auc_pr on the test labels: an oracle choice, for comparison only"
@@ -65,6 +67,26 @@ def test_chosen_by_names_the_oracle_only_where_the_metric_saw_the_labels() -> No
     assert chosen_by("val_reconstruction_mse", lowest=True) == (
         "val_reconstruction_mse, lowest (no test labels)"
     )
+
+
+def test_every_metric_a_sparse_run_logs_is_an_oracle_exactly_where_it_reads_test_labels(
+    tmp_path: Path,
+) -> None:
+    """`val_mse` (Keras' epoch metric) and the sparse layer's figures were tagged "oracle: test
+    labels". The label-reading metrics are the fields of the detection and range metrics, the
+    oracle F1 and the attribution hit rates; a run of the sparse gate on correlation breaks
+    (channel labels) logs them all."""
+    command = [sys.executable, str(TRAIN), "model=sparse", "data=corr_breaks_k5"]
+    command += ["+experiment=fast", f"tracking.dir={tmp_path / 'mlruns'}"]
+    command += [f"hydra.run.dir={tmp_path / 'out'}"]
+    assert train_in_process(command).returncode == 0
+    (logged,) = store_runs(tmp_path / "mlruns")
+    reading = {f.name for f in fields(DetectionMetrics) if f.name != "threshold"}
+    reading |= {f.name for f in fields(RangeMetrics)} | {"f1_best_oracle"}
+    reading |= {m for m in logged.data.metrics if "hit_rate_" in m}  # channel labels
+    assert {"val_mse", "sparse_layer_closed", "mass_hit_rate_100"} <= set(logged.data.metrics)
+    for metric in logged.data.metrics:
+        assert sees_test_labels(metric) == (metric in reading), metric
 
 
 @pytest.mark.parametrize("by_metric", [["--metric", "auc_pr"], ["--lowest"]])

@@ -43,19 +43,21 @@ def best_run(runs: pd.DataFrame, metric: str, lowest: bool) -> str:
 
 
 CHOSEN_BY_TAG = "chosen_by"  # on a version registered from a sweep: how its run was chosen
-# The metrics logged without the test labels (pipeline.final_metrics, the training curves, and
-# every `*_reconstruction_mse`); any other is taken to see them: a new metric errs on the side
-# of the oracle warning.
+# The metrics logged without the test labels (pipeline.final_metrics, the training curves, the
+# sparse layer's figures, MLflow's system metrics, and every `*_reconstruction_mse`); any other
+# is taken to see them: a new metric errs on the side of the oracle warning.
 LABEL_FREE = frozenset(
     {"fit_seconds", "threshold", "flagged_share", "epochs_run", "best_epoch", "l1_effective"}
-    | {"loss", "val_loss", "epoch_seconds", "learning_rate", "sparsity", "sparsity_exact"}
-    | {"sparse_l1", "injected_auc_pr", "injected_seconds"}
+    | {"loss", "val_loss", "mse", "val_mse", "epoch_seconds", "learning_rate"}
+    | {"sparsity", "sparsity_exact", "sparse_l1", "sparse_layer_closed", "sparse_rank"}
+    | {"injected_auc_pr", "injected_seconds"}
 )
 
 
 def sees_test_labels(metric: str) -> bool:
     """Whether choosing by `metric` is an oracle choice: one that saw the test labels."""
-    return metric not in LABEL_FREE and not metric.endswith("_reconstruction_mse")
+    label_free = metric.endswith("_reconstruction_mse") or metric.startswith("system/")
+    return metric not in LABEL_FREE and not label_free
 
 
 def chosen_by(metric: str, lowest: bool) -> str:
