@@ -211,3 +211,13 @@ def test_a_network_that_learned_nothing_with_a_finite_loss_fails_as_diverged() -
     raise_if_unlearned(50 * variance, rows.train, cfg)  # poor, not absurd: left to the metrics
     with pytest.raises(TrainingDiverged, match=r"train.learning_rate=1e\+12"):
         raise_if_unlearned(101 * variance, rows.train, cfg)
+
+
+def test_score_plots_say_what_each_detectors_scores_are() -> None:
+    """Every run's score plots were labelled "Mahalanobis distance", the forest's too."""
+    from sparse_lstm_ad.detectors import family
+
+    assert "Mahalanobis" not in family("iforest").score_label
+    for kind in ("standard", "sparse_gate", "sparse_projection", "pca"):
+        assert family(kind).score_label.endswith("of the reconstruction errors"), kind
+    assert family("mahalanobis").score_label == "Mahalanobis distance of the rows"

@@ -36,5 +36,5 @@ def test_the_score_plot_of_a_million_rows(tmp_path: Path) -> None:
     scores = rng.random(1_000_000)
     labels = np.zeros(len(scores), dtype=bool)
     labels[10_000:10_500] = True
-    path = score_series(scores, labels, 0.9, tmp_path / "test_scores.png")
+    path = score_series(scores, labels, 0.9, tmp_path / "test_scores.png", "anomaly score")
     assert path.stat().st_size > 10_000  # a whole PNG, written

@@ -150,7 +150,7 @@ def test_a_run_on_a_shifted_series_warns_and_is_tagged(tmp_path: Path, run_cli: 
     # The logged model calibrates on the start of each frame it scores, as the run did.
     store = TrackingConfig(dir=str(tmp_path / "mlruns"))
     uri = f"runs:/{second.info.run_id}/model"
-    table, threshold = score_csv(store, uri, tmp_path / "test.csv", None, 1)
+    table, threshold, _ = score_csv(store, uri, tmp_path / "test.csv", None, 1)
     assert threshold == pytest.approx(second.data.metrics["threshold"])
     assert table["flag"].mean() == pytest.approx(second.data.metrics["flagged_share"])
 

@@ -101,6 +101,7 @@ def score_series(
     labels: np.ndarray | None,
     threshold: float,
     path: Path,
+    score_label: str,
     times: pd.Series | None = None,
 ) -> Path:
     fig, ax = plt.subplots(figsize=(10, 3.5))
@@ -109,13 +110,17 @@ def score_series(
     if labels is not None:
         _shade_anomalies(ax, labels, x)
     ax.axhline(threshold, color="black", ls="--", lw=1, label=f"threshold {threshold:.3g}")
-    ax.set(xlabel=x_label, ylabel="Mahalanobis distance", title="Anomaly score")
+    ax.set(xlabel=x_label, ylabel=score_label, title="Anomaly score")
     ax.legend(loc="upper left")
     return _save(fig, path)
 
 
 def error_histogram(
-    normal_scores: np.ndarray, test_scores: np.ndarray, threshold: float, path: Path
+    normal_scores: np.ndarray,
+    test_scores: np.ndarray,
+    threshold: float,
+    path: Path,
+    score_label: str,
 ) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4))
     both = np.concatenate([normal_scores, test_scores])
@@ -125,9 +130,7 @@ def error_histogram(
         finite = scores[np.isfinite(scores)]
         ax.hist(finite, bins, alpha=0.6, density=True, histtype="stepfilled", label=label)
     ax.axvline(threshold, color="black", ls="--", lw=1, label="threshold")
-    ax.set(
-        xlabel="Mahalanobis distance", ylabel="density", yscale="log", title="Score distribution"
-    )
+    ax.set(xlabel=score_label, ylabel="density", yscale="log", title="Score distribution")
     ax.legend()
     return _save(fig, path)
 

@@ -18,6 +18,8 @@ import pandas as pd
 
 from sparse_lstm_ad.data.csv_files import read_csv_file
 from sparse_lstm_ad.data.csv_source import time_column_of
+from sparse_lstm_ad.detectors import family
+from sparse_lstm_ad.detectors.protocol import ANOMALY_SCORE
 
 if TYPE_CHECKING:
     from sparse_lstm_ad.config import TrackingConfig
@@ -55,8 +57,8 @@ def scores_table(
 
 def score_csv(
     cfg: TrackingConfig, model_uri: str, path: Path, time_column: str | None, top: int
-) -> tuple[pd.DataFrame, float]:
-    """The scores table of the CSV at `path`, and the model's threshold."""
+) -> tuple[pd.DataFrame, float, str]:
+    """The scores table of the CSV at `path`, the model's threshold and what its scores are."""
     from sparse_lstm_ad import tracking
     from sparse_lstm_ad.tracking.scoring_model import channel_values
 
@@ -73,5 +75,7 @@ def score_csv(
     time_column = time_column_of(frame.columns, time_column)
     if time_column is not None and time_column not in frame.columns:
         raise ValueError(f"{path}: no time column {time_column!r}")
-    threshold = model.unwrap_python_model().state.threshold_for(scored["score"].to_numpy())
-    return scores_table(frame, scored, time_column, top), threshold
+    state = model.unwrap_python_model().state
+    threshold = state.threshold_for(scored["score"].to_numpy())
+    label = family(state.kind).score_label if state.kind else ANOMALY_SCORE  # logged before kinds
+    return scores_table(frame, scored, time_column, top), threshold, label

@@ -45,14 +45,14 @@ def score(
     for option, target in (("--output", output), ("--plot", plot)):
         _refuse_directory(option, target)
     compression = _compression(output)  # before scoring: a format pandas cannot write here
-    table, threshold = score_csv(store_config(store), model_uri, path, time_column, top)
+    table, threshold, label = score_csv(store_config(store), model_uri, path, time_column, top)
     with written_whole(output) as partial:
         table.to_csv(partial, index=False, compression=compression)
     if plot is not None:
         from sparse_lstm_ad import plots
 
         times = table.iloc[:, 0] if table.columns[0] != "score" else None
-        plots.score_series(table["score"].to_numpy(), None, threshold, plot, times=times)
+        plots.score_series(table["score"].to_numpy(), None, threshold, plot, label, times=times)
     click.echo(f"scored {len(table)} rows, {int(table['flag'].sum())} flagged: {output}")
 
 

@@ -127,5 +127,9 @@ def load(artifacts: Mapping[str, Path]) -> ForestDetector:
 
 
 FAMILY = Family(
-    kinds={"iforest": ("iforest_trees",)}, fit=fit, load=load, fit_imports=("sklearn.ensemble",)
+    kinds={"iforest": ("iforest_trees",)},
+    fit=fit,
+    load=load,
+    fit_imports=("sklearn.ensemble",),
+    score_label="isolation score (higher: isolated in fewer splits)",
 )

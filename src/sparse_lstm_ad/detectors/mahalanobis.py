@@ -69,4 +69,9 @@ def load(artifacts: Mapping[str, Path]) -> Detector:
     return pca.load(artifacts)  # the row scope: a zero linear reconstruction
 
 
-FAMILY = Family(kinds={"mahalanobis": ("mahalanobis_scope",)}, fit=fit, load=load)
+FAMILY = Family(
+    kinds={"mahalanobis": ("mahalanobis_scope",)},
+    fit=fit,
+    load=load,
+    score_label="Mahalanobis distance of the rows",
+)

@@ -26,6 +26,7 @@ from sparse_lstm_ad.config import Config
 from sparse_lstm_ad.data import Windows
 from sparse_lstm_ad.detectors.protocol import EpochHook, Family, Fitted
 from sparse_lstm_ad.detectors.reconstruction import (
+    RECONSTRUCTION_DISTANCE,
     ErrorGaussian,
     FittedErrors,
     ReconstructionScores,
@@ -260,4 +261,5 @@ FAMILY = Family(
     fit=fit,
     load=load,
     fit_imports=("sparse_lstm_ad.training",),  # TensorFlow and Keras
+    score_label=RECONSTRUCTION_DISTANCE,
 )

@@ -16,6 +16,7 @@ from sparse_lstm_ad.config import Config, ScoringScope
 from sparse_lstm_ad.data import Windows
 from sparse_lstm_ad.detectors.protocol import EpochHook, Family, Fitted, NothingToShow
 from sparse_lstm_ad.detectors.reconstruction import (
+    RECONSTRUCTION_DISTANCE,
     ReconstructionScores,
     fit_errors,
     load_errors,
@@ -120,4 +121,6 @@ def load(artifacts: Mapping[str, Path]) -> LinearDetector:
     return LinearDetector(linear, ReconstructionScores(linear, load_errors(artifacts)))
 
 
-FAMILY = Family(kinds={"pca": ("pca_variance",)}, fit=fit, load=load)
+FAMILY = Family(
+    kinds={"pca": ("pca_variance",)}, fit=fit, load=load, score_label=RECONSTRUCTION_DISTANCE
+)

@@ -65,6 +65,9 @@ class Fitted:
 FitFunction = Callable[[Config, np.ndarray, dict[str, Windows], EpochHook], Fitted]
 
 
+ANOMALY_SCORE = "anomaly score"  # a family's scores, unless it says what they are
+
+
 @dataclass(frozen=True)
 class Family:
     """Detectors fitted and loaded alike: one module of this package holds each (`FAMILY`).
@@ -82,3 +85,5 @@ class Family:
     # What the kind's own settings (model.options) must be: a ValueError naming the key, raised
     # by the command's checks before any run starts (one line, exit 2, no FAILED run).
     check: Callable[[Config], None] | None = None
+    # What its scores are, as the run's score plots label them.
+    score_label: str = ANOMALY_SCORE

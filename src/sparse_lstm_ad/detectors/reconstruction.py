@@ -34,6 +34,8 @@ from sparse_lstm_ad.error_scores import (
 )
 
 ErrorGaussian = ErrorModel | WindowMahalanobis  # by step | by window
+# What a reconstruction's scores are (the network's, pca's), as the run's plots label them.
+RECONSTRUCTION_DISTANCE = "Mahalanobis distance of the reconstruction errors"
 
 
 def scoring_scope(cfg: Config, n_channels: int) -> ScoringScope:

@@ -12,7 +12,7 @@ import pandas as pd
 
 from sparse_lstm_ad import tracking
 from sparse_lstm_ad.config import Config, ScoringConfig
-from sparse_lstm_ad.detectors import Detector
+from sparse_lstm_ad.detectors import Detector, family
 from sparse_lstm_ad.pipeline.values import Rows, Scored
 
 log = logging.getLogger("sparse_lstm_ad.pipeline")  # the run's log: one stream of lines
@@ -29,7 +29,8 @@ def log_outputs(
     """Plots, the scores tables and the scoring model; `names` are the run's model and data."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        tracking.log_files(_figures(detector, rows, scored, history, folder), "plots")
+        label = family(cfg.model.kind).score_label
+        tracking.log_files(_figures(detector, rows, scored, history, folder, label), "plots")
         tracking.log_files(_score_tables(rows, scored, folder), "scores")
     if cfg.tracking.log_model:
         log_scoring_model(cfg, detector, rows, scored, tracking.model_name(*names))
@@ -44,6 +45,7 @@ def _figures(
     scored: Scored,
     history: dict[str, list[float]],
     folder: Path,
+    score_label: str,
 ) -> list[Path]:
     """The run's figures (and the detector's own, with their tables), written in `folder`."""
     # matplotlib (0.3 s) loads with the first run that plots, not with the pipeline: a sweep's
@@ -59,10 +61,11 @@ def _figures(
             rows.test_labels,
             scored.threshold,
             folder / "test_scores.png",
+            score_label,
             times=rows.test_times,
         ),
         plots.error_histogram(
-            scored.val, scored.test, scored.threshold, folder / "score_histogram.png"
+            scored.val, scored.test, scored.threshold, folder / "score_histogram.png", score_label
         ),
     ]
     if scored.has_contributions:
