@@ -9,12 +9,11 @@ from typing import TYPE_CHECKING
 
 import click
 
+from sparse_lstm_ad.cli.checkout import CONF, REPO
 from sparse_lstm_ad.cli.subcommand import subcommand
 
 if TYPE_CHECKING:
     from sparse_lstm_ad.config import TrackingConfig
-
-REPO = Path(__file__).resolve().parents[3]  # a checkout: src/sparse_lstm_ad/cli/benchmark.py
 
 
 @click.group("benchmark")
@@ -67,7 +66,6 @@ def store_and_sweep(overrides: tuple[str, ...]) -> tuple[TrackingConfig, str]:
     from hydra import compose, initialize_config_dir
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from sparse_lstm_ad.cli.train import CONF
     from sparse_lstm_ad.config_checks import checked_config
 
     parsed = OverridesParser.create().parse_overrides(list(overrides))

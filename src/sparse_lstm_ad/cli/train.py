@@ -19,13 +19,13 @@ import signal
 import sys
 import threading
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from sparse_lstm_ad.cli.checkout import CONF
 from sparse_lstm_ad.cli.hydra_schema import register_configs
 from sparse_lstm_ad.cli.quiet import quiet_tensorflow_import
 from sparse_lstm_ad.cli.train_job import (
@@ -38,10 +38,6 @@ from sparse_lstm_ad.cli.train_job import (
 )
 from sparse_lstm_ad.config import OBJECTIVE
 from sparse_lstm_ad.config_checks import ConfigError, checked_config
-
-# The repository's conf/ (the package is installed in place, `pip install -e .`): an absolute
-# path, so that Hydra finds it whichever file or process calls `main`.
-CONF = Path(__file__).resolve().parents[3] / "conf"
 
 # Quiets TensorFlow's C++ logging (TF_CPP_MIN_LOG_LEVEL=0 shows it all), its ERROR lines
 # too, as the other commands do (cli.quiet): each load from the XLA cache (cli.compile_cache)

@@ -17,11 +17,10 @@ import click
 def train(args: tuple[str, ...]) -> None:
     """Train one run, or a sweep with -m: Hydra overrides, as `python src/train.py ARGS`."""
     if {"-h", "--help"} & set(args):
-        from pathlib import Path
-
+        from sparse_lstm_ad.cli.checkout import CONF
         from sparse_lstm_ad.cli.train_help import train_help
 
-        click.echo(train_help(Path(__file__).resolve().parents[3] / "conf"))
+        click.echo(train_help(CONF))
         return
     from sparse_lstm_ad.cli.daemon_client import served
 
