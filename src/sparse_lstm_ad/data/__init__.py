@@ -1,4 +1,5 @@
-"""Data: the seed notebook's synthetic series, standardisation and sliding windows."""
+"""Data: where a run's series come from (sources.py: the seed notebook's series, the correlated
+generator, CSV files), standardisation and sliding windows."""
 
 from sparse_lstm_ad.data.scaling import Standardizer, fit_standardizer
 from sparse_lstm_ad.data.seed import (

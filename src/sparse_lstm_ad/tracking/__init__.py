@@ -3,7 +3,8 @@ logs) and the modules it gathers: `store` (where the store is, its creation), `r
 busy store told apart and retried), `liveness` (heartbeats, closing dead runs), `sweeps` (a
 multirun's parent and its runs) and `scoring_model` (the logged pyfunc model;
 `pyfunc_model_code` is its entry point) and `ui_links` (where a run is in the MLflow UI).
-Callers import this module.
+Callers import this module, but for the few that need one name without MLflow's import
+(`store.StoreError`, `store.cache_dir`) or the scoring model's own values (`scoring_model`).
 """
 
 from __future__ import annotations

@@ -30,7 +30,8 @@ MODEL_CODE = Path(__file__).with_name("pyfunc_model_code.py")
 
 @dataclass(frozen=True)
 class ScoringState:
-    """What turns raw rows into scores besides the network; stored as JSON, never pickled."""
+    """What turns raw rows into scores besides the detector's own files (a network, a forest's
+    trees, a Gaussian): stored as JSON, never pickled."""
 
     channels: list[str]
     mean: list[float]
@@ -109,7 +110,8 @@ def channel_values(frame: pd.DataFrame, channels: list[str]) -> np.ndarray:
 
 
 class AnomalyScorer(mlflow.pyfunc.PythonModel):
-    """The pyfunc wrapper; the network loads in Keras safe mode, the state from JSON."""
+    """The pyfunc wrapper: the state from JSON, the detector by its kind's family (a network
+    in Keras safe mode)."""
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         self.state = ScoringState.load(context.artifacts["scoring"])
