@@ -234,10 +234,17 @@ def test_benchmark_at_test_size_gives_the_same_leaderboard_from_mlflow_and_files
 
 
 def test_a_sweep_without_runs_is_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
+    from sparse_lstm_ad import tracking
+    from sparse_lstm_ad.config import TrackingConfig
+
+    # The store and its experiment exist: what is missing is the sweep's runs, not the store.
+    tracking.prepare_store(TrackingConfig(dir=str(tmp_path / "s"), experiment="benchmark"))
     argv = [str(tmp_path / "nothing"), "--tracking-dir", str(tmp_path / "s")]
     code = cli.run(cli.main, ["leaderboard", *argv])
     assert code == 2
-    assert capsys.readouterr().err.count("\n") == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("error: no FINISHED run in experiment 'benchmark' has the sweep tag"), err
 
 
 def test_the_benchmark_command_reads_its_store_and_sweep_folder_from_the_overrides() -> None:
