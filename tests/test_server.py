@@ -10,6 +10,7 @@ import tempfile
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import mlflow
 import pytest
@@ -27,31 +28,37 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+class Started(NamedTuple):
+    folder: Path  # the server's state folder
+    url: str  # the MLflow server's
+    pg_port: int  # the PostgreSQL cluster's
+
+
 @pytest.fixture(scope="module")
-def started_server() -> Iterator[tuple[Path, str]]:
-    """PostgreSQL + `mlflow server` in a temp dir, both on 127.0.0.1; stopped afterwards.
-    Its state folder and URL."""
+def started_server() -> Iterator[Started]:
+    """PostgreSQL + `mlflow server` in a temp dir, both on 127.0.0.1; stopped afterwards."""
     # Not pytest's tmp_path: the postgres user must be able to reach the cluster's folder.
     folder = Path(tempfile.mkdtemp(prefix="sparse-lstm-ad-server-"))
     folder.chmod(0o755)
     try:
+        pg_port = _free_port()
         with contextlib.chdir(folder):  # --dir as typed: relative (.server by default)
-            url = server.start(Path("state"), _free_port(), "postgres", _free_port())
-        yield folder / "state", url
+            url = server.start(Path("state"), _free_port(), "postgres", pg_port)
+        yield Started(folder / "state", url, pg_port)
     finally:
         server.stop(folder / "state")
         shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
-def tracking_server(started_server: tuple[Path, str]) -> str:
-    return started_server[1]
+def tracking_server(started_server: Started) -> str:
+    return started_server.url
 
 
 def test_a_second_start_is_refused_and_the_first_stays_stoppable(
-    started_server: tuple[Path, str], tmp_path: Path
+    started_server: Started, tmp_path: Path
 ) -> None:
-    folder, url = started_server
+    folder, url = started_server.folder, started_server.url
     port = int(url.rsplit(":", 1)[1])
     pid = (folder / "mlflow.pid").read_text()
     with pytest.raises(server.ServerError, match=r"is running .*server stop --dir"):
@@ -76,11 +83,14 @@ def test_a_pid_file_whose_number_another_process_took_is_left_alone(tmp_path: Pa
         other.wait()
 
 
-def test_everything_listens_on_loopback_only(tracking_server: str) -> None:
+def test_everything_listens_on_loopback_only(started_server: Started) -> None:
     listening = subprocess.run(["ss", "-ltn"], capture_output=True, text=True).stdout
-    port = tracking_server.rsplit(":", 1)[1]
-    lines = [line for line in listening.splitlines() if f":{port} " in line]
-    assert lines and all("127.0.0.1:" in line for line in lines)
+    # The local address is ss's 4th column: exactly 127.0.0.1:PORT, on every listener.
+    local = [line.split()[3] for line in listening.splitlines()[1:] if line.split()]
+    mlflow_port = int(started_server.url.rsplit(":", 1)[1])
+    for port in (mlflow_port, started_server.pg_port):
+        on_port = [address for address in local if address.rsplit(":", 1)[1] == str(port)]
+        assert on_port and set(on_port) == {f"127.0.0.1:{port}"}, (port, on_port)
 
 
 def test_a_sweep_logs_to_the_server(tracking_server: str, tmp_path: Path) -> None:
