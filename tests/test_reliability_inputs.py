@@ -271,7 +271,7 @@ def test_a_bad_csv_is_one_line_naming_the_file(case: str, tmp_path: Path) -> Non
 def test_the_cli_prints_one_line_and_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sys.path.insert(0, str(ROOT / "src"))
+    monkeypatch.syspath_prepend(str(ROOT / "src"))
     import train
 
     monkeypatch.setattr(sys, "argv", ["train.py", *_argv(tmp_path, ["-m", "seed=0,-1"])])
@@ -288,7 +288,7 @@ def _train_refuses(
 ) -> int:
     """Run train.py's cli in this process with `experiment` for the fast preset; the exit
     code, once no store was opened and no run started."""
-    sys.path.insert(0, str(ROOT / "src"))
+    monkeypatch.syspath_prepend(str(ROOT / "src"))
     import train
 
     argv = _argv(tmp_path, overrides)

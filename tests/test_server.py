@@ -93,6 +93,16 @@ def test_everything_listens_on_loopback_only(started_server: Started) -> None:
         assert on_port and set(on_port) == {f"127.0.0.1:{port}"}, (port, on_port)
 
 
+@pytest.fixture
+def tracking_uri_restored() -> Iterator[None]:
+    """MLflow's process-wide tracking URI (and MLFLOW_TRACKING_URI, which it sets) put back as
+    they were before the test: the run in this process and the test's search set it."""
+    before = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    yield
+    mlflow.set_tracking_uri(before)
+
+
+@pytest.mark.usefixtures("tracking_uri_restored")
 def test_a_sweep_logs_to_the_server(tracking_server: str, tmp_path: Path) -> None:
     command = train_command(
         tmp_path,
