@@ -64,7 +64,10 @@ def test_help_offers_experiment_where_runs_are_searched_by_tag(
     assert run(main, [command, "--help"]) == 0
     assert ("--experiment" in capsys.readouterr().out) == searches_by_tag
     if not searches_by_tag:
-        assert run(main, [command, "x", "--experiment", "study"]) == 2  # click: no such option
+        # Exit 2 alone would come from any usage error (a missing argument or option too).
+        assert run(main, [command, "x", "--experiment", "study"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: No such option '--experiment'") and err.count("\n") == 1, err
 
 
 def test_report_names_a_missing_store_and_creates_none(
