@@ -46,6 +46,15 @@ def _first_run_id(store: Path) -> str:
     return runs[0].info.run_id
 
 
+def _assert_the_runs_scores(output: Path, store: Path, run_id: str) -> None:
+    """The scores `score` wrote to `output` are those the run logged for the same rows
+    (new_data is the run's test rows)."""
+    scores = pd.read_csv(output)
+    logged = pd.read_csv(_client(store).download_artifacts(run_id, "scores/test_scores.csv"))
+    np.testing.assert_array_equal(scores["score"], logged["score"])
+    np.testing.assert_array_equal(scores["flag"], logged["flag"])
+
+
 @pytest.fixture(scope="module")
 def new_data(store: Path) -> Path:
     """The run's test rows as a user's CSV: a time column, the channels, a label."""
@@ -294,8 +303,10 @@ def test_a_store_a_killed_writer_left_mid_transaction_still_scores(
     )
     subprocess.run([sys.executable, "-c", killed_writer, str(copy / "mlflow.db")], check=True)
     assert (copy / "mlflow.db-journal").stat().st_size > 0
-    argv = ["score", "--model", f"runs:/{_first_run_id(store)}/model", "--input", str(new_data)]
+    run_id = _first_run_id(store)
+    argv = ["score", "--model", f"runs:/{run_id}/model", "--input", str(new_data)]
     assert run(main, [*argv, "--output", str(tmp_path / "o.csv"), "--tracking-dir", str(copy)]) == 0
+    _assert_the_runs_scores(tmp_path / "o.csv", store, run_id)
 
 
 def test_top_channels_name_only_channels_with_a_contribution() -> None:
@@ -345,6 +356,7 @@ def test_register_then_score_by_registry_uri(
         == 0
     )
     assert len(pd.read_csv(output)) == len(pd.read_csv(new_data))
+    _assert_the_runs_scores(output, store, run_id)
 
 
 def _free_port() -> int:
