@@ -56,19 +56,25 @@ def test_two_files(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     assert split.every(2).test_times.tolist() == test["t"].iloc[::2].tolist()
 
 
+@pytest.mark.parametrize("clock", ["numbers", "dates"])
+@pytest.mark.parametrize("name", ["t", "time", "timestamp"])  # the three the name promises
 def test_a_t_time_or_timestamp_column_is_the_time_unless_the_channels_are_named(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    name: str, clock: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    train, test = _frames()
+    train, test = (frame.rename(columns={"t": name}) for frame in _frames())
+    if clock == "dates":  # a clock written as date strings, one row a minute
+        minutes = pd.date_range("2024-01-01", periods=60, freq="min").astype(str)
+        train[name], test[name] = minutes[:40], minutes[40:]
     cfg = dataclasses.replace(_write(tmp_path, train, test), time_column=None)
     with caplog.at_level(logging.INFO):
         split = load_csv_split(cfg)
     # A counter that runs on into the test rows is no channel: it would flag every test row.
     assert split.channels == ["a", "b"]
-    np.testing.assert_array_equal(split.test_times, test["t"].to_numpy())
-    assert "column 't' taken as the time" in caplog.text
-    named = load_csv_split(dataclasses.replace(cfg, features=["t", "a"]))
-    assert named.channels == ["t", "a"] and named.test_times is None
+    np.testing.assert_array_equal(split.test_times, test[name].to_numpy())
+    assert f"column {name!r} taken as the time" in caplog.text
+    if clock == "numbers":  # dates cannot be a channel: named, they are refused as text
+        named = load_csv_split(dataclasses.replace(cfg, features=[name, "a"]))
+        assert named.channels == [name, "a"] and named.test_times is None
 
 
 def test_a_counter_that_runs_on_into_the_test_rows_is_not_a_channel(
