@@ -12,7 +12,7 @@ from sparse_lstm_ad.config_checks import ConfigError
 from tests.conftest import CONF, compose_config
 
 
-def test_defaults_compose_to_training_that_converges() -> None:
+def test_defaults_compose_to_the_standard_model_on_case2_with_early_stopping() -> None:
     cfg = compose_config()
     assert cfg.data.name == "case2" and cfg.data.seed.n_f2 == 4
     assert cfg.model.kind == "standard" and cfg.model.hidden is None
