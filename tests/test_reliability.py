@@ -60,8 +60,9 @@ def test_a_bad_command_is_one_line_and_exit_2(
     assert store_runs(tmp_path / "mlruns") == []  # nothing ran, not even the sweep's parent
 
 
-def test_full_error_shows_hydras_own_story(run_cli: RunCli) -> None:
-    command = train_command(Path("/tmp"), FAST, "model=transformer", store=False)
+def test_full_error_shows_hydras_own_story(tmp_path: Path) -> None:
+    # Outputs and store in tmp_path: had the command composed, nothing lands in /tmp or ./mlruns.
+    command = train_command(tmp_path, FAST, "model=transformer")
     env = {**os.environ, "HYDRA_FULL_ERROR": "1"}
     result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
     assert result.returncode == 1
