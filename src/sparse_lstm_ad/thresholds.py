@@ -11,6 +11,7 @@ threshold could reach, reported as `f1_best_oracle`, never a result.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,11 +86,30 @@ def fit_on_validation(val_scores: np.ndarray, cfg: ScoringConfig) -> ValidationF
     return ValidationFit(rule_threshold(scores, cfg), float(np.nanmedian(scores)))
 
 
+@dataclass(frozen=True)
+class Rule:
+    """A `scoring.threshold`: its threshold on scores taken as normal, and the share of normal
+    rows it flags by construction."""
+
+    fit: Callable[[np.ndarray, ScoringConfig], float]
+    promise: Callable[[ScoringConfig], float]
+
+
+RULES = {
+    Threshold.quantile: Rule(
+        fit=lambda scores, cfg: quantile_threshold(scores, cfg.threshold_quantile),
+        promise=lambda cfg: 1.0 - cfg.threshold_quantile,
+    ),
+    Threshold.pot: Rule(
+        fit=lambda scores, cfg: pot_threshold(scores, cfg.pot_level, cfg.pot_risk),
+        promise=lambda cfg: cfg.pot_risk,
+    ),
+}
+
+
 def rule_threshold(normal_scores: np.ndarray, cfg: ScoringConfig) -> float:
-    """A quantile, or peaks over threshold, of scores taken as normal."""
-    if cfg.threshold == Threshold.pot:
-        return pot_threshold(normal_scores, cfg.pot_level, cfg.pot_risk)
-    return quantile_threshold(normal_scores, cfg.threshold_quantile)
+    """The rule's threshold (a quantile, or peaks over threshold) of scores taken as normal."""
+    return RULES[cfg.threshold].fit(normal_scores, cfg)
 
 
 def calibrated_threshold(fit: ValidationFit, scored: np.ndarray, cfg: ScoringConfig) -> float:
@@ -114,7 +134,7 @@ def choose_threshold(val_scores: np.ndarray, scored: np.ndarray, cfg: ScoringCon
 
 def promised_share(cfg: ScoringConfig) -> float:
     """The share of normal rows the threshold rule flags by construction."""
-    return cfg.pot_risk if cfg.threshold == Threshold.pot else 1.0 - cfg.threshold_quantile
+    return RULES[cfg.threshold].promise(cfg)
 
 
 def flagged_share(scores: np.ndarray, threshold: float) -> float:
