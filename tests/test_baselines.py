@@ -15,7 +15,7 @@ from sparse_lstm_ad.data import Windows, make_windows, window_starts
 from sparse_lstm_ad.detectors import family
 from sparse_lstm_ad.detectors.forest import ForestScorer, fit_forest
 from sparse_lstm_ad.detectors.pca import fit_pca
-from sparse_lstm_ad.detectors.window_gaussian import WindowMahalanobis
+from sparse_lstm_ad.detectors.reconstruction import WindowGaussian
 from sparse_lstm_ad.error_scores import time_step_scores
 from sparse_lstm_ad.pipeline import prepare_rows, score_parts, train_model
 from tests.conftest import ROOT, compose_config
@@ -233,7 +233,7 @@ def test_window_scope_of_pca_errors_is_the_window_mahalanobis_of_its_errors() ->
     steps = np.repeat(per_window[:, None], window, axis=1)
     expected = time_step_scores(steps, window_starts(len(rows.test), window, 1), len(rows.test))
     np.testing.assert_allclose(scored.test, expected, rtol=1e-5)
-    assert isinstance(fitted.detector.scores.errors, WindowMahalanobis)
+    assert isinstance(fitted.detector.scores.errors, WindowGaussian)
     assert np.isfinite(scored.reconstruction_mse["val"])
 
 

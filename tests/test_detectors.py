@@ -105,7 +105,7 @@ def test_a_model_logged_before_kinds_were_stored_scores_as_it_did(
     windows = {p: Windows(getattr(rows, p), cfg.data.window) for p in ("train", "val", "test")}
     no_log = lambda step, epoch, figures: None  # noqa: E731 - nothing to log outside a run
     detector = family(model).fit(cfg, rows.train, windows, no_log).detector
-    files, errors = detector.save(tmp_path), detector.scores.errors
+    files, errors = detector.save(tmp_path), detector.scores.errors.model  # the step scope's
     linear = getattr(detector, "linear", None)
     state = ScoringState(
         channels=rows.channels,

@@ -14,6 +14,7 @@ from sparse_lstm_ad.detectors.protocol import Detector
 from sparse_lstm_ad.detectors.reconstruction import (
     ErrorGaussian,
     ReconstructionScores,
+    StepGaussian,
     load_errors,
 )
 from sparse_lstm_ad.error_scores import ErrorModel
@@ -43,4 +44,4 @@ def _errors(
         return load_errors(artifacts)
     if error_mean is None or inv_cov is None:
         raise ValueError("the logged model holds no error model")
-    return ErrorModel(np.asarray(error_mean), np.asarray(inv_cov))
+    return StepGaussian(ErrorModel(np.asarray(error_mean), np.asarray(inv_cov)))

@@ -10,9 +10,10 @@ windows of at most config.WINDOW_SCOPE_MAX_VALUES values; `window` set by hand, 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -33,7 +34,6 @@ from sparse_lstm_ad.error_scores import (
     score_windows,
 )
 
-ErrorGaussian = ErrorModel | WindowMahalanobis  # by step | by window
 # What a reconstruction's scores are (the network's, pca's), as the run's plots label them.
 RECONSTRUCTION_DISTANCE = "Mahalanobis distance of the reconstruction errors"
 
@@ -44,6 +44,63 @@ def scoring_scope(cfg: Config, n_channels: int) -> ScoringScope:
         return cfg.scoring.scope
     small = cfg.data.window * n_channels <= WINDOW_SCOPE_MAX_VALUES
     return ScoringScope.window if small else ScoringScope.step
+
+
+class ErrorGaussian(Protocol):
+    """The Gaussian of a reconstruction's errors at one `scoring.scope`."""
+
+    def score(self, windows: Windows, reconstruct: Reconstruct) -> tuple[RowScores, float]:
+        """Per-row scores of the windows, and their reconstruction MSE, in one network pass."""
+        ...
+
+    def save(self, folder: Path) -> dict[str, Path]:
+        """Its file, keyed as the logged model's artifacts name it (`ERROR_FILES`)."""
+        ...
+
+
+@dataclass(frozen=True)
+class StepGaussian:
+    """EncDec-AD's: one Gaussian over the k errors of a (window, time step)."""
+
+    model: ErrorModel
+
+    def score(self, windows: Windows, reconstruct: Reconstruct) -> tuple[RowScores, float]:
+        return score_windows(windows, reconstruct, self.model)
+
+    def save(self, folder: Path) -> dict[str, Path]:
+        return {"error_model": self.model.save(folder / "error_model.npz")}
+
+
+@dataclass(frozen=True)
+class WindowGaussian:
+    """One Gaussian over a window's errors flattened (window x k values)."""
+
+    gaussian: WindowMahalanobis
+
+    def score(self, windows: Windows, reconstruct: Reconstruct) -> tuple[RowScores, float]:
+        squares: list[tuple[float, int]] = []  # per batch: sum of squared errors, values
+
+        def window_scores(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            errors = reconstruction_errors(batch, reconstruct(batch))
+            squares.append((float(np.sum(errors**2)), errors.size))
+            if not np.isfinite(squares[-1][0]):  # as the step scope's ErrorMoments.add
+                raise ValueError("errors contain NaN or inf")
+            return self.gaussian(errors)
+
+        rows = score_by_window(window_scores, self.gaussian.window, windows)
+        total, values = np.sum(squares, axis=0)
+        return rows, float(total / values)  # the MSE from the same pass of the network
+
+    def save(self, folder: Path) -> dict[str, Path]:
+        return {"window_errors": self.gaussian.save(folder / "window_errors.npz")}
+
+
+# The logged model's artifact -> the Gaussian it holds (the window scope's first: a model
+# logged before the window scope holds only the step's).
+ERROR_FILES: dict[str, Callable[[Path], ErrorGaussian]] = {
+    "window_errors": lambda path: WindowGaussian(WindowMahalanobis.load(path)),
+    "error_model": lambda path: StepGaussian(ErrorModel.load(path)),
+}
 
 
 @dataclass(frozen=True)
@@ -58,17 +115,31 @@ def fit_errors(
 ) -> FittedErrors:
     """The Gaussian of the errors of `scoring.fit_on`'s windows, and the training MSE."""
     normal = "train" if cfg.scoring.fit_on == FitOn.train else "val"
-    inverse, shrinkage = cfg.scoring.inverse, cfg.scoring.shrinkage
-    if scope == ScoringScope.window:
-        flat = _window_errors(windows[normal].view, reconstruct)
-        # fit_error_model refuses non-finite errors, as the step scope's ErrorMoments does.
-        errors = fit_window_mahalanobis(flat, cfg.data.window, inverse, shrinkage)
-        if normal == "train":  # the training errors are at hand: no second pass of the network
-            return FittedErrors(errors, float(np.mean(flat**2)), scope)
-        return FittedErrors(errors, error_moments(windows["train"].view, reconstruct).mse, scope)
+    errors, train_mse = _FITS[scope](reconstruct, cfg, windows, normal)
+    return FittedErrors(errors, train_mse, scope)
+
+
+def _fit_step(
+    reconstruct: Reconstruct, cfg: Config, windows: dict[str, Windows], normal: str
+) -> tuple[ErrorGaussian, float]:
     moments = {part: error_moments(windows[part].view, reconstruct) for part in {"train", normal}}
-    errors = moments[normal].error_model(inverse, shrinkage)
-    return FittedErrors(errors, moments["train"].mse, scope)
+    model = moments[normal].error_model(cfg.scoring.inverse, cfg.scoring.shrinkage)
+    return StepGaussian(model), moments["train"].mse
+
+
+def _fit_window(
+    reconstruct: Reconstruct, cfg: Config, windows: dict[str, Windows], normal: str
+) -> tuple[ErrorGaussian, float]:
+    flat = _window_errors(windows[normal].view, reconstruct)
+    # fit_error_model refuses non-finite errors, as the step scope's ErrorMoments does.
+    inverse, shrinkage = cfg.scoring.inverse, cfg.scoring.shrinkage
+    gaussian = WindowGaussian(fit_window_mahalanobis(flat, cfg.data.window, inverse, shrinkage))
+    if normal == "train":  # the training errors are at hand: no second pass of the network
+        return gaussian, float(np.mean(flat**2))
+    return gaussian, error_moments(windows["train"].view, reconstruct).mse
+
+
+_FITS = {ScoringScope.step: _fit_step, ScoringScope.window: _fit_window}
 
 
 def _window_errors(windows: np.ndarray, reconstruct: Reconstruct) -> np.ndarray:
@@ -85,29 +156,13 @@ class ReconstructionScores:
     errors: ErrorGaussian
 
     def score(self, windows: Windows) -> tuple[RowScores, float]:
-        if isinstance(self.errors, ErrorModel):
-            return score_windows(windows, self.reconstruct, self.errors)
-        squares: list[tuple[float, int]] = []  # per batch: sum of squared errors, values
-
-        def window_scores(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            errors = reconstruction_errors(batch, self.reconstruct(batch))
-            squares.append((float(np.sum(errors**2)), errors.size))
-            if not np.isfinite(squares[-1][0]):  # as the step scope's ErrorMoments.add
-                raise ValueError("errors contain NaN or inf")
-            return self.errors(errors)
-
-        rows = score_by_window(window_scores, self.errors.window, windows)
-        total, values = np.sum(squares, axis=0)
-        return rows, float(total / values)  # the MSE from the same pass of the network
+        return self.errors.score(windows, self.reconstruct)
 
     def save_errors(self, folder: Path) -> dict[str, Path]:
-        if isinstance(self.errors, ErrorModel):
-            return {"error_model": self.errors.save(folder / "error_model.npz")}
-        return {"window_errors": self.errors.save(folder / "window_errors.npz")}
+        return self.errors.save(folder)
 
 
 def load_errors(artifacts: Mapping[str, Path]) -> ErrorGaussian:
     """The error Gaussian `ReconstructionScores.save_errors` wrote."""
-    if "window_errors" in artifacts:
-        return WindowMahalanobis.load(Path(artifacts["window_errors"]))
-    return ErrorModel.load(Path(artifacts["error_model"]))
+    name = next((name for name in ERROR_FILES if name in artifacts), "error_model")
+    return ERROR_FILES[name](Path(artifacts[name]))
