@@ -10,7 +10,7 @@ OUT/results.md: per detector and dataset the seed-paired difference shrinkage - 
 std, and whether it is beyond seed noise: the leaderboard's paired t test), the
 Wilcoxon signed-rank test over the tuning datasets' mean differences, and the confirmation
 datasets apart (no choice is made on them); then the leaderboard of the ten (detector,
-inverse) pairs (ranks, Friedman, Nemenyi). OUT/runs.csv holds the runs.
+inverse) pairs and iforest (ranks, Friedman, Nemenyi). OUT/runs.csv holds the runs.
 """
 
 from __future__ import annotations
@@ -38,8 +38,10 @@ SHRUNK = " + shrinkage"  # the shrinkage runs' detector names in the leaderboard
 
 
 def load(store: str, experiment: str, sweep: str, seeds: list[int]) -> pd.DataFrame:
+    """The sweep's FINISHED runs of these seeds, of the five detectors and iforest (the
+    baseline without a covariance: in the leaderboard, on neither side of a difference)."""
     runs = from_mlflow(finished_runs(TrackingConfig(dir=store, experiment=experiment), sweep))
-    return runs[runs["seed"].isin(seeds) & runs["detector"].isin(DETECTORS)]
+    return runs[runs["seed"].isin(seeds) & runs["detector"].isin([*DETECTORS, "iforest"])]
 
 
 def differences(pinv: pd.DataFrame, shrunk: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -129,7 +131,8 @@ def main() -> None:
     pinv, shrunk = load(*args.pinv, seeds), load(*args.shrinkage, seeds)
     parts = [
         "# Results: `scoring.inverse=pinv` (the default) against `shrinkage` (0.1)",
-        f"pinv: {len(pinv)} runs; shrinkage: {len(shrunk)} runs; seeds {args.seeds}. A cell: "
+        f"pinv: {len(pinv)} runs (iforest's among them); shrinkage: {len(shrunk)} runs; seeds "
+        f"{args.seeds}. A cell: "
         "the seed-paired difference shrinkage - pinv, mean ± std over seeds; **bold**: beyond "
         "seed noise (paired t test at 0.05, the leaderboard's rule).",
     ]
@@ -141,10 +144,13 @@ def main() -> None:
             f"## {label}: per dataset",
             to_markdown(per_dataset_table(diff), "dataset"),
         ]
+    shrunk = shrunk[shrunk["detector"].isin(DETECTORS)]
     both = pd.concat([pinv, shrunk.assign(detector=shrunk["detector"] + SHRUNK)])
     args.out.mkdir(parents=True, exist_ok=True)
     both.to_csv(args.out / "runs.csv", index=False)
-    board = leaderboard_markdown(both, "The ten (detector, inverse) pairs", CONFIRMATION)
+    board = leaderboard_markdown(
+        both, "The ten (detector, inverse) pairs and iforest", CONFIRMATION
+    )
     parts.append("\n".join("#" + ln if ln.startswith("#") else ln for ln in board.splitlines()))
     (args.out / "results.md").write_text("\n\n".join(parts) + "\n")
     print(f"wrote {args.out / 'results.md'}")
