@@ -7,10 +7,11 @@ Reads two sweeps of the benchmark's grid that differ only in `scoring.inverse` (
 five detectors whose scores are a Mahalanobis distance (standard, sparse, sparse_projection,
 mahalanobis, pca; iforest has no covariance), twelve datasets, the same seeds. Writes
 OUT/results.md: per detector and dataset the seed-paired difference shrinkage - pinv (mean ±
-std, and whether it is beyond seed noise: the leaderboard's paired t test), the
-Wilcoxon signed-rank test over the tuning datasets' mean differences, and the confirmation
-datasets apart (no choice is made on them); then the leaderboard of the ten (detector,
-inverse) pairs and iforest (ranks, Friedman, Nemenyi). OUT/runs.csv holds the runs.
+std, and whether it is beyond seed noise: the leaderboard's paired t test), the Wilcoxon
+signed-rank test over the tuning datasets' mean differences, and the confirmation datasets
+apart (no choice is made on them); then the leaderboard of the ten (detector, inverse) pairs
+and iforest (ranks, Friedman, Nemenyi) with its critical-difference diagrams. OUT/runs.csv
+holds the runs.
 """
 
 from __future__ import annotations
@@ -26,7 +27,12 @@ from scipy import stats
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 from sparse_lstm_ad.config import TrackingConfig
-from sparse_lstm_ad.leaderboard import from_mlflow, leaderboard_markdown, to_markdown
+from sparse_lstm_ad.leaderboard import (
+    critical_difference_diagrams,
+    from_mlflow,
+    leaderboard_markdown,
+    to_markdown,
+)
 from sparse_lstm_ad.report import finished_runs
 from sparse_lstm_ad.significance import beyond_seed_noise
 
@@ -148,6 +154,7 @@ def main() -> None:
     both = pd.concat([pinv, shrunk.assign(detector=shrunk["detector"] + SHRUNK)])
     args.out.mkdir(parents=True, exist_ok=True)
     both.to_csv(args.out / "runs.csv", index=False)
+    critical_difference_diagrams(both, CONFIRMATION, args.out)  # the cd_*.png results.md names
     board = leaderboard_markdown(
         both, "The ten (detector, inverse) pairs and iforest", CONFIRMATION
     )
