@@ -72,6 +72,9 @@ def test_shrinkage_zero_on_a_singular_covariance_names_the_key() -> None:
     with pytest.raises(ValueError, match=r"scoring\.shrinkage=0: .* rank 1 of 3 .*inverse=pinv"):
         fit_error_model(copies, CovarianceInverse.shrinkage, shrinkage=0.0)
     assert np.isfinite(fit_error_model(copies, "shrinkage", shrinkage=0.1).inv_cov).all()
+    constant = np.ones((50, 3))  # errors that never vary: nothing to shrink towards
+    with pytest.raises(ValueError, match=r"inverse=shrinkage: the errors do not vary at all"):
+        fit_error_model(constant, "shrinkage", shrinkage=0.1)
 
 
 @pytest.mark.parametrize("inverse", ["pinv", "shrinkage"])

@@ -59,15 +59,19 @@ def _shrunk_inverse(cov: np.ndarray, shrinkage: float) -> np.ndarray:
     # Pulling towards a scaled identity keeps the eigenvalues away from 0 while
     # preserving the overall error scale (trace).
     target = (np.trace(cov) / k) * np.eye(k)
-    shrunk = (1.0 - shrinkage) * cov + shrinkage * target
     # np.linalg.inv says "Singular matrix" at best; near-singular, it returns rounding noise.
-    if (rank := np.linalg.matrix_rank(shrunk, hermitian=True)) < k:
+    if not np.trace(cov) > 0:
         raise ValueError(
-            f"scoring.shrinkage={shrinkage:g}: the errors' covariance has rank {rank} of {k} "
-            "(channels that copy others, or are constant) and cannot be inverted; set "
+            "scoring.inverse=shrinkage: the errors do not vary at all (covariance 0), nothing to "
+            "shrink towards; scoring.inverse=pinv scores them"
+        )
+    if shrinkage == 0 and (rank := np.linalg.matrix_rank(cov, hermitian=True)) < k:
+        raise ValueError(
+            f"scoring.shrinkage=0: the errors' covariance has rank {rank} of {k} (channels "
+            "that copy others, or are constant) and cannot be inverted; set "
             "scoring.shrinkage > 0, or scoring.inverse=pinv"
         )
-    return np.linalg.inv(shrunk)
+    return np.linalg.inv((1.0 - shrinkage) * cov + shrinkage * target)
 
 
 def fit_error_model(

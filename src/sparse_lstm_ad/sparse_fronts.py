@@ -29,9 +29,20 @@ RANK_TOLERANCE = 1e-3
 
 
 class SparseFront(Protocol):
-    kind: str  # the `model.kind`, and the layer's name in the network
-    keys: tuple[str, ...]  # the model keys only this form reads
-    axes: tuple[str, str]  # what the rows and the columns of its weights are
+    @property
+    def kind(self) -> str:
+        """The `model.kind`, and the layer's name in the network."""
+        ...
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The model keys only this form reads."""
+        ...
+
+    @property
+    def axes(self) -> tuple[str, str]:
+        """What the rows and the columns of its weights are."""
+        ...
 
     def layer(self, cfg: ModelConfig, n_channels: int) -> keras.layers.Layer: ...
 

@@ -1,4 +1,6 @@
-"""Where a run's series come from: one function turns the data config into train/test arrays."""
+"""Where a run's series come from: one registry of the sources (`SOURCES`: the seed notebook's
+series, the correlated generator, CSV files), each saying how its train/test rows load, where
+they come from, and what of its inputs a run's identity includes."""
 
 from __future__ import annotations
 

@@ -73,5 +73,5 @@ FAMILY = Family(
     kinds={"mahalanobis": ("mahalanobis_scope",)},
     fit=fit,
     load=load,
-    score_label="Mahalanobis distance of the rows",
+    score_label="Mahalanobis distance of the windows (or rows)",
 )

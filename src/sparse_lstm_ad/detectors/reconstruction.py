@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 
@@ -63,12 +63,13 @@ class StepGaussian:
     """EncDec-AD's: one Gaussian over the k errors of a (window, time step)."""
 
     model: ErrorModel
+    artifact: ClassVar[str] = "error_model"
 
     def score(self, windows: Windows, reconstruct: Reconstruct) -> tuple[RowScores, float]:
         return score_windows(windows, reconstruct, self.model)
 
     def save(self, folder: Path) -> dict[str, Path]:
-        return {"error_model": self.model.save(folder / "error_model.npz")}
+        return {self.artifact: self.model.save(folder / f"{self.artifact}.npz")}
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class WindowGaussian:
     """One Gaussian over a window's errors flattened (window x k values)."""
 
     gaussian: WindowMahalanobis
+    artifact: ClassVar[str] = "window_errors"
 
     def score(self, windows: Windows, reconstruct: Reconstruct) -> tuple[RowScores, float]:
         squares: list[tuple[float, int]] = []  # per batch: sum of squared errors, values
@@ -92,14 +94,14 @@ class WindowGaussian:
         return rows, float(total / values)  # the MSE from the same pass of the network
 
     def save(self, folder: Path) -> dict[str, Path]:
-        return {"window_errors": self.gaussian.save(folder / "window_errors.npz")}
+        return {self.artifact: self.gaussian.save(folder / f"{self.artifact}.npz")}
 
 
 # The logged model's artifact -> the Gaussian it holds (the window scope's first: a model
 # logged before the window scope holds only the step's).
 ERROR_FILES: dict[str, Callable[[Path], ErrorGaussian]] = {
-    "window_errors": lambda path: WindowGaussian(WindowMahalanobis.load(path)),
-    "error_model": lambda path: StepGaussian(ErrorModel.load(path)),
+    WindowGaussian.artifact: lambda path: WindowGaussian(WindowMahalanobis.load(path)),
+    StepGaussian.artifact: lambda path: StepGaussian(ErrorModel.load(path)),
 }
 
 
@@ -164,5 +166,5 @@ class ReconstructionScores:
 
 def load_errors(artifacts: Mapping[str, Path]) -> ErrorGaussian:
     """The error Gaussian `ReconstructionScores.save_errors` wrote."""
-    name = next((name for name in ERROR_FILES if name in artifacts), "error_model")
+    name = next((name for name in ERROR_FILES if name in artifacts), StepGaussian.artifact)
     return ERROR_FILES[name](Path(artifacts[name]))
