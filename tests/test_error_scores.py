@@ -14,7 +14,6 @@ from sparse_lstm_ad.error_scores import (
     mahalanobis_scores,
     reconstruction_errors,
     time_step_scores,
-    window_scores,
 )
 
 
@@ -112,13 +111,6 @@ def test_contributions_sum_to_squared_distance() -> None:
     np.testing.assert_allclose(
         contributions.sum(axis=-1), mahalanobis_scores(errors, model) ** 2, rtol=1e-10
     )
-
-
-def test_window_scores_is_mean_over_steps() -> None:
-    step = np.array([[1.0, 2.0, 3.0], [4.0, 4.0, 7.0]])
-    np.testing.assert_array_equal(window_scores(step), [2.0, 5.0])
-    with pytest.raises(ValueError):
-        window_scores(step[0])
 
 
 @pytest.mark.parametrize(("length", "stride"), [(5, 1), (5, 3), (4, 4), (1, 2)])

@@ -115,14 +115,6 @@ def mahalanobis_scores(errors: np.ndarray, model: ErrorModel) -> np.ndarray:
     return np.sqrt(np.clip(squared, 0.0, None))
 
 
-def window_scores(step_scores: np.ndarray) -> np.ndarray:
-    """(n_windows, length) -> (n_windows,), the mean over steps as the seed notebook did."""
-    step_scores = np.asarray(step_scores, dtype=np.float64)
-    if step_scores.ndim != 2:
-        raise ValueError(f"expected (n_windows, length) scores, got shape {step_scores.shape}")
-    return step_scores.mean(axis=1)
-
-
 def _covered_rows(starts: np.ndarray, length: int, n_rows: int) -> np.ndarray:
     starts = np.asarray(starts, dtype=np.int64)
     rows = starts[:, None] + np.arange(length, dtype=np.int64)[None, :]
