@@ -44,8 +44,8 @@ gpu: $(STAMP)
 
 # Two pytest workers (pytest-xdist), each taking the next test as it finishes one: the suite
 # is mostly processes waiting on imports and servers, so two share 2 cores well. Measured from a
-# fresh clone of 2c40f98 on a 2-core machine just left idle (2026-12-06): 510 tests in 308 s of
-# pytest (6 min 9 s with the venv; 331-338 s in other readings; 316 s for 6655692).
+# fresh clone of ae955a0 on a 2-core machine (2026-12-06): 520 tests in 375 s of pytest (344 s
+# for 30f7f08; 289-338 s for 510 tests the stop before).
 # TEST_WORKERS=0 runs it in this one process.
 TEST_WORKERS ?= 2
 test: $(STAMP)

@@ -1,10 +1,12 @@
 """Files written whole or not at all: what a reader (a user, MLflow, another process) finds
-at a path is either absent, the previous version, or complete. And a dataclass of arrays as an
-.npz of its fields: how the detectors' fitted state is kept, never pickled."""
+at a path is either absent, the previous version, or complete. A lock file that lets one
+process at a time through. And a dataclass of arrays as an .npz of its fields: how the
+detectors' fitted state is kept, never pickled."""
 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +28,15 @@ def written_whole(path: Path) -> Iterator[Path]:
         os.replace(scratch, path)
     finally:
         scratch.unlink(missing_ok=True)
+
+
+@contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file at `path` (made if absent) for the block: processes
+    of one machine, or of nodes sharing its folder, pass one at a time."""
+    with open(path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+        yield
 
 
 def save_fields(value: Any, path: Path) -> Path:

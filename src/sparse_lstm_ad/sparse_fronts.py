@@ -46,7 +46,9 @@ class SparseFront(Protocol):
 
     def layer(self, cfg: ModelConfig, n_channels: int) -> keras.layers.Layer: ...
 
-    def weights(self, layer: Any) -> np.ndarray: ...
+    def weights(self, model: Any) -> np.ndarray:
+        """Its layer's weights in a built or loaded network."""
+        ...
 
     def channel_mass(self, weights: np.ndarray) -> np.ndarray:
         """How much of each input channel the layer lets through (L1 mass per channel)."""
@@ -82,8 +84,8 @@ class Gate:
             name=self.kind,
         )
 
-    def weights(self, layer: Any) -> np.ndarray:
-        return np.asarray(layer.gate.numpy())
+    def weights(self, model: Any) -> np.ndarray:
+        return np.asarray(model.get_layer(self.kind).gate.numpy())
 
     def channel_mass(self, weights: np.ndarray) -> np.ndarray:
         return np.abs(weights).sum(axis=0)
@@ -114,8 +116,8 @@ class Projection:
             name=self.kind,
         )
 
-    def weights(self, layer: Any) -> np.ndarray:
-        return np.asarray(layer.kernel.numpy())
+    def weights(self, model: Any) -> np.ndarray:
+        return np.asarray(model.get_layer(self.kind).kernel.numpy())
 
     def channel_mass(self, weights: np.ndarray) -> np.ndarray:
         return np.abs(weights).sum(axis=1)
@@ -150,7 +152,7 @@ def network_front(model: Any) -> SparseFront | None:
 def sparse_weights(model: Any) -> np.ndarray | None:
     """The sparse layer's weights; None for a network without one."""
     front = network_front(model)
-    return None if front is None else front.weights(model.get_layer(front.kind))
+    return None if front is None else front.weights(model)
 
 
 def projection_width(cfg: ModelConfig, n_channels: int) -> int:

@@ -5,7 +5,6 @@ run of the same config (the job is then skipped), and where a failure is counted
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -18,6 +17,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from sparse_lstm_ad.config import Config, active_only, config_identity
+from sparse_lstm_ad.files import exclusive_lock
 
 log = logging.getLogger("train")
 
@@ -120,8 +120,7 @@ def one_at_a_time(job: Any) -> Iterator[None]:
         yield
         return
     Path(job.sweep).mkdir(parents=True, exist_ok=True)
-    with open(Path(job.sweep) / f".identity-{job.identity}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, or the job dies
+    with exclusive_lock(Path(job.sweep) / f".identity-{job.identity}.lock"):
         yield
 
 

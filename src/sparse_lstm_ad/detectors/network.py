@@ -69,7 +69,7 @@ class NetworkDetector:
         names the labelled channels; {} for the standard model."""
         if (front := sparse_front(self.kind)) is None:
             return {}
-        weights = front.weights(self.model.get_layer(front.kind))
+        weights = front.weights(self.model)
         mass = front.channel_mass(weights)
         figures = {"sparse_layer_closed": float(not mass.any()), **front.figures(weights)}
         if not mass.any():
@@ -86,7 +86,7 @@ class NetworkDetector:
 
         from sparse_lstm_ad import plots  # matplotlib: only a run that plots loads it
 
-        weights = front.weights(self.model.get_layer(front.kind))
+        weights = front.weights(self.model)
         mass = front.channel_mass(weights)
         table = folder / "sparse_channel_mass.csv"  # the figures of the bar plot, for studies
         pd.DataFrame({"channel": channels, "mass": mass}).to_csv(table, index=False)
@@ -127,7 +127,7 @@ def _fit_with_an_open_layer(
         # no covariance.
         raise_if_diverged(fitted)
         front = sparse_front(cfg.model.kind)
-        defect = None if front is None else front.defect(front.weights(model.get_layer(front.kind)))
+        defect = None if front is None else front.defect(front.weights(model))
         if defect is None or refit == CLOSED_LAYER_REFITS:
             break
         smaller = cfg.model.l1 * L1_BACKOFF

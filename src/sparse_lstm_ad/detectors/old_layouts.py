@@ -15,6 +15,7 @@ from sparse_lstm_ad.detectors.reconstruction import (
     ErrorGaussian,
     ReconstructionScores,
     StepGaussian,
+    WindowGaussian,
     load_errors,
 )
 from sparse_lstm_ad.error_scores import ErrorModel
@@ -40,7 +41,7 @@ def detector_of_old_layout(
 def _errors(
     artifacts: Mapping[str, Path], error_mean: list[float] | None, inv_cov: list[list[float]] | None
 ) -> ErrorGaussian:
-    if "window_errors" in artifacts:  # the window scope's file, as it is today
+    if WindowGaussian.artifact in artifacts:  # the window scope's file, as it is today
         return load_errors(artifacts)
     if error_mean is None or inv_cov is None:
         raise ValueError("the logged model holds no error model")

@@ -10,7 +10,6 @@ through a tracking server.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import shlex
@@ -27,7 +26,7 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from sparse_lstm_ad.config import TrackingConfig
-from sparse_lstm_ad.files import written_whole
+from sparse_lstm_ad.files import exclusive_lock, written_whole
 from sparse_lstm_ad.tracking.liveness import close_dead_runs
 from sparse_lstm_ad.tracking.retries import retrying
 
@@ -152,12 +151,8 @@ def _creation_lock(cfg: TrackingConfig) -> Iterator[None]:
     if cfg.uri:
         yield
         return
-    with open(Path(cfg.dir) / ".mlflow.db.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with exclusive_lock(Path(cfg.dir) / ".mlflow.db.lock"):
+        yield
 
 
 def _create_sqlite_store(cfg: TrackingConfig) -> None:
