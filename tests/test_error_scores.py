@@ -76,7 +76,49 @@ def test_shrinkage_zero_on_a_singular_covariance_names_the_key() -> None:
         fit_error_model(constant, "shrinkage", shrinkage=0.1)
 
 
-@pytest.mark.parametrize("inverse", ["pinv", "shrinkage"])
+@pytest.mark.parametrize("copies", [False, True])
+def test_oas_inverts_the_covariance_sklearn_shrinks(copies: bool) -> None:
+    """scoring.inverse=oas is the inverse of sklearn.covariance.OAS's covariance, from the
+    errors held whole (window scope) and from their batched moments (step scope), with copied
+    channels (a singular covariance) too."""
+    from sklearn.covariance import OAS
+
+    from sparse_lstm_ad.error_scores import ErrorMoments, oas_shrinkage
+
+    errors = _correlated_errors(n=600, k=5, seed=4)
+    if copies:
+        errors = np.column_stack([errors, errors[:, 1], errors[:, 1]])
+    reference = OAS().fit(errors)
+    assert oas_shrinkage(np.cov(errors, rowvar=False), len(errors)) == pytest.approx(
+        reference.shrinkage_, rel=1e-9
+    )
+    # sklearn's covariance divides by n, ours by n - 1: the same inverse up to that factor.
+    expected = np.linalg.inv(reference.covariance_) * (len(errors) - 1) / len(errors)
+    whole = fit_error_model(errors, CovarianceInverse.oas, shrinkage=0.1)
+    np.testing.assert_allclose(whole.inv_cov, expected, rtol=1e-6)
+    moments = ErrorMoments()
+    for part in np.array_split(errors, 3):
+        moments.add(part)
+    np.testing.assert_allclose(moments.error_model("oas", 0.1).inv_cov, expected, rtol=1e-6)
+
+
+def test_oas_sees_a_break_between_copies_that_pinv_cannot() -> None:
+    """Copies of a channel leave a direction the normal errors never vary in: pinv gives it
+    no weight, so a break between the copies scores as a normal vector does; oas, which
+    shrinks little with many errors, scores it far out. The constant errors are refused."""
+    base = _correlated_errors(n=2_000, k=3)
+    errors = np.column_stack([base, base[:, 0]])
+    broken = np.append(errors.mean(axis=0)[:3], errors.mean(axis=0)[0] + 3 * base[:, 0].std())
+    score = {
+        inverse: float(mahalanobis_scores(broken, fit_error_model(errors, inverse, 0.1)))
+        for inverse in ("pinv", "oas")
+    }
+    assert score["pinv"] < 3 and score["oas"] > 30, score
+    with pytest.raises(ValueError, match=r"inverse=oas: the errors do not vary at all"):
+        fit_error_model(np.ones((50, 3)), "oas", shrinkage=0.1)
+
+
+@pytest.mark.parametrize("inverse", ["pinv", "shrinkage", "oas"])
 def test_duplicate_channel_gives_finite_scores(inverse: str) -> None:
     base = _correlated_errors(k=2)
     errors = np.column_stack([base, base[:, 1], base[:, 1]])  # exact copies: singular cov

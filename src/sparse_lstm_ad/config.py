@@ -80,7 +80,8 @@ class CovarianceInverse(StrEnum):
     """How to invert the error covariance (a str Enum, so config strings compare equal)."""
 
     pinv = "pinv"
-    shrinkage = "shrinkage"
+    shrinkage = "shrinkage"  # towards a scaled identity by the fixed scoring.shrinkage
+    oas = "oas"  # the same, by an amount chosen from the errors (Oracle Approximating Shrinkage)
 
 
 class FitOn(StrEnum):

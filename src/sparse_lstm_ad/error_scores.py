@@ -52,7 +52,7 @@ def _flatten_errors(errors: np.ndarray) -> np.ndarray:
     return flat
 
 
-def _shrunk_inverse(cov: np.ndarray, shrinkage: float) -> np.ndarray:
+def _shrunk_inverse(cov: np.ndarray, shrinkage: float, inverse: str = "shrinkage") -> np.ndarray:
     if not 0.0 <= shrinkage <= 1.0:
         raise ValueError(f"shrinkage must lie in [0, 1], got {shrinkage}")
     k = cov.shape[0]
@@ -62,16 +62,39 @@ def _shrunk_inverse(cov: np.ndarray, shrinkage: float) -> np.ndarray:
     # np.linalg.inv says "Singular matrix" at best; near-singular, it returns rounding noise.
     if not np.trace(cov) > 0:
         raise ValueError(
-            "scoring.inverse=shrinkage: the errors do not vary at all (covariance 0), nothing to "
-            "shrink towards; scoring.inverse=pinv scores them"
+            f"scoring.inverse={inverse}: the errors do not vary at all (covariance 0), nothing "
+            "to shrink towards; scoring.inverse=pinv scores them"
         )
     if shrinkage == 0 and (rank := np.linalg.matrix_rank(cov, hermitian=True)) < k:
         raise ValueError(
-            f"scoring.shrinkage=0: the errors' covariance has rank {rank} of {k} (channels "
-            "that copy others, or are constant) and cannot be inverted; set "
-            "scoring.shrinkage > 0, or scoring.inverse=pinv"
+            f"scoring.shrinkage=0: the errors' covariance has rank {rank} of {k} (channels that "
+            "copy others, or are constant) and cannot be inverted; set scoring.shrinkage > 0, "
+            "or scoring.inverse=pinv"
         )
     return np.linalg.inv((1.0 - shrinkage) * cov + shrinkage * target)
+
+
+def oas_shrinkage(cov: np.ndarray, count: int) -> float:
+    """The Oracle Approximating Shrinkage amount (Chen et al. 2010) of `count` vectors with
+    sample covariance `cov` (ddof 1), as sklearn.covariance.oas computes it from the vectors
+    themselves: the step scope keeps only their moments (ErrorMoments), so it is computed here
+    from those; tests check it against sklearn's."""
+    k = cov.shape[0]
+    biased = cov * (count - 1) / count  # sklearn's empirical_covariance divides by n
+    alpha, mu = np.mean(biased**2), np.trace(biased) / k
+    den = (count + 1) * (alpha - mu**2 / k)
+    return 1.0 if den == 0 else float(min((alpha + mu**2) / den, 1.0))
+
+
+# How each scoring.inverse inverts a covariance of `count` vectors, given scoring.shrinkage.
+Inverse = Callable[[np.ndarray, int, float], np.ndarray]
+INVERSES: dict[CovarianceInverse, Inverse] = {
+    CovarianceInverse.pinv: lambda cov, count, shrinkage: np.linalg.pinv(cov, hermitian=True),
+    CovarianceInverse.shrinkage: lambda cov, count, shrinkage: _shrunk_inverse(cov, shrinkage),
+    CovarianceInverse.oas: lambda cov, count, shrinkage: _shrunk_inverse(
+        cov, oas_shrinkage(cov, count), "oas"
+    ),
+}
 
 
 def fit_error_model(
@@ -82,20 +105,20 @@ def fit_error_model(
     """Fit mean and inverse covariance of errors (..., k), all leading axes pooled; `inverse`
     and `shrinkage` as in ScoringConfig."""
     flat = _flatten_errors(errors)
-    return error_model_of(
-        flat.mean(axis=0), np.atleast_2d(np.cov(flat, rowvar=False)), inverse, shrinkage
-    )
+    cov = np.atleast_2d(np.cov(flat, rowvar=False))
+    return error_model_of(flat.mean(axis=0), cov, len(flat), inverse, shrinkage)
 
 
 def error_model_of(
-    mean: np.ndarray, cov: np.ndarray, inverse: CovarianceInverse | str, shrinkage: float
+    mean: np.ndarray,
+    cov: np.ndarray,
+    count: int,
+    inverse: CovarianceInverse | str,
+    shrinkage: float,
 ) -> ErrorModel:
-    """The error model from a mean and covariance, inverted as configured."""
-    method = CovarianceInverse(inverse)
-    if method is CovarianceInverse.pinv:
-        inv_cov = np.linalg.pinv(cov, hermitian=True)
-    else:
-        inv_cov = _shrunk_inverse(cov, shrinkage)
+    """The error model from the mean and covariance of `count` vectors, inverted as
+    configured."""
+    inv_cov = INVERSES[CovarianceInverse(inverse)](cov, count, shrinkage)
     # Symmetrise away rounding asymmetry so the quadratic form is well defined.
     return ErrorModel(mean=mean, inv_cov=0.5 * (inv_cov + inv_cov.T))
 
@@ -191,7 +214,7 @@ class ErrorMoments:
             raise ValueError(f"need at least 2 error vectors to fit a covariance, got {self.count}")
         mean = self.total / self.count
         cov = (self.outer - self.count * np.outer(mean, mean)) / (self.count - 1)
-        return error_model_of(mean, cov, inverse, shrinkage)
+        return error_model_of(mean, cov, self.count, inverse, shrinkage)
 
 
 class RowAccumulator:
