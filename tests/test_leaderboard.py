@@ -27,12 +27,55 @@ def _runs(rows: list[tuple[str, str, int, float]]) -> pd.DataFrame:
 
 
 def test_runs_repeating_a_seed_are_refused_not_pooled() -> None:
-    """A sweep over model.l1 ran sparse twice per seed: the cells pooled both settings as
-    four seeds, and the tests paired runs of different L1."""
+    """Two runs of one setting and seed (a sweep resumed after an input file changed): the
+    cells pooled both as extra seeds, and the tests paired runs at random."""
     runs = _runs([("a", "x", 0, 0.9), ("a", "x", 0, 0.7), ("a", "y", 0, 0.6)])
-    with pytest.raises(ValueError, match=r"x on a seed 0 \(2 runs\): the sweep varies another"):
+    with pytest.raises(ValueError, match=r"x on a seed 0 \(2 runs\): the sweep holds runs of an"):
         leaderboard.check_one_run_per_seed(runs, "multirun/l1")
     leaderboard.check_one_run_per_seed(runs.iloc[1:], "multirun/l1")
+
+
+def _mlflow_runs(cells: dict[tuple[str, str, str | None], float]) -> pd.DataFrame:
+    """MLflow's frame of a sweep: (detector, kind, model.l1 or None) -> AUC-PR on two
+    datasets, seeds 0-2, the model.l1 param logged by every kind (as the configs log it)."""
+    rows = []
+    for (detector, kind, l1), auc_pr in cells.items():
+        for dataset, seed in ((d, s) for d in ("case1", "case2") for s in range(3)):
+            rows.append(
+                {
+                    "status": "FINISHED",
+                    "tags.model": detector,
+                    "tags.data": dataset,
+                    "params.seed": str(seed),
+                    "params.model.kind": kind,
+                    "params.model.l1": l1 or "1.0",
+                    "params.model.hidden": "8",
+                    "metrics.auc_pr": auc_pr + seed / 100,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_a_sweep_over_l1_ranks_each_setting_apart() -> None:
+    """The README's sweep, `model=standard,sparse,mahalanobis model.l1=1e-3,1e-2`: each L1 of
+    the sparse model is a contestant of its own, where the leaderboard refused the sweep;
+    the standard model and the baseline read no L1, ran once each, and keep their names."""
+    cells = {
+        ("standard", "standard", "0.001"): 0.8,
+        ("sparse", "sparse_gate", "0.001"): 0.9,
+        ("sparse", "sparse_gate", "0.01"): 0.7,
+        ("mahalanobis", "mahalanobis", "0.001"): 0.6,
+    }
+    runs = leaderboard.from_mlflow(_mlflow_runs(cells))
+    names = ["standard", "sparse model.l1=0.001", "sparse model.l1=0.01", "mahalanobis"]
+    assert sorted(set(runs["detector"])) == sorted(names)
+    leaderboard.check_one_run_per_seed(runs, "multirun/l1")  # one run per seed each
+    assert list(leaderboard.per_dataset(runs, "auc_pr").columns) == names
+    ranks = leaderboard.average_ranks(runs)["AUC-PR"]
+    assert ranks.to_dict() == {names[1]: 1.0, names[0]: 2.0, names[2]: 3.0, names[3]: 4.0}
+    # A sweep that varies nothing but the seed keeps the detectors' own names.
+    one = leaderboard.from_mlflow(_mlflow_runs({("sparse", "sparse_gate", "0.01"): 0.7}))
+    assert set(one["detector"]) == {"sparse"}
 
 
 def test_a_detector_run_on_fewer_datasets_is_not_ranked_and_leaves_the_tests_whole() -> None:

@@ -59,14 +59,33 @@ def from_mlflow(runs: pd.DataFrame) -> pd.DataFrame:
     """MLflow's search_runs frame -> the leaderboard's run table, FINISHED runs only."""
     runs = runs[runs["status"] == "FINISHED"]
     table = pd.DataFrame({new: runs.get(old) for old, new in RUN_COLUMNS.items()})
+    table["detector"] = contestants(runs)
     table["seed"] = pd.to_numeric(table["seed"]).astype(int)
     table = with_run_columns(table)
     return table.sort_values(["dataset", "detector", "seed"], kind="stable").reset_index(drop=True)
 
 
+def contestants(runs: pd.DataFrame) -> pd.Series:
+    """Each run's name in the tables: its detector, then every setting the sweep varied that
+    the detector reads (`sparse model.l1=0.01`). A sweep over model.l1 ranks and tests each
+    L1 apart instead of pooling them; the standard model, which reads no L1, ran once and
+    stays `standard`."""
+    from sparse_lstm_ad.report import blank_unused, swept_params
+
+    shown = blank_unused(runs)
+    names = runs["tags.model"].astype(str)
+    for key in swept_params(shown):
+        values = shown[key]
+        used = values.notna() & (values.astype(str) != "-")
+        setting = f" {key.removeprefix('params.')}=" + values.astype(str)
+        names = names.where(~used, names + setting)
+    return names
+
+
 def check_one_run_per_seed(runs: pd.DataFrame, sweep: str) -> None:
-    """ValueError where runs repeat a (dataset, detector, seed): the sweep varied another key
-    (model.l1, say), whose settings the cells would pool and the seed-paired tests pair."""
+    """ValueError where runs repeat a (dataset, detector, seed): runs of one setting that
+    differ in what their identity hashes (an input file or the package's version), which the
+    cells would pool as extra seeds and the seed-paired tests would pair at random."""
     repeats = runs.groupby(["dataset", "detector", "seed"]).size()
     repeats = repeats[repeats > 1]
     if repeats.empty:
@@ -74,10 +93,9 @@ def check_one_run_per_seed(runs: pd.DataFrame, sweep: str) -> None:
     (dataset, detector, seed), count = next(iter(repeats.items()))
     raise ValueError(
         f"{sweep}: {len(repeats)} (dataset, detector, seed) have more than one run, e.g. "
-        f"{detector} on {dataset} seed {seed} ({count} runs): the sweep varies another key, or "
-        "it holds runs of an earlier version of their config (a sweep resumed after an upgrade:"
-        " use a new sweep folder); a leaderboard compares one setting per detector (`report` "
-        "splits by every swept key)"
+        f"{detector} on {dataset} seed {seed} ({count} runs): the sweep holds runs of an "
+        "earlier version of their config or data (a sweep resumed after an upgrade or an edit "
+        "of an input file: use a new sweep folder)"
     )
 
 
@@ -110,8 +128,13 @@ def dataset_sets(runs: pd.DataFrame, confirmation: Sequence[str]) -> dict[str, p
 
 
 def _detector_order(names: pd.Index) -> list[str]:
-    known = [d for d in DETECTORS if d in names]
-    return known + sorted(set(names) - set(known))
+    """DETECTORS' order, each detector's settings (`sparse model.l1=...`) after it, others last."""
+
+    def key(name: str) -> tuple[int, str]:
+        base = name.split(" ")[0]
+        return (DETECTORS.index(base) if base in DETECTORS else len(DETECTORS), name)
+
+    return sorted(names, key=key)
 
 
 def cell_stats(runs: pd.DataFrame, metric: str) -> pd.DataFrame:

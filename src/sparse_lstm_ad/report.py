@@ -89,7 +89,7 @@ def swept_params(runs: pd.DataFrame) -> list[str]:
     return [c for c in candidates if groups[c].nunique(dropna=False).max() > 1]
 
 
-def _blank_unused(runs: pd.DataFrame) -> pd.DataFrame:
+def blank_unused(runs: pd.DataFrame) -> pd.DataFrame:
     """Model keys a kind ignores (l1 for the standard model, hidden for a baseline): '-'."""
     from sparse_lstm_ad.detectors.registry import families, unused_model_keys
 
@@ -107,7 +107,7 @@ def _blank_unused(runs: pd.DataFrame) -> pd.DataFrame:
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean ± std (n runs) of each metric per model, case and swept value, over seeds; and
     where runs carry the tag, how many flagged far more or fewer rows than promised."""
-    runs = _blank_unused(runs[runs["status"] == "FINISHED"])
+    runs = blank_unused(runs[runs["status"] == "FINISHED"])
     keys = list(GROUP_TAGS) + swept_params(runs)
     metrics = [m for m in REPORT_METRICS if m in runs.columns]
     grouped = runs.groupby(keys, dropna=False)[metrics]
@@ -164,7 +164,7 @@ def to_markdown(table: pd.DataFrame) -> str:
 def plot_points(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Mean and std of `metric` per model, case and L1 (NaN L1 for a kind that has none: the
     standard model, the baselines)."""
-    runs = _blank_unused(runs[runs["status"] == "FINISHED"])
+    runs = blank_unused(runs[runs["status"] == "FINISHED"])
     runs["l1"] = pd.to_numeric(runs["params.model.l1"], errors="coerce")
     grouped = runs.groupby(["tags.model", "tags.data", "l1"], dropna=False)[f"metrics.{metric}"]
     points = grouped.agg(["mean", "std"]).reset_index()

@@ -25,8 +25,9 @@ from sparse_lstm_ad.cli.subcommand import subcommand
 def leaderboard(
     sweep: str, out: Path | None, from_csv: Path | None, confirmation: str, **store: Any
 ) -> None:
-    """The benchmark's leaderboard: per dataset mean ± std of AUC-PR, VUS-PR, AUC-ROC and the
-    explanation scores, each detector's average rank, whether the differences are real
+    """A sweep's leaderboard (the benchmark's by default): per dataset mean ± std of AUC-PR,
+    VUS-PR, AUC-ROC and the explanation scores, each detector's average rank (each setting
+    the sweep varied, model.l1 say, a contestant of its own), whether the differences are real
     (Friedman, Nemenyi with critical-difference diagrams, Holm-corrected Wilcoxon), the
     alarms at the label-free threshold, and a rank plot; printed, written to --out (with
     runs.csv) and logged to the sweep's parent run."""
