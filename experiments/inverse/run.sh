@@ -8,7 +8,8 @@
 #   multirun/benchmark); the selection sweep's runs serve as well (selection.enabled only adds
 #   the injected copies' scores): /work/study-store selection multirun/selection.
 # STORE (default mlruns) receives the shrinkage runs, experiment `inverse`. Resumable: FINISHED
-# jobs are skipped. 180 runs.
+# jobs are skipped. 180 runs; then the same for scoring.inverse=oas (experiment inverse_oas,
+# results in experiments/inverse/oas), 180 more.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
@@ -21,3 +22,11 @@ STORE=${STORE:-mlruns}
     --default pinv "${1:-mlruns}" "${2:-benchmark}" "${3:-multirun/benchmark}" \
     --candidate shrinkage "$STORE" inverse multirun/inverse --seeds 0,1,2 \
     --title "\`scoring.inverse=pinv\` (the default) against \`shrinkage\` (0.1)" --out experiments/inverse
+"$PY" src/train.py -m +experiment=benchmark model=standard,sparse,sparse_projection,mahalanobis,pca \
+    seed=0,1,2 scoring.inverse=oas tracking.experiment=inverse_oas "tracking.dir=$STORE" \
+    hydra.sweep.dir=multirun/inverse_oas
+"$PY" experiments/paired_study.py --setting scoring.inverse \
+    --detectors standard,sparse,sparse_projection,mahalanobis,pca \
+    --default pinv "${1:-mlruns}" "${2:-benchmark}" "${3:-multirun/benchmark}" \
+    --candidate oas "$STORE" inverse_oas multirun/inverse_oas --seeds 0,1,2 \
+    --title "\`scoring.inverse=pinv\` (the default) against \`oas\`" --out experiments/inverse/oas
