@@ -237,11 +237,28 @@ def test_window_scope_of_pca_errors_is_the_window_mahalanobis_of_its_errors() ->
     assert np.isfinite(scored.reconstruction_mse["val"])
 
 
-def test_auto_scope_scores_by_window_until_a_window_is_large() -> None:
+def _windows(rows: int, channels: int, val_rows: int = 600) -> dict[str, Windows]:
+    return {
+        "train": Windows(np.zeros((rows, channels), np.float32), 15),
+        "val": Windows(np.zeros((val_rows, channels), np.float32), 15),
+    }
+
+
+def test_auto_scope_scores_by_window_until_a_window_is_large_or_its_windows_too_few() -> None:
+    """By window while a window has at most 2,048 values and more windows than values fit its
+    Gaussian: fewer leave its covariance singular by construction (corr_breaks_k100's 1,500
+    values on 586 validation windows, experiments/fit_on)."""
     from sparse_lstm_ad.config import ScoringScope
     from sparse_lstm_ad.detectors.reconstruction import scoring_scope
 
     cfg = compose_config()
-    assert scoring_scope(cfg, 100) == ScoringScope.window  # 15 x 100 values
-    assert scoring_scope(cfg, 500) == ScoringScope.step  # 15 x 500: a 7,500-square covariance
-    assert scoring_scope(compose_config("scoring.scope=step"), 5) == ScoringScope.step
+    assert scoring_scope(cfg, _windows(5_400, 100)) == ScoringScope.window  # 15 x 100 values
+    # 15 x 500: a 7,500-square covariance
+    assert scoring_scope(cfg, _windows(50_000, 500)) == ScoringScope.step
+    assert scoring_scope(cfg, _windows(1_400, 100)) == ScoringScope.step  # 1,386 windows
+    assert scoring_scope(cfg, _windows(1_600, 100)) == ScoringScope.window  # 1,586
+    val = compose_config("scoring=val_errors")  # the validation windows fit it: 586 of them
+    assert scoring_scope(val, _windows(5_400, 100)) == ScoringScope.step
+    assert scoring_scope(val, _windows(5_400, 20)) == ScoringScope.window  # 300 values
+    assert scoring_scope(compose_config("scoring.scope=step"), _windows(9_000, 5)) == "step"
+    assert scoring_scope(compose_config("scoring.scope=window"), _windows(1_400, 100)) == "window"
