@@ -203,9 +203,13 @@ def store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder / "mlflow.db"
 
 
-def seed_store(template: Path, store: Path) -> None:
+def seed_store(template: Path, store: Path, served: bool = False) -> None:
     """Copy the empty template into `store` (a tracking.dir) unless a store is there; its
-    Default experiment then keeps its artifacts in `store`, as a store created there would."""
+    Default experiment then keeps its artifacts in `store`, as a store created there would.
+
+    `served`: `store` is the state folder of a SQLite tracking server (sparse_lstm_ad.server),
+    whose Default experiment keeps its artifacts on the server (mlflow-artifacts:/0), as in a
+    database the server created; the server then finds its schema migrated."""
     import shutil
     import sqlite3
 
@@ -214,7 +218,7 @@ def seed_store(template: Path, store: Path) -> None:
     store.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(template, store / "mlflow.db")
     with contextlib.closing(sqlite3.connect(store / "mlflow.db")) as db, db:
-        root = (store / "artifacts").resolve().as_uri()
+        root = "mlflow-artifacts:/0" if served else (store / "artifacts").resolve().as_uri()
         db.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0", [root])
 
 

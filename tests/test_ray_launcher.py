@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import ROOT, train_command
+from tests.conftest import ROOT, seed_store, train_command
 from tests.ray_head import (
     STOP_TIMEOUT,
     failure,
@@ -53,10 +53,15 @@ def _sweep_command(tmp_path: Path, port: int, url: str) -> list[str]:
     )
 
 
-def test_ray_sweep_logs_four_children_under_one_parent(tmp_path: Path) -> None:
+def test_ray_sweep_logs_four_children_under_one_parent(
+    tmp_path: Path, store_template: Path
+) -> None:
     env = ray_env(tmp_path / "auth_token")
     (tracking_port,) = free_ports(1)
     store = tmp_path / "server"
+    # The server's database starts migrated (a copy of the empty store): the head, started
+    # beside it, waits on the server's schema migrations otherwise.
+    seed_store(store_template, store, served=True)
     killed: set[int] = set()  # processes that outlived their stop and had to be SIGKILLed
     # The server and the head start at once; the head's ports are not the server's.
     server = tracking_server(store, tracking_port, killed)

@@ -203,13 +203,14 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_a_tracking_server_that_goes_away(tmp_path: Path) -> None:
+def test_a_tracking_server_that_goes_away(tmp_path: Path, store_template: Path) -> None:
     """Two jobs log to a server that stops. One retries (MLflow's HTTP client: 1, 2, 4 ... 64 s)
     and finishes once the server is back; one gives up at once and stops in one line, and the
     first command once the server is back closes the run it left RUNNING."""
     from sparse_lstm_ad import server
 
     state, port = tmp_path / "server", _free_port()
+    seed_store(store_template, state, served=True)  # its schema migrations are not tested
     url = server.start(state, port, "sqlite", 0)
     fit = (FAST, f"tracking.uri={url}", "tracking.log_model=false", "train.patience=1000")
     retries = {**os.environ, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "7"}
