@@ -45,6 +45,12 @@ os.environ["SPARSE_LSTM_AD_DAEMON"] = "off"
 register_configs()
 
 
+# The first line of a test's Python child that loads TensorFlow or MLflow: at its exit the
+# interpreter skips its last garbage collection (1-2 s walking their heap), as train.py's
+# processes do (cli/train.py: _exit_quickly). What the child prints and writes is done by then.
+QUICK_EXIT = "import atexit, gc; atexit.register(gc.freeze)\n"
+
+
 def compose_config(*overrides: str) -> Config:
     """The real config, as train.py would compose it, checked and turned into dataclasses."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
@@ -262,7 +268,7 @@ def run_concurrent_writers(
     and waits for the others, then they open their runs (and, with prepare=False, create the
     store) together. Each writer is a process of its own, with its own connections.
     """
-    program = textwrap.dedent(f"""
+    program = QUICK_EXIT + textwrap.dedent(f"""
         import os, sys, time, traceback
         from pathlib import Path
         from sparse_lstm_ad import tracking
@@ -301,7 +307,7 @@ def run_concurrent_writers(
         print("exit codes", [codes[pid] for pid in children], flush=True)
     """)
     if prepare:  # as the CLI does: the store is prepared once before jobs start
-        code = "from sparse_lstm_ad import tracking, config; tracking.prepare_store("
+        code = QUICK_EXIT + "from sparse_lstm_ad import tracking, config; tracking.prepare_store("
         code += f"config.TrackingConfig({store}, experiment='writers'))"
         subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
     folder.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ from sparse_lstm_ad.detectors.pca import fit_pca
 from sparse_lstm_ad.detectors.reconstruction import WindowGaussian
 from sparse_lstm_ad.error_scores import time_step_scores
 from sparse_lstm_ad.pipeline import prepare_rows, score_parts, train_model
-from tests.conftest import ROOT, compose_config
+from tests.conftest import QUICK_EXIT, ROOT, compose_config
 
 
 def _rows(n: int = 600, k: int = 5, seed: int = 0) -> np.ndarray:
@@ -180,7 +180,7 @@ def test_baseline_runs_log_a_scoring_model_without_tensorflow(
     metrics, and a pyfunc model that scores as its run did. One process for the five: what is
     tested is that none of them imports TensorFlow, not five interpreter starts. Each store
     starts as a copy of the empty template: five stores' schema migrations are not tested."""
-    script = f"""
+    script = f"""{QUICK_EXIT}
 import sys
 from pathlib import Path
 import mlflow

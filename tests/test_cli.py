@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import ROOT
+from tests.conftest import QUICK_EXIT, ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -114,7 +114,9 @@ def test_logged_model_scores_identically_in_a_fresh_process(
         frame = pd.DataFrame(values[10_000:][::20], columns=channels)
         model.predict(frame).to_csv({str(tmp_path / "pyfunc.csv")!r}, index=False)
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", QUICK_EXIT + script], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr[-3000:]
 
     logged = pd.read_csv(

@@ -69,6 +69,7 @@ def test_without_a_writable_cache_the_store_is_migrated_in_place(
 # A tiny XLA fit; prints its trained weights. Run in a child: TensorFlow reads the cache flag
 # once, when it starts.
 _XLA_FIT = """
+import atexit, gc; atexit.register(gc.freeze)  # conftest.QUICK_EXIT
 import json, sys
 from sparse_lstm_ad.cli.compile_cache import use_compile_cache
 print(json.dumps({"cache": str(use_compile_cache())}))

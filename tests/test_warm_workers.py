@@ -23,7 +23,7 @@ from joblib import Parallel, delayed
 from sparse_lstm_ad.cli import train
 from sparse_lstm_ad.cli.launch_checks import UsageError, composed_command
 from sparse_lstm_ad.cli.warm_workers import joblib_args, start_warmup
-from tests.conftest import CONF, ROOT
+from tests.conftest import CONF, QUICK_EXIT, ROOT
 
 
 def _launcher(*overrides: str):
@@ -100,7 +100,7 @@ def test_the_warm_imports_leave_tensorflows_threads_to_the_job() -> None:
     """A job gives TensorFlow one thread per joblib worker before TensorFlow starts: had the
     warm-up's imports started it, the job would run on TensorFlow's own thread count (and
     numbers of their own). In a fresh interpreter, as a worker is."""
-    code = (
+    code = QUICK_EXIT + (
         "from sparse_lstm_ad.cli.warm_workers import _import_what_a_job_imports\n"
         "_import_what_a_job_imports(('sparse_lstm_ad.training',))\n"
         "import tensorflow as tf\n"
@@ -122,7 +122,7 @@ def test_the_parents_checks_load_nothing_only_the_jobs_need(tmp_path: Path) -> N
     which only the jobs use (a fresh interpreter: this one has them all)."""
     argv = ["-m", "model=standard,sparse", "data=case1", "hydra/launcher=joblib"]
     argv.append(f"tracking.uri=sqlite:///{tmp_path}/mlflow.db")
-    script = f"""
+    script = f"""{QUICK_EXIT}
 import sys
 from pathlib import Path
 from sparse_lstm_ad.cli.hydra_schema import register_configs
