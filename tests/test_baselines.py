@@ -237,7 +237,7 @@ def test_window_scope_of_pca_errors_is_the_window_mahalanobis_of_its_errors() ->
     assert np.isfinite(scored.reconstruction_mse["val"])
 
 
-def _windows(rows: int, channels: int, val_rows: int = 600) -> dict[str, Windows]:
+def _zero_windows(rows: int, channels: int, val_rows: int = 600) -> dict[str, Windows]:
     return {
         "train": Windows(np.zeros((rows, channels), np.float32), 15),
         "val": Windows(np.zeros((val_rows, channels), np.float32), 15),
@@ -252,13 +252,15 @@ def test_auto_scope_scores_by_window_until_a_window_is_large_or_its_windows_too_
     from sparse_lstm_ad.detectors.reconstruction import scoring_scope
 
     cfg = compose_config()
-    assert scoring_scope(cfg, _windows(5_400, 100)) == ScoringScope.window  # 15 x 100 values
+    assert scoring_scope(cfg, _zero_windows(5_400, 100)) == ScoringScope.window  # 15 x 100 values
     # 15 x 500: a 7,500-square covariance
-    assert scoring_scope(cfg, _windows(50_000, 500)) == ScoringScope.step
-    assert scoring_scope(cfg, _windows(1_400, 100)) == ScoringScope.step  # 1,386 windows
-    assert scoring_scope(cfg, _windows(1_600, 100)) == ScoringScope.window  # 1,586
+    assert scoring_scope(cfg, _zero_windows(50_000, 500)) == ScoringScope.step
+    assert scoring_scope(cfg, _zero_windows(1_400, 100)) == ScoringScope.step  # 1,386 windows
+    assert scoring_scope(cfg, _zero_windows(1_600, 100)) == ScoringScope.window  # 1,586
     val = compose_config("scoring=val_errors")  # the validation windows fit it: 586 of them
-    assert scoring_scope(val, _windows(5_400, 100)) == ScoringScope.step
-    assert scoring_scope(val, _windows(5_400, 20)) == ScoringScope.window  # 300 values
-    assert scoring_scope(compose_config("scoring.scope=step"), _windows(9_000, 5)) == "step"
-    assert scoring_scope(compose_config("scoring.scope=window"), _windows(1_400, 100)) == "window"
+    assert scoring_scope(val, _zero_windows(5_400, 100)) == ScoringScope.step
+    assert scoring_scope(val, _zero_windows(5_400, 20)) == ScoringScope.window  # 300 values
+    by_hand = compose_config("scoring.scope=window")
+    assert scoring_scope(by_hand, _zero_windows(1_400, 100)) == ScoringScope.window
+    by_step = compose_config("scoring.scope=step")
+    assert scoring_scope(by_step, _zero_windows(9_000, 5)) == ScoringScope.step
