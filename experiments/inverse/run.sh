@@ -14,19 +14,20 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
 STORE=${STORE:-mlruns}
-"$PY" src/train.py -m +experiment=benchmark model=standard,sparse,sparse_projection,mahalanobis,pca \
-    seed=0,1,2 scoring.inverse=shrinkage tracking.experiment=inverse "tracking.dir=$STORE" \
-    hydra.sweep.dir=multirun/inverse
-"$PY" experiments/paired_study.py --setting scoring.inverse \
-    --detectors standard,sparse,sparse_projection,mahalanobis,pca \
-    --default pinv "${1:-mlruns}" "${2:-benchmark}" "${3:-multirun/benchmark}" \
-    --candidate shrinkage "$STORE" inverse multirun/inverse --seeds 0,1,2 \
-    --title "\`scoring.inverse=pinv\` (the default) against \`shrinkage\` (0.1)" --out experiments/inverse
-"$PY" src/train.py -m +experiment=benchmark model=standard,sparse,sparse_projection,mahalanobis,pca \
-    seed=0,1,2 scoring.inverse=oas tracking.experiment=inverse_oas "tracking.dir=$STORE" \
-    hydra.sweep.dir=multirun/inverse_oas
-"$PY" experiments/paired_study.py --setting scoring.inverse \
-    --detectors standard,sparse,sparse_projection,mahalanobis,pca \
-    --default pinv "${1:-mlruns}" "${2:-benchmark}" "${3:-multirun/benchmark}" \
-    --candidate oas "$STORE" inverse_oas multirun/inverse_oas --seeds 0,1,2 \
-    --title "\`scoring.inverse=pinv\` (the default) against \`oas\`" --out experiments/inverse/oas
+# One candidate inverse: its sweep, then its study. $1 the inverse, $2 its experiment (and
+# sweep folder), $3 the results' folder, $4 results.md's heading.
+candidate() {
+    "$PY" src/train.py -m +experiment=benchmark \
+        model=standard,sparse,sparse_projection,mahalanobis,pca seed=0,1,2 \
+        "scoring.inverse=$1" "tracking.experiment=$2" "tracking.dir=$STORE" \
+        "hydra.sweep.dir=multirun/$2"
+    "$PY" experiments/paired_study.py --setting scoring.inverse \
+        --detectors standard,sparse,sparse_projection,mahalanobis,pca \
+        --default pinv "$PINV_STORE" "$PINV_EXPERIMENT" "$PINV_SWEEP" \
+        --candidate "$1" "$STORE" "$2" "multirun/$2" --seeds 0,1,2 --title "$4" --out "$3"
+}
+PINV_STORE=${1:-mlruns} PINV_EXPERIMENT=${2:-benchmark} PINV_SWEEP=${3:-multirun/benchmark}
+candidate shrinkage inverse experiments/inverse \
+    "\`scoring.inverse=pinv\` (the default) against \`shrinkage\` (0.1)"
+candidate oas inverse_oas experiments/inverse/oas \
+    "\`scoring.inverse=pinv\` (the default) against \`oas\`"
