@@ -43,29 +43,34 @@ RECONSTRUCTION_DISTANCE = "Mahalanobis distance of the reconstruction errors"
 
 def scoring_scope(cfg: Config, windows: dict[str, Windows]) -> ScoringScope:
     """`scoring.scope`, with `auto` resolved by the size of a flattened window: `window` up to
-    WINDOW_SCOPE_MAX_VALUES values (its covariance is their square), else `step`. A window
-    Gaussian fitted on no more windows than it has values is warned of: its covariance is
-    singular by construction, and pinv blind to every direction those windows miss."""
+    WINDOW_SCOPE_MAX_VALUES values (its covariance is their square), else `step`."""
     scope = cfg.scoring.scope
     values = cfg.data.window * windows["train"].channels
     if scope == ScoringScope.auto:
         small = values <= WINDOW_SCOPE_MAX_VALUES
         scope = ScoringScope.window if small else ScoringScope.step
-    fitting = len(windows[_normal_part(cfg)])
-    if scope == ScoringScope.window and fitting <= values:
-        # Not switched to step: on experiments/fit_on's data step won where the windows were
-        # 0.39 of the values (AUC-PR 0.85 against 0.35) and lost on two of three datasets where
-        # they were 0.65-0.98 (-0.08 to -0.34).
-        log.warning(
-            "the window Gaussian's %d values (data.window x channels) are fitted on %d %s "
-            "windows: its covariance is singular, and directions those windows do not span "
-            "score nothing; scoring.scope=step fits one Gaussian of the %d channels instead",
-            values,
-            fitting,
-            _normal_part(cfg),
-            windows["train"].channels,
-        )
+    if scope == ScoringScope.window:
+        _warn_of_too_few_windows(values, windows, _normal_part(cfg))
     return scope
+
+
+def _warn_of_too_few_windows(values: int, windows: dict[str, Windows], part: str) -> None:
+    """A window Gaussian fitted on no more windows than it has values has a covariance singular
+    by construction: pinv gives the directions those windows miss no weight. Not switched to
+    step: on experiments/fit_on's data step won where the windows were 0.39 of the values
+    (AUC-PR 0.85 against 0.35) and lost on two of three datasets where they were 0.65-0.98
+    (-0.08 to -0.34)."""
+    if len(windows[part]) > values:
+        return
+    log.warning(
+        "the window Gaussian's %d values (data.window x channels) are fitted on %d %s windows: "
+        "its covariance is singular, and directions those windows do not span score nothing; "
+        "scoring.scope=step fits one Gaussian of the %d channels instead",
+        values,
+        len(windows[part]),
+        part,
+        windows["train"].channels,
+    )
 
 
 def _normal_part(cfg: Config) -> str:
