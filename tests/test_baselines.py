@@ -103,7 +103,7 @@ def _pooled(rows: np.ndarray, window: int) -> np.ndarray:
 
 def test_mahalanobis_is_the_distance_of_each_row_from_the_training_rows() -> None:
     cfg, rows, scored, fitted = _scored(
-        "model=mahalanobis", "model.mahalanobis_scope=row", "data=case1"
+        "model=mahalanobis", "model.mahalanobis_scope=row", "data=case1", "scoring.inverse=pinv"
     )
     train = _pooled(rows.train, cfg.data.window)
     centred = rows.test - train.mean(axis=0)
@@ -114,7 +114,7 @@ def test_mahalanobis_is_the_distance_of_each_row_from_the_training_rows() -> Non
 
 
 def test_window_mahalanobis_is_the_distance_of_each_flattened_window() -> None:
-    cfg, rows, scored, _ = _scored("model=mahalanobis", "data=case1")
+    cfg, rows, scored, _ = _scored("model=mahalanobis", "data=case1", "scoring.inverse=pinv")
     flat = make_windows(rows.train, cfg.data.window).reshape(-1, cfg.data.window * 2)
     test = make_windows(rows.test, cfg.data.window).reshape(-1, cfg.data.window * 2)
     centred = test - flat.mean(axis=0)
@@ -219,7 +219,7 @@ for label, overrides in {BASELINE_RUNS!r}.items():
 
 def test_window_scope_of_pca_errors_is_the_window_mahalanobis_of_its_errors() -> None:
     cfg, rows, scored, fitted = _scored(
-        "model=pca", "model.pca_variance=0.5", "scoring.scope=window"
+        "model=pca", "model.pca_variance=0.5", "scoring.scope=window", "scoring.inverse=pinv"
     )
     reconstruction = fit_pca(rows.train, 0.5)
     window = cfg.data.window
