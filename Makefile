@@ -44,8 +44,8 @@ gpu: $(STAMP)
 
 # Two pytest workers (pytest-xdist), each taking the next test as it finishes one: the suite
 # is mostly processes waiting on imports and servers, so two share 2 cores well. Measured from a
-# fresh clone of ae955a0 on a 2-core machine (2026-12-06): 520 tests in 375 s of pytest (344 s
-# for 30f7f08; 289-338 s for 510 tests the stop before).
+# fresh clone of 81300a1 on an idle 2-core machine (2026-12-06): 525 tests in 320 s of pytest
+# (520 in 344-375 s the stop before).
 # TEST_WORKERS=0 runs it in this one process.
 TEST_WORKERS ?= 2
 test: $(STAMP)
