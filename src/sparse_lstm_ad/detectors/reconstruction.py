@@ -56,16 +56,17 @@ def scoring_scope(cfg: Config, windows: dict[str, Windows]) -> ScoringScope:
 
 def _warn_of_too_few_windows(values: int, windows: dict[str, Windows], part: str) -> None:
     """A window Gaussian fitted on no more windows than it has values has a covariance singular
-    by construction: pinv gives the directions those windows miss no weight. Not switched to
-    step: on experiments/fit_on's data step won where the windows were 0.39 of the values
+    by construction: the directions those windows miss are weighed by the inverse alone (pinv:
+    not at all; oas and shrinkage: by the shrinkage's target). Not switched to
+    step: on experiments/fit_on's data (under pinv) step won where the windows were 0.39 of the values
     (AUC-PR 0.85 against 0.35) and lost on two of three datasets where they were 0.65-0.98
     (-0.08 to -0.34)."""
     if len(windows[part]) > values:
         return
     log.warning(
         "the window Gaussian's %d values (data.window x channels) are fitted on %d %s windows: "
-        "its covariance is singular, and directions those windows do not span score nothing; "
-        "scoring.scope=step fits one Gaussian of the %d channels instead",
+        "its covariance is singular, and directions those windows do not span are weighed by "
+        "scoring.inverse alone; scoring.scope=step fits one Gaussian of the %d channels instead",
         values,
         len(windows[part]),
         part,
