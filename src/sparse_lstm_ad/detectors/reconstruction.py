@@ -57,8 +57,8 @@ def scoring_scope(cfg: Config, windows: dict[str, Windows]) -> ScoringScope:
 def _warn_of_too_few_windows(values: int, windows: dict[str, Windows], part: str) -> None:
     """A window Gaussian fitted on no more windows than it has values has a covariance singular
     by construction: the directions those windows miss are weighed by the inverse alone (pinv:
-    not at all; oas and shrinkage: by the shrinkage's target). Not switched to
-    step: on experiments/fit_on's data (under pinv) step won where the windows were 0.39 of the values
+    not at all; oas and shrinkage: by the shrinkage's target). Not switched to step: on
+    experiments/fit_on's data (under pinv) step won where the windows were 0.39 of the values
     (AUC-PR 0.85 against 0.35) and lost on two of three datasets where they were 0.65-0.98
     (-0.08 to -0.34)."""
     if len(windows[part]) > values:
