@@ -47,7 +47,7 @@ register_configs()
 
 # The first line of a test's Python child that loads TensorFlow or MLflow: at its exit the
 # interpreter skips its last garbage collection (1-2 s walking their heap), as train.py's
-# processes do (cli/train.py: _exit_quickly). What the child prints and writes is done by then.
+# processes do (cli/quiet.py: exit_quickly). What the child prints and writes is done by then.
 QUICK_EXIT = "import atexit, gc; atexit.register(gc.freeze)\n"
 
 

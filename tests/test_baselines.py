@@ -237,39 +237,31 @@ def test_window_scope_of_pca_errors_is_the_window_mahalanobis_of_its_errors() ->
     assert np.isfinite(scored.reconstruction_mse["val"])
 
 
-def _zero_windows(rows: int, channels: int, val_rows: int = 600) -> dict[str, Windows]:
-    return {
-        "train": Windows(np.zeros((rows, channels), np.float32), 15),
-        "val": Windows(np.zeros((val_rows, channels), np.float32), 15),
-    }
-
-
-def test_auto_scope_scores_by_window_until_a_window_is_large_and_warns_of_too_few_windows(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """By window while a window has at most 2,048 values. Fitted on no more windows than it
-    has values, its covariance is singular by construction: said in a warning
-    (corr_breaks_k100's 1,500 values on 586 validation windows lost 0.6 AUC-PR,
-    experiments/fit_on), the scope kept, as it was better where the shortfall was smaller."""
+def test_auto_scope_scores_by_window_until_a_window_is_large() -> None:
     from sparse_lstm_ad.config import ScoringScope
     from sparse_lstm_ad.detectors.reconstruction import scoring_scope
 
     cfg = compose_config()
-    with caplog.at_level("WARNING", logger="sparse_lstm_ad.detectors.reconstruction"):
-        assert scoring_scope(cfg, _zero_windows(5_400, 100)) == ScoringScope.window  # 15 x 100
-        # 15 x 500: a 7,500-square covariance
-        assert scoring_scope(cfg, _zero_windows(50_000, 500)) == ScoringScope.step
-        assert scoring_scope(cfg, _zero_windows(1_600, 100)) == ScoringScope.window  # 1,586
-        by_step = compose_config("scoring.scope=step")
-        assert scoring_scope(by_step, _zero_windows(900, 100)) == ScoringScope.step
+    assert scoring_scope(cfg, 100) == ScoringScope.window  # 15 x 100 values
+    assert scoring_scope(cfg, 500) == ScoringScope.step  # 15 x 500: a 7,500-square covariance
+    assert scoring_scope(compose_config("scoring.scope=step"), 5) == ScoringScope.step
+
+
+def test_a_window_gaussian_fitted_on_too_few_windows_is_warned_of(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Fitted on no more windows than it has values, a window Gaussian's covariance is singular
+    by construction (corr_breaks_k100's 1,500 values on 586 validation windows lost 0.6 AUC-PR,
+    experiments/fit_on): said in a warning naming the ways to fewer values, for the
+    reconstructions' window scope and the mahalanobis baseline alike (one fit)."""
+    from sparse_lstm_ad.detectors.window_gaussian import fit_window_mahalanobis
+
+    rng = np.random.default_rng(0)
+    logger = "sparse_lstm_ad.detectors.window_gaussian"
+    with caplog.at_level("WARNING", logger=logger):
+        fit_window_mahalanobis(rng.normal(size=(101, 100)), 10, "oas", 0.1)  # 10 x 10 values
         assert caplog.text == ""
-        assert scoring_scope(cfg, _zero_windows(1_400, 100)) == ScoringScope.window  # 1,386
-    assert "1500 values (data.window x channels) are fitted on 1386 train windows" in caplog.text
-    assert "scoring.scope=step" in caplog.text
-    caplog.clear()
-    val = compose_config("scoring=val_errors")  # the validation windows fit it: 586 of them
-    with caplog.at_level("WARNING", logger="sparse_lstm_ad.detectors.reconstruction"):
-        assert scoring_scope(val, _zero_windows(5_400, 20)) == ScoringScope.window  # 300 values
-        assert caplog.text == ""
-        assert scoring_scope(val, _zero_windows(5_400, 100)) == ScoringScope.window
-    assert "fitted on 586 val windows" in caplog.text
+        fitted = fit_window_mahalanobis(rng.normal(size=(100, 100)), 10, "oas", 0.1)
+    assert "of 100 values (data.window x 10 channels) is fitted on 100 windows" in caplog.text
+    assert "scoring.scope=step" in caplog.text and "model.mahalanobis_scope=row" in caplog.text
+    assert np.isfinite(fitted.model.inv_cov).all()

@@ -3,8 +3,6 @@ here), assembled from one module per subcommand."""
 
 from __future__ import annotations
 
-import atexit
-import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
@@ -14,6 +12,7 @@ import click
 from sparse_lstm_ad.cli.benchmark import benchmark
 from sparse_lstm_ad.cli.daemon import daemon
 from sparse_lstm_ad.cli.leaderboard import leaderboard
+from sparse_lstm_ad.cli.quiet import exit_quickly
 from sparse_lstm_ad.cli.register import register
 from sparse_lstm_ad.cli.report import report
 from sparse_lstm_ad.cli.reproduce import reproduce
@@ -69,11 +68,7 @@ class _OneLineUsageGroup(click.Group):
 def main() -> None:
     """Anomaly detection with standard and sparse LSTM autoencoders. Train and sweep with
     `sparse-lstm-ad train [-m] KEY=VALUE ...` (or `python src/train.py ...`, the same)."""
-    # The process's exit skips the interpreter's last garbage collection, as train.py's does
-    # (cli/train.py: _exit_quickly): 1-2 s walking TensorFlow's and MLflow's heap after a
-    # command (score, reproduce) has written and closed everything. Once per process.
-    atexit.unregister(gc.freeze)
-    atexit.register(gc.freeze)
+    exit_quickly()  # as train.py's processes do: no last walk of the heap at exit
 
 
 for _command in (train, report, leaderboard, reproduce, score, register, server, daemon, benchmark):

@@ -8,10 +8,8 @@ run and the sweep's parent KILLED.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import faulthandler
-import gc
 import io
 import logging
 import os
@@ -27,7 +25,7 @@ from omegaconf import DictConfig
 
 from sparse_lstm_ad.cli.checkout import CONF
 from sparse_lstm_ad.cli.hydra_schema import register_configs
-from sparse_lstm_ad.cli.quiet import quiet_tensorflow_import
+from sparse_lstm_ad.cli.quiet import exit_quickly, quiet_tensorflow_import
 from sparse_lstm_ad.cli.train_job import (
     earlier_run,
     job_info,
@@ -120,22 +118,10 @@ def _label_job(label: str) -> None:
     factory.job_label = label
 
 
-def _exit_quickly() -> None:
-    """Skip the interpreter's last garbage collection when this process exits.
-
-    It walks the whole heap (TensorFlow, Keras, MLflow): 1.3-2.2 s from a run's last line to
-    its exit, and as long again for each joblib worker, which the sweep's end waits for
-    (experiments/benchmark). `atexit` runs before that collection, after every run is closed
-    and flushed; frozen objects are skipped by it, and go back with the process's memory.
-    """
-    atexit.unregister(gc.freeze)  # once per process, however many jobs it runs
-    atexit.register(gc.freeze)
-
-
 @hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")
 def main(cfg: DictConfig) -> float:
     catch_interrupts()  # again: a launcher's worker process runs jobs here, not through cli()
-    _exit_quickly()  # in whichever process runs the job: this one, or a launcher's worker
+    exit_quickly()  # in whichever process runs the job: this one, or a launcher's worker
     quiet_tensorflow_import()  # a worker unpickles this function, not this module's top
     _label_job(f"[job {HydraConfig.get().job.num}] " if multirun() else "")
     try:
@@ -166,7 +152,7 @@ def cli() -> None:
     from sparse_lstm_ad.cli.launch_checks import UsageError
 
     catch_interrupts()
-    _exit_quickly()
+    exit_quickly()
     _report_crashes()
     try:
         try:

@@ -148,7 +148,7 @@ def with_error_model(
     from sparse_lstm_ad.training import reconstructor
 
     reconstruct = reconstructor(model)  # traced once: every part is scored through it
-    errors = fit_errors(reconstruct, cfg, windows, scoring_scope(cfg, windows))
+    errors = fit_errors(reconstruct, cfg, windows, scoring_scope(cfg, windows["train"].channels))
     scores = ReconstructionScores(reconstruct, errors.errors)
     return NetworkDetector(model, cfg.model.kind, scores), errors
 

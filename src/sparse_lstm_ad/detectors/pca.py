@@ -110,7 +110,7 @@ def fit(cfg: Config, train: np.ndarray, windows: dict[str, Windows], _: EpochHoo
     started = time.perf_counter()
     linear = fit_pca(train, cfg.model.pca_variance)
     seconds = time.perf_counter() - started
-    scope = scoring_scope(cfg, windows)
+    scope = scoring_scope(cfg, train.shape[1])
     detector, train_mse = linear_detector(linear, cfg, windows, scope)
     figures = {"train_reconstruction_mse": train_mse}
     return Fitted(detector, FitResult(seconds=seconds), figures, {"scoring_scope": scope.value})

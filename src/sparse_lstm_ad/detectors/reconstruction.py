@@ -10,7 +10,6 @@ windows of at most config.WINDOW_SCOPE_MAX_VALUES values; `window` set by hand, 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,48 +34,16 @@ from sparse_lstm_ad.error_scores import (
     score_windows,
 )
 
-log = logging.getLogger(__name__)
-
 # What a reconstruction's scores are (the network's, pca's), as the run's plots label them.
 RECONSTRUCTION_DISTANCE = "Mahalanobis distance of the reconstruction errors"
 
 
-def scoring_scope(cfg: Config, windows: dict[str, Windows]) -> ScoringScope:
-    """`scoring.scope`, with `auto` resolved by the size of a flattened window: `window` up to
-    WINDOW_SCOPE_MAX_VALUES values (its covariance is their square), else `step`."""
-    scope = cfg.scoring.scope
-    values = cfg.data.window * windows["train"].channels
-    if scope == ScoringScope.auto:
-        small = values <= WINDOW_SCOPE_MAX_VALUES
-        scope = ScoringScope.window if small else ScoringScope.step
-    if scope == ScoringScope.window:
-        _warn_of_too_few_windows(values, windows, _normal_part(cfg))
-    return scope
-
-
-def _warn_of_too_few_windows(values: int, windows: dict[str, Windows], part: str) -> None:
-    """A window Gaussian fitted on no more windows than it has values has a covariance singular
-    by construction: the directions those windows miss are weighed by the inverse alone (pinv:
-    not at all; oas and shrinkage: by the shrinkage's target). Not switched to step: on
-    experiments/fit_on's data (under pinv) step won where the windows were 0.39 of the values
-    (AUC-PR 0.85 against 0.35) and lost on two of three datasets where they were 0.65-0.98
-    (-0.08 to -0.34)."""
-    if len(windows[part]) > values:
-        return
-    log.warning(
-        "the window Gaussian's %d values (data.window x channels) are fitted on %d %s windows: "
-        "its covariance is singular, and directions those windows do not span are weighed by "
-        "scoring.inverse alone; scoring.scope=step fits one Gaussian of the %d channels instead",
-        values,
-        len(windows[part]),
-        part,
-        windows["train"].channels,
-    )
-
-
-def _normal_part(cfg: Config) -> str:
-    """The part of the series whose errors fit the Gaussian (`scoring.fit_on`)."""
-    return "train" if cfg.scoring.fit_on == FitOn.train else "val"
+def scoring_scope(cfg: Config, n_channels: int) -> ScoringScope:
+    """`scoring.scope`, with `auto` resolved by the size of a flattened window."""
+    if cfg.scoring.scope != ScoringScope.auto:
+        return cfg.scoring.scope
+    small = cfg.data.window * n_channels <= WINDOW_SCOPE_MAX_VALUES
+    return ScoringScope.window if small else ScoringScope.step
 
 
 class ErrorGaussian(Protocol):
@@ -149,7 +116,8 @@ def fit_errors(
     reconstruct: Reconstruct, cfg: Config, windows: dict[str, Windows], scope: ScoringScope
 ) -> FittedErrors:
     """The Gaussian of the errors of `scoring.fit_on`'s windows, and the training MSE."""
-    errors, train_mse = _FITS[scope](reconstruct, cfg, windows, _normal_part(cfg))
+    normal = "train" if cfg.scoring.fit_on == FitOn.train else "val"
+    errors, train_mse = _FITS[scope](reconstruct, cfg, windows, normal)
     return FittedErrors(errors, train_mse, scope)
 
 
